@@ -1,0 +1,34 @@
+-- Analyst views, created with the tables. Plain SQL over the contract tables.
+
+-- One row per session with its review, the decision makers and the tags most rules need.
+CREATE OR REPLACE VIEW session_overview AS
+SELECT
+    s.session_id, s.start_day, s.start_date, s.end_date, s.duration_seconds, s.status, s.verb,
+    s.user_email, s.user_name, s.identity_type, s.connection, s.type, s.connection_subtype,
+    s.exit_code, s.event_count, s.stream_status, s.is_final,
+    env.tag_value AS environment,
+    team.tag_value AS team,
+    r.review_id, r.type AS review_type, r.status AS review_status, r.created_at AS review_created_at,
+    r.revoke_at, r.time_window_start, r.time_window_end, r.min_approvals,
+    (SELECT list(g.reviewer_email ORDER BY g.reviewed_at) FROM review_groups g
+      WHERE g.review_id = r.review_id AND g.status = 'APPROVED') AS approvers,
+    (SELECT bool_or(coalesce(g.forced_review, false)) FROM review_groups g
+      WHERE g.review_id = r.review_id) AS forced_review
+FROM sessions s
+LEFT JOIN reviews r ON r.session_id = s.session_id
+LEFT JOIN connection_tags env ON env.session_id = s.session_id AND env.tag_key = 'environment'
+LEFT JOIN connection_tags team ON team.session_id = s.session_id AND team.tag_key = 'team';
+
+-- Per-day reconciliation of the ledger: listed = loaded + rejected.
+CREATE OR REPLACE VIEW day_reconciliation AS
+SELECT
+    start_day,
+    sum(sessions_listed) AS sessions_listed,
+    sum(sessions_loaded) AS sessions_loaded,
+    sum(sessions_rejected) AS sessions_rejected,
+    sum(sessions_listed) = sum(sessions_loaded) + sum(sessions_rejected) AS reconciled,
+    sum(requests) AS requests,
+    sum(retries) AS retries,
+    max(finished_at) AS synced_at
+FROM sync_windows
+GROUP BY start_day;

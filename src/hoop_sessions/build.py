@@ -1,0 +1,144 @@
+"""Raw day file into the day's lake tables (flatten every body, account for every listed session)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from hoop_sessions import lake
+from hoop_sessions.flatten import DayBuilder, RecordRejected, Reject, parse_time, truncate_payload
+from hoop_sessions.errors import RawDataError
+from hoop_sessions.raw import RawDay
+
+log = logging.getLogger(__name__)
+
+ADMIN_GROUPS = frozenset({"admin", "auditor"})
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    day: date
+    sessions_listed: int
+    sessions_loaded: int
+    sessions_rejected: int
+    rows: dict[str, int]
+    unknown_fields: dict[str, int]
+    stream_status: dict[str, int]
+    session_status: dict[str, int]
+
+
+def principal_sees_all(principal: dict[str, Any]) -> bool:
+    groups = principal.get("groups") or []
+    return bool(principal.get("is_admin")) or any(g in ADMIN_GROUPS for g in groups)
+
+
+def describe_principal(principal: dict[str, Any]) -> str:
+    who = principal.get("email") or principal.get("id") or "unknown"
+    groups = ",".join(str(g) for g in principal.get("groups") or [])
+    return f"{who} (groups: {groups})"
+
+
+def build_tables(raw_dir: Path, day: date) -> tuple[dict[str, pa.Table], BuildResult]:
+    """Flatten a day's raw file into Arrow tables of the contract, with its ledger rows."""
+    raw = RawDay(raw_dir, day)
+    header = raw.header
+    principal = header.get("principal") or {}
+    builder = DayBuilder(
+        day, principal_id=principal.get("id"), principal_sees_all=principal_sees_all(principal)
+    )
+    order: list[str] = list(header.get("order") or [])
+    synced_at = _time(header["finished_at"], "finished_at")
+    rejected: set[str] = set()
+    for reject in header.get("rejects") or []:
+        builder.add_reject(_reject_from_json(day, reject))
+        if reject.get("session_id"):
+            rejected.add(reject["session_id"])
+    count = 0
+    for body in raw.bodies():
+        if count >= len(order):
+            raise RawDataError(f"raw file of {day} holds more bodies than its record names: sync it again")
+        sid = order[count]
+        count += 1
+        try:
+            record = orjson.loads(body)
+            if isinstance(record, dict) and isinstance(record.get("id"), str) and record["id"].lower() != sid:
+                raise RecordRejected(f"asked for session {sid}, the gateway answered with {record['id']!r}", sid)
+            builder.add_session(record, synced_at=synced_at)
+        except (orjson.JSONDecodeError, RecordRejected) as exc:
+            reason = exc.reason if isinstance(exc, RecordRejected) else f"invalid JSON: {exc}"
+            builder.add_reject(Reject(day, sid, "flatten", reason, truncate_payload(body), synced_at))
+            rejected.add(sid)
+    if count != len(order):
+        raise RawDataError(f"raw file of {day} holds {count} bodies, its record names {len(order)}: sync it again")
+    loaded = builder.session_ids
+    principal_text = describe_principal(principal)
+    listed_total = 0
+    for window in header.get("windows") or []:
+        ids = window.get("session_ids") or []
+        listed_total += len(ids)
+        builder.add_window(
+            {
+                "window_start": _time(window["window_start"], "window_start"),
+                "window_end": _time(window["window_end"], "window_end"),
+                "sessions_listed": len(ids),
+                "sessions_loaded": sum(1 for s in ids if s in loaded),
+                "sessions_rejected": sum(1 for s in ids if s in rejected and s not in loaded),
+                "pages": window.get("pages"),
+                "requests": window.get("requests"),
+                "retries": window.get("retries"),
+                "started_at": _time(window["started_at"], "started_at"),
+                "finished_at": _time(window["finished_at"], "finished_at"),
+                "api_url": header.get("api_url"),
+                "principal": principal_text,
+            }
+        )
+    tables = builder.tables()
+    sessions = tables["sessions"]
+    result = BuildResult(
+        day=day,
+        sessions_listed=listed_total,
+        sessions_loaded=len(loaded),
+        sessions_rejected=len(rejected - loaded),
+        rows={name: t.num_rows for name, t in tables.items()},
+        unknown_fields=dict(builder.unknown_fields),
+        stream_status=_value_counts(sessions.column("stream_status").to_pylist()),
+        session_status=_value_counts(sessions.column("status").to_pylist()),
+    )
+    if builder.unknown_fields:
+        log.warning("%s: fields unknown to this version, kept in the raw file: %s", day, builder.unknown_fields)
+    return tables, result
+
+
+def build_day(raw_dir: Path, lake_dir: Path, day: date) -> BuildResult:
+    tables, result = build_tables(raw_dir, day)
+    lake.write_day(lake_dir, day, tables)
+    return result
+
+
+def _time(value: str, what: str) -> datetime:
+    return parse_time(value.replace("+00:00", "Z"), what)
+
+
+def _value_counts(values: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[str(value)] = counts.get(str(value), 0) + 1
+    return counts
+
+
+def _reject_from_json(day: date, doc: dict[str, Any]) -> Reject:
+    seen = doc.get("seen_at")
+    return Reject(
+        start_day=day,
+        session_id=doc.get("session_id"),
+        stage=str(doc.get("stage") or "unknown"),
+        reason=str(doc.get("reason") or ""),
+        payload=doc.get("payload"),
+        seen_at=_time(seen, "seen_at"),
+    )

@@ -1,0 +1,255 @@
+"""The hoop API client: userinfo preflight, list one window page, get one session.
+
+Retries live here and nowhere else. Transient failures (429, 5xx, dropped connections, truncated or
+unreadable bodies, timeouts) are retried with exponential backoff and jitter, honouring
+``Retry-After``, bounded in attempts and in total time (tenacity). Everything else is raised at
+once as an ``ApiError`` naming the status, the path and hoop's message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import orjson
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from hoop_sessions.config import Settings
+from hoop_sessions.errors import (
+    ApiError,
+    AuthenticationError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotFoundError,
+    RetriesExhaustedError,
+    TransientApiError,
+    UnreadableBodyError,
+)
+from hoop_sessions.windows import format_bound
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+PERMANENT = {401: AuthenticationError, 403: ForbiddenError, 404: NotFoundError, 422: InvalidRequestError}
+GET_PARAMS = {"expand": "event_stream,session_input"}
+PAGE_LIMIT = 100
+
+
+@dataclass
+class RequestStats:
+    """Counts of one unit of work (a window, a day): requests sent and how many were retries."""
+
+    requests: int = 0
+    retries: int = 0
+    pages: int = 0
+
+    def add(self, other: RequestStats) -> None:
+        self.requests += other.requests
+        self.retries += other.retries
+        self.pages += other.pages
+
+
+@dataclass(frozen=True)
+class ListPage:
+    data: list[dict[str, Any]]
+    has_next_page: bool
+    total: int | None
+    total_is_capped: bool
+
+
+@dataclass
+class _Totals:
+    requests: int = 0
+    retries: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class HoopClient:
+    """Async client over one pooled keep-alive connection set. Use as ``async with``."""
+
+    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None):
+        base_url, token = settings.require_api()
+        self.base_url = base_url
+        header = (
+            {"Authorization": f"Bearer {token.get()}"}
+            if settings.auth_header == "bearer"
+            else {"Api-Key": token.get()}
+        )
+        self._settings = settings
+        self.totals = _Totals()
+        limits = httpx.Limits(
+            max_connections=settings.concurrency + 2,
+            max_keepalive_connections=settings.concurrency + 2,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={**header, "Accept": "application/json", "User-Agent": "hoop-sessions"},
+            timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)),
+            limits=limits,
+            verify=settings.ca_bundle or True,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> HoopClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._http.aclose()
+
+    async def userinfo(self) -> dict[str, Any]:
+        body = await self._get("/api/userinfo", {}, RequestStats())
+        info = _parse_json(body, "/api/userinfo")
+        if not isinstance(info, dict):
+            raise ApiError(200, "/api/userinfo", "expected a JSON object")
+        return info
+
+    async def list_page(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        offset: int,
+        stats: RequestStats,
+        count: str = "none",
+        limit: int = PAGE_LIMIT,
+    ) -> ListPage:
+        params = {
+            "start_date": format_bound(start),
+            "end_date": format_bound(end),
+            "limit": str(limit),
+            "offset": str(offset),
+            "count": count,
+        }
+        path = "/api/sessions"
+        doc = await self._get_json(path, params, stats)
+        stats.pages += 1
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if not isinstance(data, list):
+            raise ApiError(200, path, "list response has no 'data' list")
+        total = doc.get("total")
+        return ListPage(
+            data=data,
+            has_next_page=doc.get("has_next_page") is True,
+            total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+            total_is_capped=doc.get("total_is_capped") is True,
+        )
+
+    async def get_session(self, session_id: str, stats: RequestStats) -> bytes:
+        """The raw body of GET /api/sessions/{id}?expand=event_stream,session_input, checked to be JSON."""
+        path = f"/api/sessions/{session_id}"
+        body = await self._get(path, GET_PARAMS, stats, validate_json=True)
+        return body
+
+    async def _get_json(self, path: str, params: dict[str, str], stats: RequestStats) -> Any:
+        body = await self._get(path, params, stats, validate_json=True)
+        return orjson.loads(body)
+
+    async def _get(
+        self,
+        path: str,
+        params: dict[str, str],
+        stats: RequestStats,
+        *,
+        validate_json: bool = False,
+    ) -> bytes:
+        settings = self._settings
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientApiError),
+            stop=stop_after_attempt(settings.retry_attempts) | stop_after_delay(settings.retry_max_seconds),
+            wait=_wait_retry_after_or_backoff,
+            reraise=True,
+            before_sleep=_log_retry,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        stats.retries += 1
+                        self.totals.retries += 1
+                    stats.requests += 1
+                    self.totals.requests += 1
+                    return await self._once(path, params, validate_json)
+        except TransientApiError as exc:
+            error = UnreadableBodyError if exc.reason.startswith("unreadable JSON") else RetriesExhaustedError
+            raise error(
+                f"GET {path} kept failing after {settings.retry_attempts} attempts "
+                f"(last: {exc.reason}); the gateway or a proxy in front of it is unhealthy"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(self, path: str, params: dict[str, str], validate_json: bool) -> bytes:
+        try:
+            response = await self._http.get(path, params=params)
+            body = await response.aread()
+        except httpx.TimeoutException as exc:
+            raise TransientApiError(path, f"timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise TransientApiError(path, f"connection failed ({type(exc).__name__}: {exc})") from None
+        status = response.status_code
+        if status in TRANSIENT_STATUSES:
+            raise TransientApiError(
+                path, f"HTTP {status} {_message(body)}", _retry_after(response.headers.get("Retry-After"))
+            )
+        if status != 200:
+            raise PERMANENT.get(status, ApiError)(status, path, _message(body))
+        if validate_json:
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                # A body cut short by a proxy parses as invalid JSON: read it again.
+                raise TransientApiError(path, f"unreadable JSON body ({len(body)} bytes): {exc}") from None
+        return body
+
+
+def _parse_json(body: bytes, path: str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(200, path, f"invalid JSON: {exc}") from None
+
+
+def _message(body: bytes) -> str:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:200].decode("utf-8", "replace").strip()
+    if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+        return str(doc["message"])
+    return body[:200].decode("utf-8", "replace").strip()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, min(float(value), 120.0))
+    except ValueError:
+        return None  # an HTTP date: fall back to the backoff
+
+
+_backoff = wait_exponential_jitter(initial=0.2, max=20.0, jitter=0.5)
+
+
+def _wait_retry_after_or_backoff(state: RetryCallState) -> float:
+    backoff = float(_backoff(state))
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, TransientApiError) and exc.retry_after is not None:
+        return max(exc.retry_after, backoff * 0.25)
+    return backoff
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    log.info("retrying after attempt %d: %s", state.attempt_number, exc)

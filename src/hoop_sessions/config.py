@@ -1,0 +1,161 @@
+"""Settings, read from the environment (the interface contract in ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from hoop_sessions.errors import ConfigError
+
+
+class Secret:
+    """A value that never shows itself in reprs, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the sync needs to know. Build with ``Settings.from_env()`` or directly."""
+
+    api_url: str | None = None
+    api_token: Secret | None = field(default=None, repr=False)
+    auth_header: str = "bearer"
+    data_dir: Path = Path("data")
+    sync_start_date: date | None = None
+    concurrency: int = 8
+    timeout_seconds: float = 60.0
+    retry_attempts: int = 6
+    retry_max_seconds: float = 300.0
+    allow_partial_visibility: bool = False
+    lock_timeout_seconds: float = 300.0
+    final_horizon_days: int = 30
+    rolling_days: int = 3
+    ca_bundle: str | None = None
+    allow_insecure_http: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        token = env.get("HOOP_API_TOKEN") or None
+        start = env.get("HOOP_SYNC_START_DATE") or None
+        settings = cls(
+            api_url=(env.get("HOOP_API_URL") or None),
+            api_token=Secret(token) if token else None,
+            auth_header=env.get("HOOP_API_AUTH_HEADER", "bearer").strip().lower() or "bearer",
+            data_dir=Path(env.get("HOOP_DATA_DIR") or "data"),
+            sync_start_date=_parse_date("HOOP_SYNC_START_DATE", start) if start else None,
+            concurrency=_int(env, "HOOP_CONCURRENCY", 8, minimum=1),
+            timeout_seconds=_float(env, "HOOP_TIMEOUT_SECONDS", 60.0),
+            retry_attempts=_int(env, "HOOP_RETRY_ATTEMPTS", 6, minimum=1),
+            retry_max_seconds=_float(env, "HOOP_RETRY_MAX_SECONDS", 300.0),
+            allow_partial_visibility=_bool(env, "HOOP_ALLOW_PARTIAL_VISIBILITY"),
+            lock_timeout_seconds=_float(env, "HOOP_WAREHOUSE_LOCK_TIMEOUT", 300.0),
+            final_horizon_days=_int(env, "HOOP_FINAL_HORIZON_DAYS", 30, minimum=0),
+            rolling_days=_int(env, "HOOP_ROLLING_DAYS", 3, minimum=0),
+            ca_bundle=env.get("HOOP_CA_BUNDLE") or None,
+            allow_insecure_http=_bool(env, "HOOP_ALLOW_HTTP"),
+        )
+        return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    def first_day(self, today: date | None = None) -> date:
+        """First day of the daily partitions: HOOP_SYNC_START_DATE, else 30 days before today."""
+        today = today or datetime.now(UTC).date()
+        return self.sync_start_date or (today - timedelta(days=30))
+
+    def require_api(self) -> tuple[str, Secret]:
+        """The base URL and token, validated; raises ConfigError with what to set."""
+        if not self.api_url:
+            raise ConfigError("HOOP_API_URL is not set: give the gateway's base URL, e.g. https://use.hoop.dev")
+        if self.api_token is None:
+            raise ConfigError("HOOP_API_TOKEN is not set: create an API key in hoop and export it")
+        if self.auth_header not in ("bearer", "api-key"):
+            raise ConfigError(
+                f"HOOP_API_AUTH_HEADER must be 'bearer' or 'api-key', not {self.auth_header!r}"
+            )
+        parts = urlsplit(self.api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"HOOP_API_URL must be an http(s) URL, not {self.api_url!r}")
+        if (
+            parts.scheme == "http"
+            and parts.hostname not in LOOPBACK_HOSTS
+            and not self.allow_insecure_http
+        ):
+            raise ConfigError(
+                f"HOOP_API_URL {self.api_url!r} uses plain http to a host that is not loopback: the "
+                "token would cross the network unencrypted. Use https, or set HOOP_ALLOW_HTTP=1"
+            )
+        return self.api_url.rstrip("/"), self.api_token
+
+
+def _parse_date(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a date YYYY-MM-DD, not {value!r}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    return (env.get(name) or "").strip().lower() in ("1", "true", "yes", "on")

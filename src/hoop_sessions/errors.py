@@ -1,0 +1,85 @@
+"""The exception tree. Every error says what failed, where, and what to do about it."""
+
+from __future__ import annotations
+
+
+class HoopSessionsError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(HoopSessionsError):
+    """A setting is missing or invalid."""
+
+
+class ApiError(HoopSessionsError):
+    """hoop answered with an error that retrying will not fix."""
+
+    hint = ""
+
+    def __init__(self, status: int, path: str, message: str) -> None:
+        self.status = status
+        self.path = path
+        self.message = message
+        text = f"hoop answered {status} for GET {path}: {message!r}"
+        if self.hint:
+            text += f". {self.hint}"
+        super().__init__(text)
+
+
+class AuthenticationError(ApiError):
+    hint = "Check HOOP_API_TOKEN (and HOOP_API_AUTH_HEADER for legacy Api-Key gateways)"
+
+
+class ForbiddenError(ApiError):
+    hint = "The token may not read this session; use a token whose user is in the admin or auditor group"
+
+
+class NotFoundError(ApiError):
+    hint = "Check HOOP_API_URL: it is the gateway's base URL, without /api"
+
+
+class InvalidRequestError(ApiError):
+    hint = "The gateway refused the request options; this is a bug in hoop-sessions or an unsupported gateway version"
+
+
+class TransientApiError(HoopSessionsError):
+    """A failure worth retrying: 429, 5xx, a dropped connection, a truncated or unreadable body."""
+
+    def __init__(self, path: str, reason: str, retry_after: float | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(f"GET {path}: {reason}")
+
+
+class RetriesExhaustedError(HoopSessionsError):
+    """A transient failure kept happening past the retry budget."""
+
+
+class UnreadableBodyError(RetriesExhaustedError):
+    """hoop kept answering 200 with a body that is not JSON."""
+
+
+class PartialVisibilityError(HoopSessionsError):
+    """The token cannot see every session of the organization."""
+
+
+class PagingError(HoopSessionsError):
+    """A list window could not be read completely."""
+
+
+class RawDataError(HoopSessionsError):
+    """A raw day file is missing or damaged."""
+
+
+class WarehouseLockedError(HoopSessionsError):
+    """Another process held the DuckDB file for longer than the lock timeout."""
+
+
+class DayFailedError(HoopSessionsError):
+    """A day could not be synced; its previous content is untouched."""
+
+    def __init__(self, day: object, cause: BaseException) -> None:
+        self.day = day
+        self.cause = cause
+        super().__init__(f"day {day} failed, its previous content is kept: {cause}")

@@ -1,0 +1,305 @@
+"""Extract one closed UTC day: list every session of the day, get each one, keep the raw bodies.
+
+Listing asks for ``[D 00:00:00Z, D+1 00:00:00Z]`` and keeps rows with ``D <= start_date < D+1``,
+deduplicated by id. A window holding more rows than offset paging can reach (the gateway refuses
+offsets above 10,000) is split in two, recursively, down to one second; each part is paged until
+``has_next_page`` is false or a page comes back empty. Gets run concurrently with a bounded limit;
+their bodies are written to the day's raw file in a fixed order (start_date, id), so a rerun of an
+unchanged day writes the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hoop_sessions.client import PAGE_LIMIT, HoopClient, ListPage, RequestStats
+from hoop_sessions.errors import (
+    ForbiddenError,
+    NotFoundError,
+    PagingError,
+    UnreadableBodyError,
+)
+from hoop_sessions.flatten import UUID_RE, RecordRejected, parse_time, truncate_payload
+from hoop_sessions.progress import NullProgress, Progress
+from hoop_sessions.raw import RawDayWriter
+from hoop_sessions.windows import Window, day_bounds, day_window
+
+log = logging.getLogger(__name__)
+
+OFFSET_CAP = 10_000
+READABLE_ROWS = OFFSET_CAP + PAGE_LIMIT
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class WindowResult:
+    window: Window
+    stats: RequestStats = field(default_factory=RequestStats)
+    session_ids: list[str] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "window_start": self.window.start.isoformat(),
+            "window_end": self.window.end.isoformat(),
+            "pages": self.stats.pages,
+            "requests": self.stats.requests,
+            "retries": self.stats.retries,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": (self.finished_at or datetime.now(UTC)).isoformat(),
+            "session_ids": self.session_ids,
+        }
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    day: date
+    path: Path
+    sessions_listed: int
+    sessions_fetched: int
+    rejects: int
+    requests: int
+    retries: int
+    windows: int
+
+
+@dataclass
+class _Listed:
+    """Rows of one day gathered from every window: first window to list an id owns it."""
+
+    day: date
+    by_id: dict[str, tuple[datetime, WindowResult]] = field(default_factory=dict)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+    def take(self, row: Any, owner: WindowResult, requested: Window) -> None:
+        day_start, day_end = day_bounds(self.day)
+        sid = row.get("id") if isinstance(row, dict) else None
+        if not isinstance(sid, str) or not UUID_RE.match(sid):
+            self._reject(None, "list row has a missing or malformed id", row, owner)
+            return
+        sid = sid.lower()
+        try:
+            start = parse_time(row.get("start_date"), "start_date")
+        except RecordRejected as exc:
+            if sid not in self.by_id:
+                self._reject(sid, f"list row: {exc.reason}", row, owner)
+            return
+        if start >= day_end and start <= requested.end:
+            return  # exactly on D+1 00:00:00: it belongs to the next day
+        if not requested.start <= start <= requested.end:
+            self._reject(sid, f"list row start_date {start.isoformat()} is outside the window "
+                         f"{requested} that was asked for", row, None)
+            return
+        if start < day_start or start >= day_end:
+            return
+        if sid not in self.by_id:
+            self.by_id[sid] = (start, owner)
+            owner.session_ids.append(sid)
+
+    def _reject(self, sid: str | None, reason: str, row: Any, owner: WindowResult | None) -> None:
+        if sid is not None and any(r["session_id"] == sid for r in self.rejects):
+            return
+        self.rejects.append(_reject_row(sid, "list", reason, row))
+        if owner is not None and sid is not None:
+            owner.session_ids.append(sid)
+
+
+def _reject_row(sid: str | None, stage: str, reason: str, payload: Any) -> dict[str, Any]:
+    return {
+        "session_id": sid,
+        "stage": stage,
+        "reason": reason,
+        "payload": truncate_payload(payload),
+        "seen_at": datetime.now(UTC).isoformat(),
+    }
+
+
+async def list_day(client: HoopClient, day: date) -> tuple[list[WindowResult], _Listed]:
+    """Every session of ``day``, with the windows that were read to find them."""
+    listed = _Listed(day)
+    windows: list[WindowResult] = []
+    await _list_window(client, day_window(day), listed, windows, carry=None)
+    windows.sort(key=lambda w: w.window.start)
+    return windows, listed
+
+
+async def _list_window(
+    client: HoopClient,
+    window: Window,
+    listed: _Listed,
+    windows: list[WindowResult],
+    carry: RequestStats | None,
+) -> None:
+    result = WindowResult(window)
+    if carry is not None:
+        result.stats.add(carry)
+    first = await client.list_page(
+        start=window.start, end=window.end, offset=0, count="capped", stats=result.stats
+    )
+    if _too_large(first):
+        halves = window.split()
+        if halves is None:
+            raise PagingError(
+                f"more than {READABLE_ROWS} sessions started within the one second {window}: "
+                "offset paging cannot read them all and hoop has no finer time filter"
+            )
+        log.info("window %s holds %s sessions: splitting", window, _describe_total(first))
+        # The probe's requests are accounted to the first half.
+        await asyncio.gather(
+            _list_window(client, halves[0], listed, windows, carry=result.stats),
+            _list_window(client, halves[1], listed, windows, carry=None),
+        )
+        return
+    windows.append(result)
+    await _page_window(client, window, first, listed, result)
+    result.finished_at = datetime.now(UTC)
+
+
+def _too_large(page: ListPage) -> bool:
+    return page.total_is_capped or (page.total is not None and page.total > READABLE_ROWS)
+
+
+def _describe_total(page: ListPage) -> str:
+    return f"{page.total}+" if page.total_is_capped else str(page.total)
+
+
+async def _page_window(
+    client: HoopClient, window: Window, page: ListPage, listed: _Listed, result: WindowResult
+) -> None:
+    offset = 0
+    seen: set[str] = set()
+    # The gateway computes has_next_page by fetching one extra row; pre-1.144 gateways say
+    # "this page was full" instead, so an empty page must also end paging. A page that adds no
+    # id not seen before in this window means the server is repeating itself: stop, loudly.
+    max_pages = (page.total // PAGE_LIMIT + 2) if page.total is not None else READABLE_ROWS // PAGE_LIMIT + 1
+    while True:
+        new = 0
+        for row in page.data:
+            sid = row.get("id") if isinstance(row, dict) else None
+            key = sid if isinstance(sid, str) else repr(row)[:200]
+            if key not in seen:
+                seen.add(key)
+                new += 1
+            listed.take(row, result, window)
+        if not page.has_next_page or not page.data:
+            return
+        if new == 0:
+            raise PagingError(
+                f"window {window}: the page at offset {offset} repeated rows already read while "
+                "has_next_page stayed true; the gateway's paging is broken"
+            )
+        if result.stats.pages >= max_pages:
+            raise PagingError(
+                f"window {window}: has_next_page still true after {result.stats.pages} pages, "
+                f"more than the {page.total if page.total is not None else READABLE_ROWS} rows the "
+                "gateway reported; stopping instead of paging for ever"
+            )
+        offset += len(page.data)
+        if offset > OFFSET_CAP:
+            raise PagingError(
+                f"window {window}: next offset {offset} is past hoop's cap of {OFFSET_CAP}, yet the "
+                "first page did not report that many rows"
+            )
+        page = await client.list_page(
+            start=window.start, end=window.end, offset=offset, stats=result.stats
+        )
+
+
+async def ordered_map(
+    items: Iterable[T], fn: Callable[[T], Awaitable[R]], *, limit: int
+) -> AsyncIterator[R]:
+    """``fn`` over items, at most ``limit`` at a time, results yielded in input order."""
+    pending: deque[asyncio.Task[R]] = deque()
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(item: T) -> R:
+        async with semaphore:
+            return await fn(item)
+
+    try:
+        for item in items:
+            pending.append(asyncio.ensure_future(run(item)))
+            # Bound the results held for in-order delivery to a few per worker.
+            if len(pending) >= limit * 4:
+                yield await pending.popleft()
+        while pending:
+            yield await pending.popleft()
+    finally:
+        for task in pending:
+            task.cancel()
+
+
+async def extract_day(
+    client: HoopClient,
+    *,
+    raw_dir: Path,
+    day: date,
+    concurrency: int,
+    principal: dict[str, Any],
+    progress: Progress | None = None,
+) -> ExtractResult:
+    """List and get every session of ``day`` and replace the day's raw file."""
+    progress = progress or NullProgress()
+    started = datetime.now(UTC)
+    windows, listed = await list_day(client, day)
+    order = sorted(listed.by_id, key=lambda sid: (listed.by_id[sid][0], sid))
+    progress.day_listed(day, len(order))
+    owner = {sid: listed.by_id[sid][1] for sid in order}
+    rejects = list(listed.rejects)
+
+    async def fetch(sid: str) -> tuple[str, bytes | None]:
+        stats = owner[sid].stats
+        try:
+            return sid, await client.get_session(sid, stats)
+        except NotFoundError as exc:
+            rejects.append(_reject_row(sid, "get", f"listed but not found when read (404 {exc.message!r}); "
+                                       "deleted after listing?", None))
+        except ForbiddenError as exc:
+            rejects.append(_reject_row(sid, "get", f"listed but the token may not read it (403 "
+                                       f"{exc.message!r})", None))
+        except UnreadableBodyError as exc:
+            rejects.append(_reject_row(sid, "get", f"the gateway kept answering with a body that is "
+                                       f"not JSON: {exc}", None))
+        return sid, None
+
+    fetched: list[str] = []
+    with RawDayWriter(raw_dir, day) as writer:
+        async for sid, body in ordered_map(order, fetch, limit=concurrency):
+            if body is not None:
+                writer.write(body)
+                fetched.append(sid)
+            progress.session_fetched(day)
+        trailer = {
+            "format": 1,
+            "start_day": day.isoformat(),
+            "api_url": client.base_url,
+            "principal": principal,
+            "started_at": started.isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
+            "order": fetched,
+            "windows": [w.to_json() for w in windows],
+            "rejects": rejects,
+        }
+        path = writer.commit(trailer)
+    total = RequestStats()
+    for w in windows:
+        total.add(w.stats)
+    return ExtractResult(
+        day=day,
+        path=path,
+        sessions_listed=sum(len(w.session_ids) for w in windows),
+        sessions_fetched=len(fetched),
+        rejects=len(rejects),
+        requests=total.requests,
+        retries=total.retries,
+        windows=len(windows),
+    )

@@ -1,0 +1,516 @@
+"""Raw hoop session records into rows of the contract tables. Pure: no I/O, no clock.
+
+``DayBuilder`` collects the rows of one UTC day column by column and hands out Arrow tables typed
+by ``schema``. A record that cannot be flattened raises ``RecordRejected`` before anything of it is
+appended, so a day never holds half a session.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from hoop_sessions import schema
+from hoop_sessions.events import STREAM_OK, STREAM_UNREADABLE, StreamError, decode_stream
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+RFC3339_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FINAL_REVIEW_STATUSES = frozenset({"REJECTED", "REVOKED", "EXECUTED"})
+PAYLOAD_LIMIT = 4000
+
+
+class RecordRejected(ValueError):
+    """The record cannot be flattened; ``reason`` says why, for a person."""
+
+    def __init__(self, reason: str, session_id: str | None = None) -> None:
+        self.reason = reason
+        self.session_id = session_id
+        super().__init__(reason)
+
+
+def parse_time(value: Any, what: str) -> datetime:
+    """RFC3339 with up to nanoseconds into an aware UTC datetime (microseconds kept)."""
+    if not isinstance(value, str):
+        raise RecordRejected(f"{what} is {type(value).__name__}, expected an RFC3339 string")
+    match = RFC3339_RE.match(value)
+    if match is None:
+        raise RecordRejected(f"{what} {value[:60]!r} is not an RFC3339 time")
+    frac = match.group(7) or ""
+    # fromisoformat wants at most 6 fraction digits: hoop sends up to 6, Go may send 9.
+    text = value[: match.start(7) - 1] if frac else value[: match.end(6)]
+    text = text + ("." + (frac + "000000")[:6] if frac else "") + _offset(match.group(8))
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError as exc:
+        raise RecordRejected(f"{what} {value[:60]!r} is not a valid time: {exc}") from None
+
+
+def _offset(tz: str) -> str:
+    return "+00:00" if tz in ("Z", "z") else tz
+
+
+def to_micros(moment: datetime) -> int:
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def is_final(record_status: str | None, review: dict[str, Any] | None, now: datetime) -> bool:
+    """A session is final when it is done and its review (if any) can no longer change.
+
+    ``done`` with no review; or a review REJECTED, REVOKED or EXECUTED; or an APPROVED JIT review
+    whose access has ended (``revoke_at`` passed). Anything else is read again by the nightly sync.
+    """
+    if record_status != "done":
+        return False
+    if review is None:
+        return True
+    status = review.get("status")
+    if status in FINAL_REVIEW_STATUSES:
+        return True
+    if status == "APPROVED" and review.get("type") == "jit":
+        revoke_at = review.get("revoke_at")
+        return isinstance(revoke_at, str) and parse_time(revoke_at, "review.revoke_at") <= now
+    return False
+
+
+@dataclass(frozen=True)
+class Reject:
+    start_day: date
+    session_id: str | None
+    stage: str
+    reason: str
+    payload: str | None
+    seen_at: datetime
+
+
+def truncate_payload(payload: Any) -> str:
+    """A JSON text of the offending record, cut to a size a table can hold."""
+    if isinstance(payload, bytes):
+        text = payload[: PAYLOAD_LIMIT * 2].decode("utf-8", "replace")
+    elif isinstance(payload, str):
+        text = payload
+    else:
+        try:
+            text = orjson.dumps(payload, default=str).decode()
+        except TypeError:
+            text = repr(payload)
+    return text if len(text) <= PAYLOAD_LIMIT else text[:PAYLOAD_LIMIT] + f"... ({len(text)} chars)"
+
+
+class _Columns:
+    """Column lists of one table, appended row by row or column by column."""
+
+    def __init__(self, table: schema.Table) -> None:
+        self.table = table
+        self.data: dict[str, list[Any]] = {name: [] for name in table.columns}
+
+    def append(self, row: dict[str, Any]) -> None:
+        for name, values in self.data.items():
+            values.append(row.get(name))
+
+    def to_arrow(self) -> pa.Table:
+        arrays = [
+            pa.array(self.data[f.name], type=f.type) for f in self.table.schema
+        ]
+        return pa.Table.from_arrays(arrays, schema=self.table.schema)
+
+
+class DayBuilder:
+    """Rows of one UTC day, for every day table."""
+
+    def __init__(self, day: date, *, principal_id: str | None = None, principal_sees_all: bool = True):
+        self.day = day
+        self.principal_id = principal_id
+        self.principal_sees_all = principal_sees_all
+        self.cols = {t.name: _Columns(t) for t in schema.DAY_TABLES}
+        self.session_ids: set[str] = set()
+        self.unknown_fields: dict[str, int] = {}
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def add_session(self, record: Any, *, synced_at: datetime) -> None:
+        """Flatten one GET /api/sessions/{id} record. Raises RecordRejected, appending nothing."""
+        rows = flatten_session(
+            record,
+            day=self.day,
+            synced_at=synced_at,
+            stream_visible=self._stream_visible(record),
+        )
+        if rows.session["session_id"] in self.session_ids:
+            raise RecordRejected("duplicate session id in the same day", rows.session["session_id"])
+        self.session_ids.add(rows.session["session_id"])
+        self.cols["sessions"].append(rows.session)
+        if rows.review is not None:
+            self.cols["reviews"].append(rows.review)
+        for group in rows.review_groups:
+            self.cols["review_groups"].append(group)
+        for key, value in rows.tags:
+            self.cols["connection_tags"].append(
+                {"session_id": rows.session["session_id"], "start_day": self.day, "tag_key": key, "tag_value": value}
+            )
+        self._append_events(rows)
+        for name in rows.unknown_fields:
+            self.unknown_fields[name] = self.unknown_fields.get(name, 0) + 1
+        if rows.stream_message is not None:
+            self.add_reject(
+                Reject(self.day, rows.session["session_id"], "stream",
+                       "the gateway could not encode the event stream; session loaded with "
+                       "stream_status=unreadable", rows.stream_message, synced_at)
+            )
+
+    def _stream_visible(self, record: Any) -> bool:
+        if self.principal_sees_all or not isinstance(record, dict):
+            return True
+        return record.get("user_id") == self.principal_id
+
+    def _append_events(self, rows: FlatSession) -> None:
+        n = len(rows.payloads)
+        if not n:
+            return
+        ev = self.cols["session_events"].data
+        sid = rows.session["session_id"]
+        start_us = rows.start_us
+        ev["session_id"].extend([sid] * n)
+        ev["seq"].extend(range(n))
+        ev["start_day"].extend([self.day] * n)
+        ev["elapsed_seconds"].extend(rows.elapsed)
+        ev["event_time"].extend([start_us + round(e * 1_000_000) for e in rows.elapsed])
+        ev["event_type"].extend(rows.types)
+        ev["payload"].extend(rows.payloads)
+        ev["payload_text"].extend([p.decode("utf-8", "replace") for p in rows.payloads])
+        ev["payload_bytes"].extend([len(p) for p in rows.payloads])
+
+    # -- ledger -----------------------------------------------------------------------------
+
+    def add_reject(self, reject: Reject) -> None:
+        self.cols["rejects"].append(
+            {
+                "start_day": reject.start_day,
+                "session_id": reject.session_id,
+                "stage": reject.stage,
+                "reason": reject.reason,
+                "payload": reject.payload,
+                "seen_at": reject.seen_at,
+            }
+        )
+
+    def add_window(self, row: dict[str, Any]) -> None:
+        self.cols["sync_windows"].append({"start_day": self.day, **row})
+
+    def tables(self) -> dict[str, pa.Table]:
+        return {name: cols.to_arrow() for name, cols in self.cols.items()}
+
+
+@dataclass
+class FlatSession:
+    session: dict[str, Any]
+    review: dict[str, Any] | None
+    review_groups: list[dict[str, Any]]
+    tags: list[tuple[str, str | None]]
+    start_us: int
+    elapsed: list[float]
+    types: list[str]
+    payloads: list[bytes]
+    stream_message: str | None
+    unknown_fields: list[str]
+
+
+KNOWN_FIELDS = frozenset(
+    {
+        "id", "org_id", "start_date", "end_date", "status", "verb", "type", "connection_subtype",
+        "connection", "role_name", "resource_name", "connection_tags", "user", "user_id",
+        "user_name", "identity_type", "machine_identity_id", "exit_code", "event_size",
+        "script_size", "script", "labels", "metadata", "integrations_metadata", "metrics",
+        "ai_analysis", "guardrails_info", "session_batch_id", "correlation_id", "review",
+        "event_stream",
+    }
+)
+
+
+def flatten_session(
+    record: Any, *, day: date, synced_at: datetime, stream_visible: bool = True
+) -> FlatSession:
+    """One session record into rows. Raises RecordRejected with a reason a person understands."""
+    if not isinstance(record, dict):
+        raise RecordRejected(f"record is a JSON {type(record).__name__}, expected an object")
+    sid = record.get("id")
+    if not isinstance(sid, str) or not UUID_RE.match(sid):
+        raise RecordRejected(f"missing or malformed session id: {truncate_payload(sid)[:80]}")
+    sid = sid.lower()
+    try:
+        start = parse_time(record.get("start_date"), "start_date")
+        if start.date() != day:
+            raise RecordRejected(f"start_date {record.get('start_date')} is not on day {day}")
+        end = _opt_time(record, "end_date")
+        review = record.get("review")
+        if review is not None and not isinstance(review, dict):
+            raise RecordRejected(f"review is a {type(review).__name__}, expected an object or null")
+        try:
+            stream = decode_stream(
+                record.get("event_stream"), present="event_stream" in record, visible=stream_visible
+            )
+        except StreamError as exc:
+            raise RecordRejected(f"event stream: {exc}") from None
+        metrics = _opt_map(record, "metrics")
+        masking = metrics.get("data_masking") if isinstance(metrics, dict) else None
+        integrations = _opt_map(record, "integrations_metadata")
+        script = record.get("script")
+        if script is not None and not isinstance(script, dict):
+            raise RecordRejected(f"script is a {type(script).__name__}, expected an object or null")
+        session = {
+            "session_id": sid,
+            "org_id": _opt_str(record, "org_id"),
+            "start_date": start,
+            "end_date": end,
+            "start_day": day,
+            "duration_seconds": (end - start).total_seconds() if end is not None else None,
+            "status": _opt_str(record, "status"),
+            "verb": _opt_str(record, "verb"),
+            "type": _opt_str(record, "type"),
+            "connection_subtype": _opt_str(record, "connection_subtype"),
+            "connection": _opt_str(record, "connection"),
+            "role_name": _opt_str(record, "role_name"),
+            "resource_name": _opt_str(record, "resource_name"),
+            "user_email": _opt_str(record, "user"),
+            "user_id": _opt_str(record, "user_id"),
+            "user_name": _opt_str(record, "user_name"),
+            "identity_type": _opt_str(record, "identity_type"),
+            "machine_identity_id": _opt_str(record, "machine_identity_id"),
+            "exit_code": _opt_int(record, "exit_code"),
+            "event_size": _opt_int(record, "event_size"),
+            "script_size": _opt_int(record, "script_size"),
+            "script": _opt_str(script, "data", "script.data") if script else None,
+            "session_batch_id": _opt_str(record, "session_batch_id"),
+            "correlation_id": _opt_str(record, "correlation_id"),
+            "jira_issue_key": _opt_str(integrations, "jira_issue_key", "integrations_metadata.jira_issue_key")
+            if integrations
+            else None,
+            "labels": _json_text(_opt_map(record, "labels")),
+            "metadata": _json_text(_opt_map(record, "metadata")),
+            "metrics": _json_text(metrics),
+            "integrations_metadata": _json_text(integrations),
+            "ai_analysis": _json_text(_opt_map(record, "ai_analysis")),
+            "guardrails_info": _json_text(_opt_list(record, "guardrails_info")),
+            "redacted_count": _opt_int(masking, "total_redact_count", "metrics.data_masking.total_redact_count")
+            if isinstance(masking, dict)
+            else None,
+            "masking_error_count": _opt_int(masking, "err_count", "metrics.data_masking.err_count")
+            if isinstance(masking, dict)
+            else None,
+            "stream_truncated": _opt_bool(metrics, "truncated", "metrics.truncated") if metrics else None,
+            "review_id": None,
+            "review_status": None,
+            "event_count": len(stream.payloads),
+            "stream_status": stream.status,
+            "is_final": is_final(_opt_str(record, "status"), review, synced_at),
+            "synced_at": synced_at,
+        }
+        review_row, groups = (None, [])
+        if review is not None:
+            review_row, groups = _flatten_review(review, sid, day)
+            session["review_id"] = review_row["review_id"]
+            session["review_status"] = review_row["status"]
+        tags = _tags(record)
+    except RecordRejected as exc:
+        exc.session_id = sid
+        raise
+    return FlatSession(
+        session=session,
+        review=review_row,
+        review_groups=groups,
+        tags=tags,
+        start_us=to_micros(start),
+        elapsed=stream.elapsed,
+        types=stream.types,
+        payloads=stream.payloads,
+        stream_message=stream.message if stream.status == STREAM_UNREADABLE else None,
+        unknown_fields=sorted(k for k in record if k not in KNOWN_FIELDS),
+    )
+
+
+def _flatten_review(
+    review: dict[str, Any], sid: str, day: date
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    rid = review.get("id")
+    if not isinstance(rid, str) or not rid:
+        raise RecordRejected("review has no id")
+    duration = review.get("access_duration")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
+        raise RecordRejected(f"review.access_duration is {type(duration).__name__}, expected nanoseconds")
+    window_start, window_end = _time_window(review.get("time_window"))
+    force_groups = review.get("force_approval_groups")
+    if force_groups is not None and (
+        not isinstance(force_groups, list) or not all(isinstance(g, str) for g in force_groups)
+    ):
+        raise RecordRejected("review.force_approval_groups is not a list of strings")
+    row = {
+        "review_id": rid.lower(),
+        "session_id": sid,
+        "start_day": day,
+        "type": _opt_str(review, "type", "review.type"),
+        "status": _opt_str(review, "status", "review.status"),
+        "access_duration_seconds": duration / 1e9 if duration is not None else None,
+        "created_at": _opt_time(review, "created_at", "review.created_at"),
+        "revoke_at": _opt_time(review, "revoke_at", "review.revoke_at"),
+        "time_window_start": window_start,
+        "time_window_end": window_end,
+        "access_request_rule_name": _opt_str(review, "access_request_rule_name", "review.access_request_rule_name"),
+        "min_approvals": _opt_int(review, "min_approvals", "review.min_approvals"),
+        "force_approval_groups": force_groups,
+        "rejection_reason": _opt_str(review, "rejection_reason", "review.rejection_reason"),
+    }
+    groups_data = review.get("review_groups_data")
+    if groups_data is None:
+        groups_data = []
+    if not isinstance(groups_data, list):
+        raise RecordRejected("review.review_groups_data is not a list")
+    groups = []
+    for i, group in enumerate(groups_data):
+        what = f"review.review_groups_data[{i}]"
+        if not isinstance(group, dict):
+            raise RecordRejected(f"{what} is not an object")
+        gid = group.get("id")
+        if not isinstance(gid, str) or not gid:
+            raise RecordRejected(f"{what} has no id")
+        by = group.get("reviewed_by")
+        if by is not None and not isinstance(by, dict):
+            raise RecordRejected(f"{what}.reviewed_by is not an object")
+        by = by or {}
+        groups.append(
+            {
+                "review_group_id": gid.lower(),
+                "review_id": row["review_id"],
+                "session_id": sid,
+                "start_day": day,
+                "group_name": _opt_str(group, "group", f"{what}.group"),
+                "status": _opt_str(group, "status", f"{what}.status"),
+                "forced_review": _opt_bool(group, "forced_review", f"{what}.forced_review"),
+                "reviewer_id": _opt_str(by, "id", f"{what}.reviewed_by.id"),
+                "reviewer_email": _opt_str(by, "email", f"{what}.reviewed_by.email"),
+                "reviewer_name": _opt_str(by, "name", f"{what}.reviewed_by.name"),
+                "reviewer_slack_id": _opt_str(by, "slack_id", f"{what}.reviewed_by.slack_id"),
+                "reviewed_at": _opt_time(group, "review_date", f"{what}.review_date"),
+            }
+        )
+    return row, groups
+
+
+def _time_window(value: Any) -> tuple[time | None, time | None]:
+    if value is None:
+        return None, None
+    if not isinstance(value, dict) or not isinstance(value.get("configuration"), dict):
+        raise RecordRejected("review.time_window is not an object with a configuration")
+    conf = value["configuration"]
+    return _clock(conf.get("start_time"), "start_time"), _clock(conf.get("end_time"), "end_time")
+
+
+def _clock(value: Any, what: str) -> time | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RecordRejected(f"review.time_window.{what} is not a string")
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise RecordRejected(f"review.time_window.{what} {value[:20]!r} is not HH:MM") from None
+
+
+def _tags(record: dict[str, Any]) -> list[tuple[str, str | None]]:
+    tags = record.get("connection_tags")
+    if tags is None:
+        return []
+    if not isinstance(tags, dict):
+        raise RecordRejected(f"connection_tags is a {type(tags).__name__}, expected an object")
+    out: list[tuple[str, str | None]] = []
+    for key in sorted(tags):
+        value = tags[key]
+        if value is not None and not isinstance(value, str):
+            raise RecordRejected(f"connection_tags.{key} is not a string")
+        out.append((key, value))
+    return out
+
+
+def _opt_str(obj: Any, key: str, what: str | None = None) -> str | None:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if value is None or isinstance(value, str):
+        return value
+    raise RecordRejected(f"{what or key} is {type(value).__name__}, expected a string")
+
+
+def _opt_int(obj: Any, key: str, what: str | None = None) -> int | None:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise RecordRejected(f"{what or key} is {value!r:.40}, expected an integer")
+    if not -(2**63) <= value < 2**63:
+        raise RecordRejected(f"{what or key} {value} does not fit in 64 bits")
+    return value
+
+
+def _opt_bool(obj: Any, key: str, what: str | None = None) -> bool | None:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if value is None or isinstance(value, bool):
+        return value
+    raise RecordRejected(f"{what or key} is {value!r:.40}, expected true or false")
+
+
+def _opt_time(obj: dict[str, Any], key: str, what: str | None = None) -> datetime | None:
+    value = obj.get(key)
+    return None if value is None else parse_time(value, what or key)
+
+
+def _opt_map(record: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = record.get(key)
+    if value is None or isinstance(value, dict):
+        return value
+    raise RecordRejected(f"{key} is a {type(value).__name__}, expected an object or null")
+
+
+def _opt_list(record: dict[str, Any], key: str) -> list[Any] | None:
+    value = record.get(key)
+    if value is None or isinstance(value, list):
+        return value
+    raise RecordRejected(f"{key} is a {type(value).__name__}, expected a list or null")
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def group_by_day(records: Iterable[dict[str, Any]]) -> dict[date, list[dict[str, Any]]]:
+    """Records keyed by the UTC day of their start_date (records without one are skipped)."""
+    days: dict[date, list[dict[str, Any]]] = {}
+    for record in records:
+        try:
+            day = parse_time(record.get("start_date"), "start_date").date()
+        except RecordRejected:
+            continue
+        days.setdefault(day, []).append(record)
+    return days
+
+
+__all__ = [
+    "STREAM_OK",
+    "DayBuilder",
+    "RecordRejected",
+    "Reject",
+    "flatten_session",
+    "is_final",
+    "parse_time",
+    "truncate_payload",
+]

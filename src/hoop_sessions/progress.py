@@ -1,0 +1,122 @@
+"""Progress of long work: a live bar on a terminal, plain log lines elsewhere (and in Dagster)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date
+from typing import Any, Protocol
+
+log = logging.getLogger("hoop_sessions.progress")
+
+
+class Progress(Protocol):
+    def day_listed(self, day: date, sessions: int) -> None: ...
+    def session_fetched(self, day: date) -> None: ...
+    def day_done(self, day: date, summary: dict[str, Any]) -> None: ...
+
+
+class NullProgress:
+    def day_listed(self, day: date, sessions: int) -> None:
+        pass
+
+    def session_fetched(self, day: date) -> None:
+        pass
+
+    def day_done(self, day: date, summary: dict[str, Any]) -> None:
+        pass
+
+
+class _Figures:
+    def __init__(self, days_total: int) -> None:
+        self.days_total = days_total
+        self.days_done = 0
+        self.sessions_done = 0
+        self.sessions_in_day = 0
+        self.fetched_in_day = 0
+        self.requests = 0
+        self.retries = 0
+        self.started = time.monotonic()
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.requests / elapsed
+        done_fraction = (self.days_done + self._day_fraction()) / max(self.days_total, 1)
+        eta = elapsed * (1 - done_fraction) / done_fraction if done_fraction > 0 else float("nan")
+        eta_text = f"{eta:.0f} s" if eta == eta else "?"
+        return (
+            f"days {self.days_done}/{self.days_total}, sessions {self.sessions_done + self.fetched_in_day}, "
+            f"{rate:.0f} requests/s, {self.retries} retries, ETA {eta_text}"
+        )
+
+    def _day_fraction(self) -> float:
+        return self.fetched_in_day / self.sessions_in_day if self.sessions_in_day else 0.0
+
+
+class LogProgress:
+    """Plain log lines at most every ``every`` seconds and at the end of each day."""
+
+    def __init__(self, days_total: int, *, logger: logging.Logger | None = None, every: float = 10.0):
+        self.figures = _Figures(days_total)
+        self.logger = logger or log
+        self.every = every
+        self._last = time.monotonic()
+
+    def day_listed(self, day: date, sessions: int) -> None:
+        self.figures.sessions_in_day = sessions
+        self.figures.fetched_in_day = 0
+        self.logger.info("%s: %d sessions listed", day, sessions)
+
+    def session_fetched(self, day: date) -> None:
+        self.figures.fetched_in_day += 1
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self.logger.info("%s: %s", day, self.figures.line())
+
+    def day_done(self, day: date, summary: dict[str, Any]) -> None:
+        f = self.figures
+        f.days_done += 1
+        f.sessions_done += f.fetched_in_day
+        f.fetched_in_day = f.sessions_in_day = 0
+        f.requests += int(summary.get("requests", 0))
+        f.retries += int(summary.get("retries", 0))
+        self.logger.info(
+            "%s done: %s loaded, %s rejected; %s", day, summary.get("sessions_loaded"),
+            summary.get("sessions_rejected"), f.line(),
+        )
+
+
+class RichProgress(LogProgress):
+    """A live progress bar on a terminal (rich), falling back to nothing else."""
+
+    def __init__(self, days_total: int) -> None:
+        from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+
+        super().__init__(days_total, every=3600.0)
+        self._bar = Bar(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[figures]}"),
+            TimeRemainingColumn(), transient=False,
+        )
+        self._task = self._bar.add_task("sync", total=days_total, figures="")
+        self._bar.start()
+
+    def day_listed(self, day: date, sessions: int) -> None:
+        super().day_listed(day, sessions)
+        self._bar.update(self._task, description=str(day), figures=self.figures.line())
+
+    def session_fetched(self, day: date) -> None:
+        self.figures.fetched_in_day += 1
+        if self.figures.fetched_in_day % 50 == 0:
+            self._bar.update(
+                self._task,
+                completed=self.figures.days_done + self.figures._day_fraction(),
+                figures=self.figures.line(),
+            )
+
+    def day_done(self, day: date, summary: dict[str, Any]) -> None:
+        super().day_done(day, summary)
+        self._bar.update(self._task, completed=self.figures.days_done, figures=self.figures.line())
+
+    def close(self) -> None:
+        self._bar.stop()

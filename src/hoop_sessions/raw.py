@@ -1,0 +1,123 @@
+"""Raw responses of one day, kept as received so the lake can be rebuilt without calling hoop.
+
+One file per day, ``raw/start_day=YYYY-MM-DD/sessions.ndjson.gz``. Its first line is the extract
+record (windows, counts, rejects, principal, the id of every body) under the key
+``hoop_sessions_extract``; every further line is the body of one ``GET /api/sessions/{id}``
+response, as received. Bodies are compressed to a side file while they arrive; the final file is a
+gzip member holding the record followed by the side file's gzip member (concatenated members are
+one valid gzip stream), written aside and renamed into place: a day's raw file is always either
+the old one or the new one, complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from hoop_sessions.errors import RawDataError
+
+TRAILER_KEY = "hoop_sessions_extract"
+RAW_FILE = "sessions.ndjson.gz"
+
+
+def day_dir(raw_dir: Path, day: date) -> Path:
+    return raw_dir / f"start_day={day.isoformat()}"
+
+
+def raw_path(raw_dir: Path, day: date) -> Path:
+    return day_dir(raw_dir, day) / RAW_FILE
+
+
+def raw_days(raw_dir: Path) -> list[date]:
+    """Days that have a raw file, oldest first."""
+    days = []
+    for path in sorted(raw_dir.glob(f"start_day=*/{RAW_FILE}")):
+        with contextlib.suppress(ValueError):
+            days.append(date.fromisoformat(path.parent.name.removeprefix("start_day=")))
+    return days
+
+
+class RawDayWriter:
+    """Writes a day's bodies to a temporary file; ``commit`` renames it into place."""
+
+    def __init__(self, raw_dir: Path, day: date, *, compresslevel: int = 1) -> None:
+        self.path = raw_path(raw_dir, day)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{RAW_FILE}.{os.getpid()}.tmp")
+        self._bodies = self.path.with_name(f".{RAW_FILE}.{os.getpid()}.bodies")
+        self._file = gzip.open(self._bodies, "wb", compresslevel=compresslevel)
+        self.count = 0
+
+    def write(self, body: bytes) -> None:
+        body = body.rstrip(b"\r\n")
+        if b"\n" in body:
+            # Pretty-printed JSON would break the one-body-a-line format: store it compacted.
+            body = orjson.dumps(orjson.loads(body))
+        self._file.write(body)
+        self._file.write(b"\n")
+        self.count += 1
+
+    def commit(self, header: dict[str, Any]) -> Path:
+        self._file.close()
+        with open(self._tmp, "wb") as out:
+            out.write(gzip.compress(orjson.dumps({TRAILER_KEY: header}, default=str) + b"\n", 1))
+            with open(self._bodies, "rb") as bodies:
+                shutil.copyfileobj(bodies, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(self._tmp, self.path)
+        self._bodies.unlink(missing_ok=True)
+        return self.path
+
+    def discard(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+        self._bodies.unlink(missing_ok=True)
+
+    def __enter__(self) -> RawDayWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._file.closed:
+            self.discard()
+
+
+class RawDay:
+    """Reads a day's raw file: ``header`` is the extract record, ``bodies()`` every response body."""
+
+    def __init__(self, raw_dir: Path, day: date) -> None:
+        self.day = day
+        self.path = raw_path(raw_dir, day)
+        if not self.path.exists():
+            raise RawDataError(
+                f"no raw data for {day} at {self.path}: sync the day first (hoop-sessions backfill)"
+            )
+        self._fh = gzip.open(self.path, "rb")
+        try:
+            first = self._fh.readline()
+            doc = orjson.loads(first) if first else None
+        except (OSError, EOFError, orjson.JSONDecodeError) as exc:
+            self._fh.close()
+            raise RawDataError(f"raw file {self.path} is damaged ({exc}): sync {day} again") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get(TRAILER_KEY), dict):
+            self._fh.close()
+            raise RawDataError(f"raw file {self.path} has no extract record: sync {day} again")
+        self.header: dict[str, Any] = doc[TRAILER_KEY]
+
+    def bodies(self) -> Iterator[bytes]:
+        try:
+            with self._fh as fh:
+                yield from fh
+        except (OSError, EOFError) as exc:
+            raise RawDataError(f"raw file {self.path} is damaged ({exc}): sync {self.day} again") from None

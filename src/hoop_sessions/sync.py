@@ -1,0 +1,190 @@
+"""What the CLI, the Dagster assets and the tests call: sync a day, a range, or the nightly set.
+
+A day goes extract (hoop → raw file) → build (raw → lake) → load (lake → DuckDB, one transaction).
+Each step replaces that day's output and nothing else, so a failure at any point leaves the day's
+previous content in the warehouse, and a rerun converges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from hoop_sessions import warehouse
+from hoop_sessions.build import BuildResult, build_day, principal_sees_all
+from hoop_sessions.client import HoopClient
+from hoop_sessions.config import Settings
+from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
+from hoop_sessions.extract import ExtractResult, extract_day
+from hoop_sessions.progress import NullProgress, Progress
+from hoop_sessions.windows import days_between, is_closed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DayResult:
+    day: date
+    extract: ExtractResult | None
+    build: BuildResult
+    loaded_rows: dict[str, int]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "day": self.day.isoformat(),
+            "sessions_listed": self.build.sessions_listed,
+            "sessions_loaded": self.build.sessions_loaded,
+            "sessions_rejected": self.build.sessions_rejected,
+            "requests": self.extract.requests if self.extract else 0,
+            "retries": self.extract.retries if self.extract else 0,
+            "rows": self.loaded_rows,
+        }
+
+
+@dataclass
+class RunResult:
+    days: list[DayResult] = field(default_factory=list)
+    failed: dict[date, str] = field(default_factory=dict)
+    skipped: list[date] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
+    """Who the token is; refuse a token that sees only part of the organization's sessions."""
+    info = await client.userinfo()
+    principal = {
+        "id": info.get("id"),
+        "email": info.get("email"),
+        "groups": [str(g) for g in info.get("groups") or []],
+        "is_admin": bool(info.get("is_admin")),
+        "org_id": info.get("org_id"),
+    }
+    if not principal_sees_all(principal) and not settings.allow_partial_visibility:
+        raise PartialVisibilityError(
+            f"the token belongs to {principal['email'] or principal['id']} whose groups "
+            f"{principal['groups']} include neither 'admin' nor 'auditor': hoop would silently show "
+            "it only its own sessions and those it may review, and the warehouse would look complete "
+            "while it is not. Use a token of an admin or auditor user, or set "
+            "HOOP_ALLOW_PARTIAL_VISIBILITY=1 to sync that partial view on purpose"
+        )
+    return principal
+
+
+def load_day(settings: Settings, day: date) -> dict[str, int]:
+    """Lake files of a day into the warehouse, waiting for readers to let go of the file."""
+    with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
+        counts = warehouse.load_day(con, settings.lake_dir, day)
+    return counts
+
+
+async def sync_day_async(
+    settings: Settings,
+    day: date,
+    *,
+    client: HoopClient,
+    principal: dict[str, Any],
+    progress: Progress | None = None,
+) -> DayResult:
+    """Extract, build and load one closed UTC day. Raises DayFailedError; the old day is kept."""
+    progress = progress or NullProgress()
+    try:
+        extracted = await extract_day(
+            client,
+            raw_dir=settings.raw_dir,
+            day=day,
+            concurrency=settings.concurrency,
+            principal=principal,
+            progress=progress,
+        )
+        built = await asyncio.to_thread(build_day, settings.raw_dir, settings.lake_dir, day)
+        rows = await asyncio.to_thread(load_day, settings, day)
+    except HoopSessionsError as exc:
+        raise DayFailedError(day, exc) from exc
+    result = DayResult(day, extracted, built, rows)
+    progress.day_done(day, result.summary())
+    return result
+
+
+def rebuild_day(settings: Settings, day: date) -> DayResult:
+    """Re-flatten and reload a day from its raw file, without calling hoop."""
+    built = build_day(settings.raw_dir, settings.lake_dir, day)
+    rows = load_day(settings, day)
+    return DayResult(day, None, built, rows)
+
+
+async def sync_days_async(
+    settings: Settings,
+    days: Iterable[date],
+    *,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+    transport: Any = None,
+) -> RunResult:
+    """Sync each day in turn; a failed day is reported and the others still run."""
+    now = now or datetime.now(UTC)
+    days = sorted(set(days))
+    for day in days:
+        if not is_closed(day, now):
+            raise HoopSessionsError(
+                f"{day} is not over yet (now is {now:%Y-%m-%d %H:%M} UTC): only closed UTC days can "
+                "be synced completely"
+            )
+    result = RunResult()
+    async with HoopClient(settings, transport=transport) as client:
+        principal = await preflight(client, settings)
+        for day in days:
+            try:
+                result.days.append(
+                    await sync_day_async(settings, day, client=client, principal=principal, progress=progress)
+                )
+            except DayFailedError as exc:
+                log.error("%s", exc)
+                result.failed[day] = str(exc.cause)
+    return result
+
+
+def sync_days(settings: Settings, days: Iterable[date], **kwargs: Any) -> RunResult:
+    return asyncio.run(sync_days_async(settings, days, **kwargs))
+
+
+def backfill_days(
+    settings: Settings, start: date, end: date, *, resume: bool = True, now: datetime | None = None
+) -> tuple[list[date], list[date]]:
+    """The days of a backfill, and those skipped because they are loaded and final.
+
+    With ``resume`` a rerun after a failure does not redo days that are already loaded and hold
+    no session that may still change; ``resume=False`` redoes every day.
+    """
+    days = days_between(start, end)
+    if not resume or not settings.warehouse_path.exists():
+        return days, []
+    with warehouse.connect(
+        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
+    ) as con:
+        loaded = set(warehouse.loaded_days(con))
+        open_days = set(warehouse.non_final_days(con, start, end))
+    done = [d for d in days if d in loaded and d not in open_days]
+    return [d for d in days if d not in done], done
+
+
+def nightly_days(settings: Settings, *, today: date, has_warehouse: bool | None = None) -> list[date]:
+    """Yesterday, the recent rolling window, and earlier days within the horizon not yet final."""
+    yesterday = today - timedelta(days=1)
+    first = settings.first_day(today)
+    days = {yesterday}
+    days.update(yesterday - timedelta(days=i) for i in range(settings.rolling_days))
+    if settings.warehouse_path.exists() if has_warehouse is None else has_warehouse:
+        with warehouse.connect(
+            settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
+        ) as con:
+            horizon = today - timedelta(days=settings.final_horizon_days)
+            days.update(warehouse.non_final_days(con, horizon, yesterday))
+    return sorted(d for d in days if first <= d <= yesterday)
+

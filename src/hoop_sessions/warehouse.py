@@ -1,0 +1,126 @@
+"""The DuckDB warehouse: DDL from the contract, one transaction per day, analyst views, file lock.
+
+DuckDB lets one process write a database file or several processes read it, not both. Analysts
+keep read-only connections open, so the loader waits for the lock (up to a timeout) and says who
+holds it, instead of failing at once, and holds the file only while it loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from hoop_sessions import schema
+from hoop_sessions.errors import WarehouseLockedError
+from hoop_sessions.lake import table_path
+from hoop_sessions.paths import sql_dir
+
+log = logging.getLogger(__name__)
+
+_LOCK_RE = re.compile(r"Conflicting lock is held in (?P<holder>.*?)(?: \(PID (?P<pid>\d+)\))?(?:\.|$)", re.S)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+def lock_holder(exc: Exception) -> str:
+    match = _LOCK_RE.search(str(exc))
+    if not match:
+        return "another process"
+    pid = match.group("pid")
+    return f"{match.group('holder').strip()} (PID {pid})" if pid else match.group("holder").strip()
+
+
+@contextmanager
+def connect(
+    path: Path, *, read_only: bool = False, lock_timeout: float = 300.0, poll: float = 0.5
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse, waiting up to ``lock_timeout`` seconds for another process to let go."""
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_timeout
+    announced = False
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if not _is_lock_error(exc):
+                raise
+            holder = lock_holder(exc)
+            if time.monotonic() >= deadline:
+                raise WarehouseLockedError(
+                    f"{path} is locked by {holder}; waited {lock_timeout:.0f} s. Close that "
+                    "connection (analysts: reconnect after the load) or raise HOOP_WAREHOUSE_LOCK_TIMEOUT"
+                ) from None
+            if not announced:
+                log.warning("%s is locked by %s; waiting up to %.0f s", path, holder, lock_timeout)
+                announced = True
+            time.sleep(poll)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every contract table and the analyst views, if missing."""
+    for table in schema.ALL_TABLES:
+        con.execute(schema.ddl(table))
+    con.execute((sql_dir() / "schema" / "views.sql").read_text())
+
+
+def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[str, int]:
+    """Replace one day of every day table with the day's lake files, in one transaction."""
+    ensure_schema(con)
+    counts: dict[str, int] = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in schema.DAY_TABLES:
+            columns = ", ".join(f'"{c}"' for c in table.columns)
+            con.execute(f'DELETE FROM "{table.name}" WHERE start_day = ?', [day])
+            con.execute(
+                f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM read_parquet(?)',
+                [str(table_path(lake_dir, table.name, day))],
+            )
+            row = con.execute(f'SELECT count(*) FROM "{table.name}" WHERE start_day = ?', [day]).fetchone()
+            counts[table.name] = int(row[0]) if row else 0
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def non_final_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> list[date]:
+    """Days in [since, until] that hold at least one session that may still change."""
+    ensure_schema(con)
+    rows = con.execute(
+        "SELECT DISTINCT start_day FROM sessions WHERE NOT is_final AND start_day BETWEEN ? AND ? "
+        "ORDER BY start_day",
+        [since, until],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def loaded_days(con: duckdb.DuckDBPyConnection) -> list[date]:
+    ensure_schema(con)
+    return [r[0] for r in con.execute("SELECT DISTINCT start_day FROM sync_windows ORDER BY 1").fetchall()]
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    ensure_schema(con)
+    counts = {}
+    for table in schema.ALL_TABLES:
+        row = con.execute(f'SELECT count(*) FROM "{table.name}"').fetchone()
+        counts[table.name] = int(row[0]) if row else 0
+    return counts
