@@ -1,0 +1,67 @@
+"""``hoop-sessions demo``: the whole pipeline on an empty machine, against the local gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from hoop_sessions import warehouse
+from hoop_sessions.config import Secret, Settings
+from hoop_sessions.progress import LogProgress
+from hoop_sessions.simulator import Dataset, SimulatorConfig, serve
+from hoop_sessions.sync import backfill_days, nightly_days, sync_days
+from hoop_sessions.windows import days_between
+
+PROD_WITHOUT_APPROVAL = """
+SELECT count(*) FROM sessions s
+JOIN connection_tags t ON t.session_id = s.session_id AND t.tag_key = 'environment' AND t.tag_value = 'prod'
+LEFT JOIN reviews r ON r.session_id = s.session_id
+WHERE r.review_id IS NULL OR r.status NOT IN ('APPROVED', 'PROCESSING', 'EXECUTED', 'REVOKED')
+"""
+
+
+def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str], None]) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    today = now.date()
+    first = today - timedelta(days=days)
+    last = today - timedelta(days=1)
+    base = Settings.from_env()
+    token = base.api_token.get() if base.api_token else "demo-token"
+    config = SimulatorConfig(
+        seed=seed, start=first, days=days + 1, sessions_per_day=sessions_per_day, now=now, token=token
+    )
+    with serve(config) as gateway:
+        settings = Settings.from_env(
+            api_url=gateway.url, api_token=Secret(gateway.token), sync_start_date=first
+        )
+        echo(f"local hoop gateway on {gateway.url}; data in {settings.data_dir}/")
+        todo, skipped = backfill_days(settings, first, last)
+        echo(f"backfill {first} .. {last}: {len(todo)} day(s) to sync, {len(skipped)} already final")
+        backfill = sync_days(settings, todo, progress=LogProgress(len(todo)), now=now)
+        nightly = nightly_days(settings, today=today)
+        echo(f"nightly sync: {', '.join(str(d) for d in nightly)}")
+        night = sync_days(settings, nightly, progress=LogProgress(len(nightly)), now=now)
+        failed = {**backfill.failed, **night.failed}
+        if failed:
+            raise SystemExit(f"demo failed on {sorted(failed)}: {failed}")
+        expected = sum(len(Dataset(config).session_ids(d, now=now)) for d in days_between(first, last))
+    try:
+        from hoop_sessions.compliance import refresh_findings
+    except ImportError:
+        refresh_findings = None
+    with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
+        if refresh_findings is not None:
+            refresh_findings(con)
+        counts = warehouse.table_counts(con)
+        distinct = con.execute("SELECT count(DISTINCT session_id) FROM sessions").fetchone()
+        figure = con.execute(PROD_WITHOUT_APPROVAL).fetchone()
+    echo("")
+    echo("rows per table:")
+    for name, count in counts.items():
+        echo(f"  {name:<20} {count:>10,}")
+    echo("")
+    echo(f"sessions served by the gateway for {first} .. {last}: {expected:,}; in the warehouse: "
+         f"{counts['sessions']:,} rows, {distinct[0] if distinct else 0:,} distinct")
+    echo(f"compliance: {figure[0] if figure else 0:,} session(s) on connections tagged "
+         "environment=prod without an approved review")
+    echo(f"query it: duckdb -readonly {settings.warehouse_path}")
