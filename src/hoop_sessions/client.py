@@ -239,7 +239,7 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: fall back to the backoff
 
 
-_backoff = wait_exponential_jitter(initial=0.2, max=20.0, jitter=0.5)
+_backoff = wait_exponential_jitter(multiplier=0.2, max=20.0, jitter=0.5)
 
 
 def _wait_retry_after_or_backoff(state: RetryCallState) -> float:

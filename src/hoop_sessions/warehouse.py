@@ -24,7 +24,7 @@ from hoop_sessions.paths import sql_dir
 
 log = logging.getLogger(__name__)
 
-_LOCK_RE = re.compile(r"Conflicting lock is held in (?P<holder>.*?)(?: \(PID (?P<pid>\d+)\))?(?:\.|$)", re.S)
+_LOCK_RE = re.compile(r"Conflicting lock is held in (?P<holder>.+?) \(PID (?P<pid>\d+)\)")
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -36,8 +36,7 @@ def lock_holder(exc: Exception) -> str:
     match = _LOCK_RE.search(str(exc))
     if not match:
         return "another process"
-    pid = match.group("pid")
-    return f"{match.group('holder').strip()} (PID {pid})" if pid else match.group("holder").strip()
+    return f"{match.group('holder')} (PID {match.group('pid')})"
 
 
 @contextmanager

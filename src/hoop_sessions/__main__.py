@@ -1,0 +1,3 @@
+from hoop_sessions.cli import main
+
+main()
