@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -62,7 +63,32 @@ def _parse_day(_ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Subcommands that live in other modules are imported only when they are run or listed.
+
+    This keeps the start-up of ``hoop-sessions backfill`` free of the simulator and report code.
+    """
+
+    lazy = {
+        "simulate": "hoop_sessions.simulator.cli:simulate",
+        "rules": "hoop_sessions.analyst_cli:rules_command",
+        "query": "hoop_sessions.analyst_cli:query_command",
+        "report": "hoop_sessions.analyst_cli:report_command",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, attr = self.lazy[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.version_option(package_name="hoop-sessions")
 def main(verbose: bool) -> None:
@@ -169,6 +195,25 @@ def rebuild(start: date, end: date) -> None:
 
 
 @main.command()
+@click.option("--start", required=True, callback=_parse_day, help="First UTC day.")
+@click.option("--end", required=True, callback=_parse_day, help="Last UTC day (inclusive).")
+@friendly_errors
+def verify(start: date, end: date) -> None:
+    """Recompute the SHA-256 of every raw and lake file and the manifest chain; report changes."""
+    from hoop_sessions.manifest import verify as verify_days
+
+    settings = Settings.from_env()
+    checked, findings = verify_days(settings.data_dir, start, end)
+    for finding in findings:
+        click.echo(f"{finding.day}: {finding.problem}")
+    if not checked:
+        raise click.ClickException(f"no manifests between {start} and {end} in {settings.data_dir}")
+    if findings:
+        raise click.ClickException(f"{len(findings)} change(s) found in {len(checked)} day(s)")
+    click.echo(f"{len(checked)} day(s) verified: every file matches its manifest, the chain is intact")
+
+
+@main.command()
 @click.option("--days", default=7, show_default=True, help="Days of history to simulate and sync.")
 @click.option("--sessions-per-day", default=150, show_default=True)
 @click.option("--seed", default=7, show_default=True)
@@ -178,21 +223,3 @@ def demo(days: int, sessions_per_day: int, seed: int) -> None:
     from hoop_sessions.demo import run_demo
 
     run_demo(days=days, sessions_per_day=sessions_per_day, seed=seed, echo=click.echo)
-
-
-def _register_optional_commands() -> None:
-    """Commands whose modules live beside the sync: the simulator and the analyst commands."""
-    from hoop_sessions.simulator.cli import simulate
-
-    main.add_command(simulate)
-    try:
-        from hoop_sessions.analyst_cli import query_command, report_command, rules_command
-    except ImportError:
-        return
-    main.add_command(rules_command)
-    main.add_command(query_command)
-    main.add_command(report_command)
-
-
-_register_optional_commands()
-

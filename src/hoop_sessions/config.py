@@ -94,6 +94,13 @@ class Settings:
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
 
+    def ensure_data_dir(self) -> Path:
+        """Create the data directory readable by its owner only (it holds session contents)."""
+        if not self.data_dir.exists():
+            self.data_dir.mkdir(parents=True, mode=0o700)
+            self.data_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+        return self.data_dir
+
     def first_day(self, today: date | None = None) -> date:
         """First day of the daily partitions: HOOP_SYNC_START_DATE, else 30 days before today."""
         today = today or datetime.now(UTC).date()

@@ -13,11 +13,10 @@ from typing import Any
 
 import orjson
 
-from hoop_sessions.build import build_day
 from hoop_sessions.config import Settings
 from hoop_sessions.flatten import group_by_day
 from hoop_sessions.raw import RawDayWriter
-from hoop_sessions.sync import load_day
+from hoop_sessions.sync import build_and_record, load_day
 from hoop_sessions.windows import day_window
 
 FIXTURE_PRINCIPAL = {"id": "fixture", "email": "fixture@localhost", "groups": ["auditor"], "is_admin": False}
@@ -32,6 +31,7 @@ def ingest_records(
 ) -> Path:
     """Write, build and load every record; returns the warehouse path."""
     settings = Settings(data_dir=data_dir)
+    settings.ensure_data_dir()
     for day, day_records in sorted(group_by_day(records).items()):
         window = day_window(day)
         ordered = sorted(day_records, key=lambda r: (str(r.get("start_date")), str(r.get("id"))))
@@ -63,6 +63,6 @@ def ingest_records(
                     "rejects": [],
                 }
             )
-        build_day(settings.raw_dir, settings.lake_dir, day)
+        build_and_record(settings, day)
         load_day(settings, day)
     return settings.warehouse_path

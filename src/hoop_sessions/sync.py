@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from hoop_sessions import warehouse
+from hoop_sessions import manifest, warehouse
 from hoop_sessions.build import BuildResult, build_day, principal_sees_all
 from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Settings
@@ -94,6 +94,7 @@ async def sync_day_async(
 ) -> DayResult:
     """Extract, build and load one closed UTC day. Raises DayFailedError; the old day is kept."""
     progress = progress or NullProgress()
+    settings.ensure_data_dir()
     try:
         extracted = await extract_day(
             client,
@@ -103,7 +104,7 @@ async def sync_day_async(
             principal=principal,
             progress=progress,
         )
-        built = await asyncio.to_thread(build_day, settings.raw_dir, settings.lake_dir, day)
+        built = await asyncio.to_thread(build_and_record, settings, day)
         rows = await asyncio.to_thread(load_day, settings, day)
     except HoopSessionsError as exc:
         raise DayFailedError(day, exc) from exc
@@ -112,9 +113,17 @@ async def sync_day_async(
     return result
 
 
+def build_and_record(settings: Settings, day: date) -> BuildResult:
+    """Raw file into lake files, then the day's tamper-evidence manifest."""
+    built = build_day(settings.raw_dir, settings.lake_dir, day)
+    manifest.record_day(settings.data_dir, day)
+    return built
+
+
 def rebuild_day(settings: Settings, day: date) -> DayResult:
     """Re-flatten and reload a day from its raw file, without calling hoop."""
-    built = build_day(settings.raw_dir, settings.lake_dir, day)
+    settings.ensure_data_dir()
+    built = build_and_record(settings, day)
     rows = load_day(settings, day)
     return DayResult(day, None, built, rows)
 

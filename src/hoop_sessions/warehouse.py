@@ -44,13 +44,16 @@ def connect(
     path: Path, *, read_only: bool = False, lock_timeout: float = 300.0, poll: float = 0.5
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse, waiting up to ``lock_timeout`` seconds for another process to let go."""
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    created = not read_only and not path.exists()
+    if created:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     deadline = time.monotonic() + lock_timeout
     announced = False
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
+            if created:
+                path.chmod(0o600)  # session contents: readable by the owner only
             break
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             if not _is_lock_error(exc):
