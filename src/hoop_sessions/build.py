@@ -12,8 +12,8 @@ import orjson
 import pyarrow as pa
 
 from hoop_sessions import lake
-from hoop_sessions.flatten import DayBuilder, RecordRejected, Reject, parse_time, truncate_payload
 from hoop_sessions.errors import RawDataError
+from hoop_sessions.flatten import DayBuilder, RecordRejected, Reject, parse_time, truncate_payload
 from hoop_sessions.raw import RawDay
 
 log = logging.getLogger(__name__)
@@ -140,5 +140,5 @@ def _reject_from_json(day: date, doc: dict[str, Any]) -> Reject:
         stage=str(doc.get("stage") or "unknown"),
         reason=str(doc.get("reason") or ""),
         payload=doc.get("payload"),
-        seen_at=_time(seen, "seen_at"),
+        seen_at=_time(str(seen), "seen_at"),
     )

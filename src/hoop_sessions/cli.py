@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -69,7 +69,7 @@ class LazyGroup(click.Group):
     This keeps the start-up of ``hoop-sessions backfill`` free of the simulator and report code.
     """
 
-    lazy = {
+    lazy: ClassVar[dict[str, str]] = {
         "simulate": "hoop_sessions.simulator.cli:simulate",
         "rules": "hoop_sessions.analyst_cli:rules_command",
         "query": "hoop_sessions.analyst_cli:query_command",

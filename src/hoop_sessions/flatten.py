@@ -374,7 +374,7 @@ def _flatten_review(
         groups_data = []
     if not isinstance(groups_data, list):
         raise RecordRejected("review.review_groups_data is not a list")
-    groups = []
+    groups: list[dict[str, Any]] = []
     for i, group in enumerate(groups_data):
         what = f"review.review_groups_data[{i}]"
         if not isinstance(group, dict):

@@ -91,7 +91,8 @@ class RichProgress(LogProgress):
     """A live progress bar on a terminal (rich), falling back to nothing else."""
 
     def __init__(self, days_total: int) -> None:
-        from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
 
         super().__init__(days_total, every=3600.0)
         self._bar = Bar(

@@ -256,7 +256,7 @@ def duckdb_type(field: pa.Field) -> str:
         pa.time64("us"): "TIME",
     }
     try:
-        return simple[t]
+        return str(simple[t])
     except KeyError:
         raise TypeError(f"no DuckDB type for Arrow type {t} of column {field.name}") from None
 

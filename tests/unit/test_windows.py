@@ -1,3 +1,4 @@
+import itertools
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -44,7 +45,7 @@ def test_repeated_splitting_covers_the_window_without_gaps():
         windows = [half for w in windows for half in (w.split() or (w,))]
     assert windows[0].start == datetime(2026, 3, 1, tzinfo=UTC)
     assert windows[-1].end == datetime(2026, 3, 2, tzinfo=UTC)
-    for a, b in zip(windows, windows[1:]):
+    for a, b in itertools.pairwise(windows):
         assert a.end == b.start
 
 
