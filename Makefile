@@ -9,6 +9,9 @@ STAMP  := $(VENV)/.installed
 RUN    := $(UV) run --frozen --no-sync
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Compile bytecode at install: with PYTHONDONTWRITEBYTECODE set, every process would otherwise
+# compile dagster, pyarrow and the rest from source at each start (seconds per process).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: install demo test test-reliability dev bench lint typecheck clean
 

@@ -31,7 +31,6 @@ def gateway_factory() -> Iterator[Callable[..., Any]]:
             options.setdefault("now", NOW)
             config = SimulatorConfig(**options)
             gateway = stack.enter_context(serve(config))
-            gateway.config = config
             return gateway
 
         yield start

@@ -118,11 +118,8 @@ def _report(result: Any) -> None:
 
 
 def _refresh_findings(settings: Settings) -> None:
-    try:
-        from hoop_sessions.compliance import refresh_findings
-    except ImportError:  # the compliance pack is optional for a sync
-        return
     from hoop_sessions import warehouse
+    from hoop_sessions.compliance import refresh_findings
 
     with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
         refresh_findings(con)

@@ -6,18 +6,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from hoop_sessions import warehouse
+from hoop_sessions.compliance import get_rule, refresh_findings, run_rule
 from hoop_sessions.config import Secret, Settings
 from hoop_sessions.progress import LogProgress
 from hoop_sessions.simulator import Dataset, SimulatorConfig, serve
 from hoop_sessions.sync import backfill_days, nightly_days, sync_days
 from hoop_sessions.windows import days_between
 
-PROD_WITHOUT_APPROVAL = """
-SELECT count(*) FROM sessions s
-JOIN connection_tags t ON t.session_id = s.session_id AND t.tag_key = 'environment' AND t.tag_value = 'prod'
-LEFT JOIN reviews r ON r.session_id = s.session_id
-WHERE r.review_id IS NULL OR r.status NOT IN ('APPROVED', 'PROCESSING', 'EXECUTED', 'REVOKED')
-"""
 
 
 def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str], None]) -> None:
@@ -45,16 +40,11 @@ def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str
         if failed:
             raise SystemExit(f"demo failed on {sorted(failed)}: {failed}")
         expected = sum(len(Dataset(config).session_ids(d, now=now)) for d in days_between(first, last))
-    try:
-        from hoop_sessions.compliance import refresh_findings
-    except ImportError:
-        refresh_findings = None
     with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
-        if refresh_findings is not None:
-            refresh_findings(con)
+        refresh = refresh_findings(con)
         counts = warehouse.table_counts(con)
         distinct = con.execute("SELECT count(DISTINCT session_id) FROM sessions").fetchone()
-        figure = con.execute(PROD_WITHOUT_APPROVAL).fetchone()
+        figure = len(run_rule(con, get_rule("prod_access_without_approval")).rows)
     echo("")
     echo("rows per table:")
     for name, count in counts.items():
@@ -62,6 +52,7 @@ def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str
     echo("")
     echo(f"sessions served by the gateway for {first} .. {last}: {expected:,}; in the warehouse: "
          f"{counts['sessions']:,} rows, {distinct[0] if distinct else 0:,} distinct")
-    echo(f"compliance: {figure[0] if figure else 0:,} session(s) on connections tagged "
-         "environment=prod without an approved review")
+    echo(f"compliance: {figure:,} session(s) on connections tagged environment=prod without an "
+         "approved review")
+    echo("findings per rule: " + ", ".join(f"{rule} {n}" for rule, n in sorted(refresh.counts.items())))
     echo(f"query it: duckdb -readonly {settings.warehouse_path}")

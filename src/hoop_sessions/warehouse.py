@@ -81,6 +81,13 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute((sql_dir() / "schema" / "views.sql").read_text())
 
 
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'", [name]
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[str, int]:
     """Replace one day of every day table with the day's lake files, in one transaction."""
     ensure_schema(con)
@@ -105,7 +112,8 @@ def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[
 
 def non_final_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> list[date]:
     """Days in [since, until] that hold at least one session that may still change."""
-    ensure_schema(con)
+    if not has_table(con, "sessions"):
+        return []
     rows = con.execute(
         "SELECT DISTINCT start_day FROM sessions WHERE NOT is_final AND start_day BETWEEN ? AND ? "
         "ORDER BY start_day",
@@ -115,14 +123,18 @@ def non_final_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> 
 
 
 def loaded_days(con: duckdb.DuckDBPyConnection) -> list[date]:
-    ensure_schema(con)
+    """Days that have been synced (they have ledger rows)."""
+    if not has_table(con, "sync_windows"):
+        return []
     return [r[0] for r in con.execute("SELECT DISTINCT start_day FROM sync_windows ORDER BY 1").fetchall()]
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    ensure_schema(con)
     counts = {}
     for table in schema.ALL_TABLES:
+        if not has_table(con, table.name):
+            counts[table.name] = 0
+            continue
         row = con.execute(f'SELECT count(*) FROM "{table.name}"').fetchone()
         counts[table.name] = int(row[0]) if row else 0
     return counts
