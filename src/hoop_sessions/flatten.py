@@ -65,15 +65,14 @@ def to_micros(moment: datetime) -> int:
 
 
 def is_final(record_status: str | None, review: dict[str, Any] | None, now: datetime) -> bool:
-    """A session is final when it is done and its review (if any) can no longer change.
+    """The data contract's definition: this record will not change any more.
 
-    ``done`` with no review; or a review REJECTED, REVOKED or EXECUTED; or an APPROVED JIT review
-    whose access has ended (``revoke_at`` passed). Anything else is read again by the nightly sync.
+    ``done`` with no review; or a review REJECTED, REVOKED or EXECUTED (the session will never
+    run again); or an APPROVED JIT review whose access has ended (``revoke_at`` passed), whatever
+    the session's status. Anything else is read again by the nightly sync.
     """
-    if record_status != "done":
-        return False
     if review is None:
-        return True
+        return record_status == "done"
     status = review.get("status")
     if status in FINAL_REVIEW_STATUSES:
         return True

@@ -157,6 +157,8 @@ def test_tables_match_the_contract_schema_exactly():
         ("done", None, True),
         ("open", None, False),
         ("ready", {"status": "APPROVED", "type": "onetime"}, False),
+        ("ready", {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-10T02:59:59Z"}, True),
+        ("open", {"status": "REJECTED", "type": "onetime"}, True),
         ("done", {"status": "PENDING", "type": "onetime"}, False),
         ("done", {"status": "REJECTED", "type": "onetime"}, True),
         ("done", {"status": "EXECUTED", "type": "onetime"}, True),
