@@ -1,0 +1,47 @@
+-- id: activity_without_approval
+-- title: Activity on a pending or rejected review
+-- question: Which sessions whose review is PENDING or REJECTED still have events or an exit
+--     code, although the gateway should have held them?
+-- controls: SOC 2 CC6.1, CC7.2; ISO 27001 A.5.15, A.8.2, A.8.16; PCI DSS 7.2, 10.2
+-- severity: high
+-- kind: finding
+-- param: start date = | First UTC start day to include; empty means no lower bound.
+-- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
+-- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- note: Every environment, not only production: a review the gateway did not enforce is a
+--     control failure wherever it happens.
+WITH scope AS (
+    SELECT s.*, env.tag_value AS environment
+    FROM sessions AS s
+    LEFT JOIN connection_tags AS env
+        ON env.session_id = s.session_id AND env.tag_key = $env_tag
+    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+),
+deciders AS (
+    SELECT review_id,
+           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS reviewers
+    FROM review_groups
+    WHERE reviewer_email IS NOT NULL
+    GROUP BY review_id
+)
+SELECT
+    s.session_id,
+    s.start_day,
+    s.start_date,
+    s.user_email,
+    s.connection,
+    s.environment,
+    s.review_id,
+    r.status AS review_status,
+    d.reviewers,
+    r.rejection_reason,
+    s.status AS session_status,
+    s.exit_code,
+    s.event_count
+FROM scope AS s
+JOIN reviews AS r ON r.review_id = s.review_id
+LEFT JOIN deciders AS d ON d.review_id = s.review_id
+WHERE r.status IN ('PENDING', 'REJECTED')
+  AND (s.event_count > 0 OR s.exit_code IS NOT NULL)
+ORDER BY s.start_date, s.session_id

@@ -1,0 +1,48 @@
+-- id: ai_high_risk
+-- title: Sessions the AI analysis rated high risk
+-- question: Which sessions did hoop's AI risk analysis rate at the given risk level (default
+--     high), whatever action it took?
+-- controls: SOC 2 CC7.2, CC7.3; ISO 27001 A.8.12, A.8.16; PCI DSS 10.4.1
+-- severity: medium
+-- kind: finding
+-- param: start date = | First UTC start day to include; empty means no lower bound.
+-- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
+-- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- param: risk_level text = high | ai_analysis.risk_level to report (compared case-insensitively).
+-- note: A blocked execution is still evidence that someone tried; an allowed one needs a look at
+--     what was typed (session_events). hoop only analyses some sessions; absent means not analysed.
+WITH scope AS (
+    SELECT s.*, env.tag_value AS environment
+    FROM sessions AS s
+    LEFT JOIN connection_tags AS env
+        ON env.session_id = s.session_id AND env.tag_key = $env_tag
+    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+),
+approvers AS (
+    SELECT review_id,
+           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS approvers
+    FROM review_groups
+    WHERE status = 'APPROVED'
+    GROUP BY review_id
+)
+SELECT
+    s.session_id,
+    s.start_day,
+    s.start_date,
+    s.user_email,
+    s.connection,
+    s.environment,
+    s.review_id,
+    s.review_status,
+    a.approvers,
+    s.ai_analysis ->> 'risk_level' AS risk_level,
+    s.ai_analysis ->> 'action' AS action,
+    s.ai_analysis ->> 'title' AS title,
+    s.ai_analysis ->> 'explanation' AS explanation,
+    s.exit_code
+FROM scope AS s
+LEFT JOIN approvers AS a ON a.review_id = s.review_id
+WHERE json_type(s.ai_analysis) = 'OBJECT'
+  AND lower(s.ai_analysis ->> 'risk_level') = lower($risk_level)
+ORDER BY s.start_date, s.session_id

@@ -1,0 +1,47 @@
+-- id: break_glass_approval
+-- title: Break-glass (forced) approvals
+-- question: Which sessions were approved by a break-glass (forced) review, skipping the normal
+--     approval quorum?
+-- controls: SOC 2 CC6.1, CC6.2, CC7.2; ISO 27001 A.5.15, A.5.18, A.8.2; PCI DSS 7.2, 10.2.1
+-- severity: medium
+-- kind: finding
+-- param: start date = | First UTC start day to include; empty means no lower bound.
+-- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
+-- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- note: Break-glass is allowed by design; each use needs an after-the-fact review, so every one
+--     is listed, with the ticket (jira_issue_key) that should justify it.
+WITH scope AS (
+    SELECT s.*, env.tag_value AS environment
+    FROM sessions AS s
+    LEFT JOIN connection_tags AS env
+        ON env.session_id = s.session_id AND env.tag_key = $env_tag
+    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+),
+forced AS (
+    SELECT review_id,
+           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS forced_by,
+           string_agg(DISTINCT group_name, ', ' ORDER BY group_name) AS forced_groups,
+           min(reviewed_at) AS forced_at
+    FROM review_groups
+    WHERE forced_review AND status = 'APPROVED'
+    GROUP BY review_id
+)
+SELECT
+    s.session_id,
+    s.start_day,
+    s.start_date,
+    s.user_email,
+    s.connection,
+    s.environment,
+    s.review_id,
+    r.status AS review_status,
+    f.forced_by AS approvers,
+    f.forced_groups,
+    f.forced_at,
+    array_to_string(r.force_approval_groups, ', ') AS force_approval_groups,
+    s.jira_issue_key
+FROM forced AS f
+JOIN scope AS s ON s.review_id = f.review_id
+JOIN reviews AS r ON r.review_id = f.review_id
+ORDER BY s.start_date, s.session_id

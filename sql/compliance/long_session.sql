@@ -1,0 +1,45 @@
+-- id: long_session
+-- title: Sessions longer than the allowed duration
+-- question: Which finished sessions lasted longer than the allowed number of hours?
+-- controls: SOC 2 CC6.1, CC7.2; ISO 27001 A.8.2, A.8.5; PCI DSS 8.2.8
+-- severity: low
+-- kind: finding
+-- param: start date = | First UTC start day to include; empty means no lower bound.
+-- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
+-- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- param: max_hours float = 8 | Sessions lasting more than this many hours are flagged.
+-- note: Duration is end_date - start_date; running sessions have none and are reported by
+--     not_final_after_days instead. For reviewed sessions start_date is the request time, so
+--     the duration includes the wait for approval.
+WITH scope AS (
+    SELECT s.*, env.tag_value AS environment
+    FROM sessions AS s
+    LEFT JOIN connection_tags AS env
+        ON env.session_id = s.session_id AND env.tag_key = $env_tag
+    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+),
+approvers AS (
+    SELECT review_id,
+           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS approvers
+    FROM review_groups
+    WHERE status = 'APPROVED'
+    GROUP BY review_id
+)
+SELECT
+    s.session_id,
+    s.start_day,
+    s.start_date,
+    s.user_email,
+    s.connection,
+    s.environment,
+    s.review_id,
+    s.review_status,
+    a.approvers,
+    s.end_date,
+    round(s.duration_seconds / 3600.0, 2) AS duration_hours,
+    s.verb
+FROM scope AS s
+LEFT JOIN approvers AS a ON a.review_id = s.review_id
+WHERE s.duration_seconds > CAST($max_hours AS DOUBLE) * 3600
+ORDER BY s.start_date, s.session_id

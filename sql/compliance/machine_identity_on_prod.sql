@@ -1,0 +1,47 @@
+-- id: machine_identity_on_prod
+-- title: Machine identities on production
+-- question: Which production sessions were opened by a machine identity rather than a person?
+-- controls: SOC 2 CC6.1, CC6.2; ISO 27001 A.5.16, A.8.2, A.8.5; PCI DSS 8.2.2, 8.6
+-- severity: medium
+-- kind: finding
+-- param: start date = | First UTC start day to include; empty means no lower bound.
+-- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
+-- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- param: prod_env text = prod | Value of that tag that marks production.
+-- note: Machine access to production is often legitimate (automation), but each identity
+--     needs an owner and an inventory entry; this list is the input to that review.
+WITH scope AS (
+    SELECT s.*, env.tag_value AS environment
+    FROM sessions AS s
+    LEFT JOIN connection_tags AS env
+        ON env.session_id = s.session_id AND env.tag_key = $env_tag
+    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+),
+approvers AS (
+    SELECT review_id,
+           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS approvers
+    FROM review_groups
+    WHERE status = 'APPROVED'
+    GROUP BY review_id
+)
+SELECT
+    s.session_id,
+    s.start_day,
+    s.start_date,
+    s.user_email,
+    s.connection,
+    s.environment,
+    s.review_id,
+    s.review_status,
+    a.approvers,
+    s.machine_identity_id,
+    s.user_id,
+    s.verb,
+    s.session_batch_id,
+    s.correlation_id
+FROM scope AS s
+LEFT JOIN approvers AS a ON a.review_id = s.review_id
+WHERE s.environment = $prod_env
+  AND s.identity_type = 'machine'
+ORDER BY s.start_date, s.session_id

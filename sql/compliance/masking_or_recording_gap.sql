@@ -1,0 +1,41 @@
+-- id: masking_or_recording_gap
+-- title: Data-masking errors and recording gaps
+-- question: Which sessions had data-masking errors, a recording truncated at the gateway's
+--     110 MiB limit, or an event stream the gateway could not decode?
+-- controls: SOC 2 CC6.7, CC7.2; ISO 27001 A.8.11, A.8.15; PCI DSS 3.4, 10.2, 10.3
+-- severity: medium
+-- kind: finding
+-- param: start date = | First UTC start day to include; empty means no lower bound.
+-- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
+-- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- note: A masking error may have let sensitive data through unmasked; a truncated or
+--     undecodable stream is a hole in the audit trail. A stream this sync was not allowed to
+--     read (stream_status = forbidden) is a sync permission problem, not a gateway one, and is
+--     not reported here.
+WITH scope AS (
+    SELECT s.*, env.tag_value AS environment
+    FROM sessions AS s
+    LEFT JOIN connection_tags AS env
+        ON env.session_id = s.session_id AND env.tag_key = $env_tag
+    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+)
+SELECT
+    s.session_id,
+    s.start_day,
+    s.start_date,
+    s.user_email,
+    s.connection,
+    s.environment,
+    s.review_id,
+    s.review_status,
+    s.masking_error_count,
+    s.redacted_count,
+    coalesce(s.stream_truncated, false) AS stream_truncated,
+    s.stream_status,
+    s.event_size
+FROM scope AS s
+WHERE coalesce(s.masking_error_count, 0) > 0
+   OR coalesce(s.stream_truncated, false)
+   OR s.stream_status = 'unreadable'
+ORDER BY s.start_date, s.session_id

@@ -1,0 +1,50 @@
+-- id: not_final_after_days
+-- title: Sessions still not final after N days
+-- question: Which sessions were still not final (open, awaiting review, or approved access not
+--     yet expired) more than N days after they started, as of their last sync?
+-- controls: SOC 2 CC6.2, CC6.3; ISO 27001 A.5.18, A.8.2; PCI DSS 7.2.4
+-- severity: low
+-- kind: finding
+-- param: start date = | First UTC start day to include; empty means no lower bound.
+-- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
+-- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- param: max_days int = 7 | Sessions not final this many days after they started are flagged.
+-- note: Age is measured at synced_at, not at query time, so the answer depends only on the
+--     data: the sync re-reads sessions that are not final, so synced_at is recent for them.
+--     Stale grants and forgotten requests are access that nobody is watching.
+WITH scope AS (
+    SELECT s.*, env.tag_value AS environment
+    FROM sessions AS s
+    LEFT JOIN connection_tags AS env
+        ON env.session_id = s.session_id AND env.tag_key = $env_tag
+    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+),
+approvers AS (
+    SELECT review_id,
+           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS approvers
+    FROM review_groups
+    WHERE status = 'APPROVED'
+    GROUP BY review_id
+)
+SELECT
+    s.session_id,
+    s.start_day,
+    s.start_date,
+    s.user_email,
+    s.connection,
+    s.environment,
+    s.review_id,
+    r.status AS review_status,
+    a.approvers,
+    s.status AS session_status,
+    r.type AS review_type,
+    r.revoke_at,
+    s.synced_at,
+    round(epoch(s.synced_at - s.start_date) / 86400.0, 1) AS age_days_at_sync
+FROM scope AS s
+LEFT JOIN reviews AS r ON r.review_id = s.review_id
+LEFT JOIN approvers AS a ON a.review_id = s.review_id
+WHERE NOT coalesce(s.is_final, false)
+  AND epoch(s.synced_at - s.start_date) > CAST($max_days AS BIGINT) * 86400
+ORDER BY s.start_date, s.session_id
