@@ -43,7 +43,7 @@ R = TypeVar("R")
 class WindowResult:
     window: Window
     stats: RequestStats = field(default_factory=RequestStats)
-    session_ids: list[str] = field(default_factory=list)
+    session_ids: list[str] = field(default_factory=list, repr=False)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
 
@@ -77,8 +77,8 @@ class _Listed:
     """Rows of one day gathered from every window: first window to list an id owns it."""
 
     day: date
-    by_id: dict[str, tuple[datetime, WindowResult]] = field(default_factory=dict)
-    rejects: list[dict[str, Any]] = field(default_factory=list)
+    by_id: dict[str, tuple[datetime, WindowResult]] = field(default_factory=dict, repr=False)
+    rejects: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def take(self, row: Any, owner: WindowResult, requested: Window) -> None:
         day_start, day_end = day_bounds(self.day)
@@ -176,11 +176,13 @@ async def _page_window(
     client: HoopClient, window: Window, page: ListPage, listed: _Listed, result: WindowResult
 ) -> None:
     offset = 0
+    pages = 1
     seen: set[str] = set()
     # The gateway computes has_next_page by fetching one extra row; pre-1.144 gateways say
     # "this page was full" instead, so an empty page must also end paging. A page that adds no
     # id not seen before in this window means the server is repeating itself: stop, loudly.
-    max_pages = (page.total // PAGE_LIMIT + 2) if page.total is not None else READABLE_ROWS // PAGE_LIMIT + 1
+    reported = page.total if page.total is not None else READABLE_ROWS
+    max_pages = reported // PAGE_LIMIT + 2
     while True:
         new = 0
         for row in page.data:
@@ -197,11 +199,10 @@ async def _page_window(
                 f"window {window}: the page at offset {offset} repeated rows already read while "
                 "has_next_page stayed true; the gateway's paging is broken"
             )
-        if result.stats.pages >= max_pages:
+        if pages >= max_pages:
             raise PagingError(
-                f"window {window}: has_next_page still true after {result.stats.pages} pages, "
-                f"more than the {page.total if page.total is not None else READABLE_ROWS} rows the "
-                "gateway reported; stopping instead of paging for ever"
+                f"window {window}: has_next_page still true after {pages} pages, more than the "
+                f"{reported} rows the gateway reported; stopping instead of paging for ever"
             )
         offset += len(page.data)
         if offset > OFFSET_CAP:
@@ -212,6 +213,7 @@ async def _page_window(
         page = await client.list_page(
             start=window.start, end=window.end, offset=offset, stats=result.stats
         )
+        pages += 1
 
 
 async def ordered_map(
