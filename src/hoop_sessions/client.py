@@ -149,8 +149,7 @@ class HoopClient:
     async def get_session(self, session_id: str, stats: RequestStats) -> bytes:
         """The raw body of GET /api/sessions/{id}?expand=event_stream,session_input, checked to be JSON."""
         path = f"/api/sessions/{session_id}"
-        body = await self._get(path, GET_PARAMS, stats, validate_json=True)
-        return body
+        return await self._get(path, GET_PARAMS, stats, validate_json=False)
 
     async def _get_json(self, path: str, params: dict[str, str], stats: RequestStats) -> Any:
         body = await self._get(path, params, stats, validate_json=True)
@@ -210,6 +209,11 @@ class HoopClient:
             except orjson.JSONDecodeError as exc:
                 # A body cut short by a proxy parses as invalid JSON: read it again.
                 raise TransientApiError(path, f"unreadable JSON body ({len(body)} bytes): {exc}") from None
+        elif not body.rstrip().endswith((b"}", b"]")):
+            # Session bodies are parsed later, once, by the build step (a full parse here would
+            # hold a second copy of a 150 MB stream). A body cut short without the connection
+            # noticing ends mid-document: read it again.
+            raise TransientApiError(path, f"unreadable JSON body ({len(body)} bytes): it ends mid-document")
         return body
 
 
