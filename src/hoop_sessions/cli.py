@@ -103,9 +103,16 @@ def main(verbose: bool) -> None:
 def _report(result: Any) -> None:
     for day in result.days:
         s = day.summary()
+        if not s["changed"]:
+            click.echo(
+                f"{s['day']}: listed {s['sessions_listed']}, nothing changed since the last sync; "
+                f"{s['requests']} requests"
+            )
+            continue
         click.echo(
             f"{s['day']}: listed {s['sessions_listed']}, loaded {s['sessions_loaded']}, "
-            f"rejected {s['sessions_rejected']}, {s['requests']} requests, {s['retries']} retries"
+            f"rejected {s['sessions_rejected']} ({s['sessions_reused']} unchanged, not read again), "
+            f"{s['requests']} requests, {s['retries']} retries"
         )
     for day in result.skipped:
         click.echo(f"{day}: already loaded and final, skipped (use --redo to sync it again)")
@@ -128,7 +135,11 @@ def _refresh_findings(settings: Settings) -> None:
 @main.command()
 @click.option("--start", required=True, callback=_parse_day, help="First UTC day, YYYY-MM-DD.")
 @click.option("--end", required=True, callback=_parse_day, help="Last UTC day (inclusive).")
-@click.option("--redo", is_flag=True, help="Sync days again even when loaded and final.")
+@click.option(
+    "--redo",
+    is_flag=True,
+    help="Read every day and every session again, even those loaded and final.",
+)
 @friendly_errors
 def backfill(start: date, end: date, redo: bool) -> None:
     """Sync every UTC day from --start to --end (inclusive); resumable."""
@@ -141,7 +152,7 @@ def backfill(start: date, end: date, redo: bool) -> None:
     days, skipped = backfill_days(settings, start, end, resume=not redo)
     progress = _progress(len(days))
     try:
-        result = sync_days(settings, days, progress=progress)
+        result = sync_days(settings, days, progress=progress, reuse=not redo)
     finally:
         _close(progress)
     result.skipped = skipped

@@ -11,6 +11,7 @@ unchanged day writes the same file.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -19,16 +20,19 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from hoop_sessions.client import PAGE_LIMIT, HoopClient, ListPage, RequestStats
 from hoop_sessions.errors import (
     ForbiddenError,
     NotFoundError,
     PagingError,
+    RawDataError,
     UnreadableBodyError,
 )
 from hoop_sessions.flatten import UUID_RE, RecordRejected, parse_time, truncate_payload
 from hoop_sessions.progress import NullProgress, Progress
-from hoop_sessions.raw import RawDayWriter
+from hoop_sessions.raw import RawDay, RawDayWriter
 from hoop_sessions.windows import Window, day_bounds, day_window
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,8 @@ class ExtractResult:
     requests: int
     retries: int
     windows: int
+    reused: int = 0
+    changed: bool = True
 
 
 @dataclass
@@ -78,6 +84,7 @@ class _Listed:
 
     day: date
     by_id: dict[str, tuple[datetime, WindowResult]] = field(default_factory=dict, repr=False)
+    fingerprints: dict[str, str] = field(default_factory=dict, repr=False)
     rejects: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def take(self, row: Any, owner: WindowResult, requested: Window) -> None:
@@ -103,6 +110,7 @@ class _Listed:
             return
         if sid not in self.by_id:
             self.by_id[sid] = (start, owner)
+            self.fingerprints[sid] = fingerprint(row)
             owner.session_ids.append(sid)
 
     def _reject(self, sid: str | None, reason: str, row: Any, owner: WindowResult | None) -> None:
@@ -111,6 +119,16 @@ class _Listed:
         self.rejects.append(_reject_row(sid, "list", reason, row))
         if owner is not None and sid is not None:
             owner.session_ids.append(sid)
+
+
+def fingerprint(row: dict[str, Any]) -> str:
+    """A digest of a list row: when it and the stored record are unchanged, the get can be skipped.
+
+    A list row carries every field that changes after creation except the stream, the input and
+    the AI analysis (status, end_date, exit_code, metrics, event_size, metadata, the review and its
+    groups), so a session already final whose row is unchanged is not read again.
+    """
+    return hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
 
 
 def _reject_row(sid: str | None, stage: str, reason: str, payload: Any) -> dict[str, Any]:
@@ -240,6 +258,50 @@ async def ordered_map(
             task.cancel()
 
 
+@dataclass(frozen=True)
+class PreviousDay:
+    """What an earlier sync of the day left: its raw file and which of its sessions are final."""
+
+    raw_dir: Path
+    final_ids: frozenset[str]
+
+
+class _PreviousBodies:
+    """The bodies of the day's previous raw file, read forward in the same (start_date, id) order."""
+
+    def __init__(self, previous: PreviousDay | None, day: date) -> None:
+        self.fingerprints: dict[str, str] = {}
+        self.final_ids: frozenset[str] = frozenset()
+        self.ids: set[str] = set()
+        self._pairs: Any = iter(())
+        if previous is None:
+            return
+        try:
+            raw = RawDay(previous.raw_dir, day)
+        except RawDataError:
+            return
+        self.fingerprints = dict(raw.header.get("fingerprints") or {})
+        order = list(raw.header.get("order") or [])
+        self.ids = set(order)
+        self.final_ids = previous.final_ids
+        self._pairs = zip(order, raw.bodies(), strict=False)
+
+    def reusable(self, sid: str, row_fingerprint: str) -> bool:
+        return sid in self.final_ids and self.fingerprints.get(sid) == row_fingerprint
+
+    def body(self, sid: str) -> bytes | None:
+        """The previous body of ``sid``, skipping the ones before it; None when it had none."""
+        if sid not in self.ids:
+            return None
+        for old_sid, body in self._pairs:
+            if old_sid == sid:
+                return bytes(body).rstrip(b"\r\n")
+        return None
+
+
+REUSE = b""
+
+
 async def extract_day(
     client: HoopClient,
     *,
@@ -248,8 +310,14 @@ async def extract_day(
     concurrency: int,
     principal: dict[str, Any],
     progress: Progress | None = None,
+    previous: PreviousDay | None = None,
 ) -> ExtractResult:
-    """List and get every session of ``day`` and replace the day's raw file."""
+    """List and get every session of ``day`` and replace the day's raw file.
+
+    With ``previous``, a session that was final when last read and whose list row is unchanged is
+    not read again: its body is copied from the previous raw file. When nothing at all changed, the
+    raw file is left as it was and ``changed`` is false, so the day need not be rebuilt.
+    """
     progress = progress or NullProgress()
     started = datetime.now(UTC)
     windows, listed = await list_day(client, day)
@@ -257,8 +325,11 @@ async def extract_day(
     progress.day_listed(day, len(order))
     owner = {sid: listed.by_id[sid][1] for sid in order}
     rejects = list(listed.rejects)
+    old = _PreviousBodies(previous, day)
 
     async def fetch(sid: str) -> tuple[str, bytes | None]:
+        if old.reusable(sid, listed.fingerprints[sid]):
+            return sid, REUSE
         stats = owner[sid].stats
         try:
             return sid, await client.get_session(sid, stats)
@@ -274,13 +345,24 @@ async def extract_day(
         return sid, None
 
     fetched: list[str] = []
+    reused = 0
+    changed = set(order) != old.ids or bool(rejects)
     with RawDayWriter(raw_dir, day) as writer:
         async for sid, body in ordered_map(order, fetch, limit=concurrency):
+            previous_body = old.body(sid)
+            if body is REUSE:
+                reused += 1
+                body = previous_body
+            elif body is not None and body.rstrip(b"\r\n") != previous_body:
+                changed = True
             if body is not None:
                 writer.write(body)
                 fetched.append(sid)
+            else:
+                changed = True
             progress.session_fetched(day)
-        trailer = {
+        changed = changed or bool(rejects)
+        header = {
             "format": 1,
             "start_day": day.isoformat(),
             "api_url": client.base_url,
@@ -288,10 +370,15 @@ async def extract_day(
             "started_at": started.isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
             "order": fetched,
+            "fingerprints": {sid: listed.fingerprints[sid] for sid in fetched},
             "windows": [w.to_json() for w in windows],
             "rejects": rejects,
         }
-        path = writer.commit(trailer)
+        if changed or previous is None:
+            path = writer.commit(header)
+        else:
+            writer.discard()
+            path = writer.path
     total = RequestStats()
     for w in windows:
         total.add(w.stats)
@@ -304,4 +391,6 @@ async def extract_day(
         requests=total.requests,
         retries=total.retries,
         windows=len(windows),
+        reused=reused,
+        changed=changed or previous is None,
     )

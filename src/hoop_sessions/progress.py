@@ -81,9 +81,12 @@ class LogProgress:
         f.fetched_in_day = f.sessions_in_day = 0
         f.requests += int(summary.get("requests", 0))
         f.retries += int(summary.get("retries", 0))
+        if summary.get("changed") is False:
+            self.logger.info("%s done: nothing changed since the last sync; %s", day, f.line())
+            return
         self.logger.info(
-            "%s done: %s loaded, %s rejected; %s", day, summary.get("sessions_loaded"),
-            summary.get("sessions_rejected"), f.line(),
+            "%s done: %s loaded, %s rejected, %s unchanged; %s", day, summary.get("sessions_loaded"),
+            summary.get("sessions_rejected"), summary.get("sessions_reused", 0), f.line(),
         )
 
 

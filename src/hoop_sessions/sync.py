@@ -19,7 +19,7 @@ from hoop_sessions.build import BuildResult, build_day, principal_sees_all
 from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
-from hoop_sessions.extract import ExtractResult, extract_day
+from hoop_sessions.extract import ExtractResult, PreviousDay, extract_day
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.windows import days_between, is_closed
 
@@ -30,15 +30,18 @@ log = logging.getLogger(__name__)
 class DayResult:
     day: date
     extract: ExtractResult | None
-    build: BuildResult
+    build: BuildResult | None  # None when nothing changed since the last sync of the day
     loaded_rows: dict[str, int]
 
     def summary(self) -> dict[str, Any]:
+        listed = self.extract.sessions_listed if self.extract else 0
         return {
             "day": self.day.isoformat(),
-            "sessions_listed": self.build.sessions_listed,
-            "sessions_loaded": self.build.sessions_loaded,
-            "sessions_rejected": self.build.sessions_rejected,
+            "changed": self.build is not None,
+            "sessions_listed": self.build.sessions_listed if self.build else listed,
+            "sessions_loaded": self.build.sessions_loaded if self.build else None,
+            "sessions_rejected": self.build.sessions_rejected if self.build else None,
+            "sessions_reused": self.extract.reused if self.extract else 0,
             "requests": self.extract.requests if self.extract else 0,
             "retries": self.extract.retries if self.extract else 0,
             "rows": self.loaded_rows,
@@ -91,11 +94,18 @@ async def sync_day_async(
     client: HoopClient,
     principal: dict[str, Any],
     progress: Progress | None = None,
+    reuse: bool = True,
 ) -> DayResult:
-    """Extract, build and load one closed UTC day. Raises DayFailedError; the old day is kept."""
+    """Extract, build and load one closed UTC day. Raises DayFailedError; the old day is kept.
+
+    With ``reuse``, sessions that were final at the last sync and whose list row is unchanged are
+    copied from the previous raw file instead of being read again, and a day in which nothing
+    changed is not rebuilt: the cost of re-reading a day follows what changed, not its size.
+    """
     progress = progress or NullProgress()
     settings.ensure_data_dir()
     try:
+        previous = await asyncio.to_thread(previous_day, settings, day) if reuse else None
         extracted = await extract_day(
             client,
             raw_dir=settings.raw_dir,
@@ -103,9 +113,13 @@ async def sync_day_async(
             concurrency=settings.concurrency,
             principal=principal,
             progress=progress,
+            previous=previous,
         )
-        built = await asyncio.to_thread(build_and_record, settings, day)
-        rows = await asyncio.to_thread(load_day, settings, day)
+        built = None
+        rows: dict[str, int] = {}
+        if extracted.changed:
+            built = await asyncio.to_thread(build_and_record, settings, day)
+            rows = await asyncio.to_thread(load_day, settings, day)
     except HoopSessionsError as exc:
         raise DayFailedError(day, exc) from exc
     result = DayResult(day, extracted, built, rows)
@@ -118,6 +132,19 @@ def build_and_record(settings: Settings, day: date) -> BuildResult:
     built = build_day(settings.raw_dir, settings.lake_dir, day)
     manifest.record_day(settings.data_dir, day)
     return built
+
+
+def previous_day(settings: Settings, day: date) -> PreviousDay | None:
+    """The day's earlier sync, if it was loaded: its raw file and its final sessions."""
+    if not settings.warehouse_path.exists():
+        return None
+    with warehouse.connect(
+        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
+    ) as con:
+        if day not in warehouse.loaded_days(con, day, day):
+            return None
+        final = warehouse.final_session_ids(con, day)
+    return PreviousDay(settings.raw_dir, frozenset(final))
 
 
 def rebuild_day(settings: Settings, day: date) -> DayResult:
@@ -135,6 +162,7 @@ async def sync_days_async(
     progress: Progress | None = None,
     now: datetime | None = None,
     transport: Any = None,
+    reuse: bool = True,
 ) -> RunResult:
     """Sync each day in turn; a failed day is reported and the others still run."""
     now = now or datetime.now(UTC)
@@ -151,7 +179,9 @@ async def sync_days_async(
         for day in days:
             try:
                 result.days.append(
-                    await sync_day_async(settings, day, client=client, principal=principal, progress=progress)
+                    await sync_day_async(
+                        settings, day, client=client, principal=principal, progress=progress, reuse=reuse
+                    )
                 )
             except DayFailedError as exc:
                 log.error("%s", exc)
@@ -177,7 +207,7 @@ def backfill_days(
     with warehouse.connect(
         settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
     ) as con:
-        loaded = set(warehouse.loaded_days(con))
+        loaded = set(warehouse.loaded_days(con, start, end))
         open_days = set(warehouse.non_final_days(con, start, end))
     done = [d for d in days if d in loaded and d not in open_days]
     return [d for d in days if d not in done], done

@@ -122,11 +122,23 @@ def non_final_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> 
     return [r[0] for r in rows]
 
 
-def loaded_days(con: duckdb.DuckDBPyConnection) -> list[date]:
-    """Days that have been synced (they have ledger rows)."""
+def loaded_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> list[date]:
+    """Days in [since, until] that have been synced (they have ledger rows)."""
     if not has_table(con, "sync_windows"):
         return []
-    return [r[0] for r in con.execute("SELECT DISTINCT start_day FROM sync_windows ORDER BY 1").fetchall()]
+    rows = con.execute(
+        "SELECT DISTINCT start_day FROM sync_windows WHERE start_day BETWEEN ? AND ? ORDER BY 1",
+        [since, until],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def final_session_ids(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:
+    """Sessions of ``day`` that were final when last read."""
+    if not has_table(con, "sessions"):
+        return []
+    rows = con.execute("SELECT session_id FROM sessions WHERE start_day = ? AND is_final", [day]).fetchall()
+    return [r[0] for r in rows]
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -1,0 +1,53 @@
+"""Reading a day again costs what changed in it, and picks up every change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import duckdb
+
+from hoop_sessions.sync import sync_days
+from tests.conftest import FIRST_DAY, NOW, RUN_TIME_COLUMNS, settings_for, table_contents
+
+DAYS = [FIRST_DAY, FIRST_DAY + timedelta(days=1)]
+
+
+def test_reading_unchanged_days_again_lists_them_and_reads_no_session(gateway_factory, tmp_path):
+    gateway = gateway_factory(days=3, sessions_per_day=80, seed=31)
+    settings = settings_for(gateway, tmp_path)
+    assert sync_days(settings, DAYS, now=NOW).ok
+    before = table_contents(tmp_path / "warehouse.duckdb")
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        open_sessions = con.execute("SELECT count(*) FROM sessions WHERE NOT is_final").fetchone()[0]
+    gateway.reset_stats()
+    again = sync_days(settings, DAYS, now=NOW)
+    assert again.ok
+    gets = gateway.stats.requests.get("get", 0)
+    # Only the sessions that were not final are read again; with the gateway's clock unchanged
+    # their records are the same, so neither day is rebuilt and not a row changes.
+    assert gets == open_sessions
+    assert [d.build for d in again.days] == [None, None]
+    assert table_contents(tmp_path / "warehouse.duckdb") == before
+
+
+def test_a_session_that_finished_since_the_last_read_is_updated(gateway_factory, tmp_path):
+    end_of_day = datetime.combine(DAYS[1] + timedelta(days=1), time(0, 1), tzinfo=UTC)
+    gateway = gateway_factory(days=3, sessions_per_day=80, seed=31, now=end_of_day)
+    first_now = gateway.now
+    settings = settings_for(gateway, tmp_path)
+    assert sync_days(settings, [DAYS[1]], now=first_now).ok
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        open_before = {r[0] for r in con.execute("SELECT session_id FROM sessions WHERE status = 'open'").fetchall()}
+    assert open_before, "no session was still open right after the day ended"
+    later = first_now + timedelta(days=10)
+    gateway.set_now(later)
+    assert sync_days(settings, [DAYS[1]], now=later).ok
+    redone = tmp_path / "redo"
+    assert sync_days(settings_for(gateway, redone), [DAYS[1]], now=later, reuse=False).ok
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        still_open = {r[0] for r in con.execute("SELECT session_id FROM sessions WHERE status = 'open'").fetchall()}
+    assert open_before - still_open, "no session finished in ten days"
+    # The incremental re-read holds exactly what a full read at the same moment holds.
+    ignore = (*RUN_TIME_COLUMNS,)
+    assert table_contents(tmp_path / "warehouse.duckdb", ignore=ignore) == table_contents(
+        redone / "warehouse.duckdb", ignore=ignore)
