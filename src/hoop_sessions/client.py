@@ -139,9 +139,11 @@ class HoopClient:
         if not isinstance(data, list):
             raise ApiError(200, path, "list response has no 'data' list")
         total = doc.get("total")
+        more = doc.get("has_next_page")
         return ListPage(
             data=data,
-            has_next_page=doc.get("has_next_page") is True,
+            # A gateway too old to say has_next_page: a full page may have a successor.
+            has_next_page=more if isinstance(more, bool) else len(data) >= limit,
             total=total if isinstance(total, int) and not isinstance(total, bool) else None,
             total_is_capped=doc.get("total_is_capped") is True,
         )
