@@ -1,0 +1,206 @@
+"""Ground truth: the JSONL export and the planted violations, checked against the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from hoop_sessions.simulator import (
+    USERS_BY_EMAIL,
+    VIOLATIONS,
+    Dataset,
+    SimulatorConfig,
+    export_truth,
+    serve,
+)
+
+from .support import RICH, SMALL, START, client_for, list_all
+
+UNREADABLE = "An internal error occurred: unable to decode the event stream"
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _is_final(r: dict[str, Any], now: datetime) -> bool:
+    review = r["review"]
+    if review is None:
+        return r["status"] == "done"
+    if review["status"] in ("REJECTED", "REVOKED", "EXECUTED"):
+        return True
+    return (
+        review["type"] == "jit"
+        and review["status"] == "APPROVED"
+        and review["revoke_at"] is not None
+        and _time(review["revoke_at"]) <= now
+    )
+
+
+def evaluate(r: dict[str, Any], now: datetime) -> set[str]:
+    """The README's definitions of the planted violations, written against the JSON record
+    only (independently of the simulator's own code)."""
+    env = (r["connection_tags"] or {}).get("environment")
+    review = r["review"] or {}
+    groups = review.get("review_groups_data") or []
+    stream = r.get("event_stream") or []
+    start = _time(r["start_date"])
+    times = [
+        start + timedelta(microseconds=round(e[0] * 1e6)) for e in stream if isinstance(e, list)
+    ]
+    window = review.get("time_window")
+    masking = (r["metrics"] or {}).get("data_masking") or {}
+    found = {
+        "prod_without_review": env == "prod" and not review,
+        "events_without_approval": review.get("status") in ("PENDING", "REJECTED") and bool(times),
+        "self_approval": any(
+            g["status"] == "APPROVED" and g["reviewed_by"]["email"] == r["user"] for g in groups
+        ),
+        "outside_time_window": bool(window)
+        and any(
+            not window["configuration"]["start_time"]
+            <= f"{t:%H:%M}"
+            < window["configuration"]["end_time"]
+            for t in times
+        ),
+        "events_after_revoke": review.get("type") == "jit"
+        and review.get("revoke_at") is not None
+        and any(t > _time(review["revoke_at"]) for t in times),
+        "break_glass": any(g["forced_review"] and g["status"] == "APPROVED" for g in groups),
+        "min_approvals_not_met": review.get("status") in ("APPROVED", "PROCESSING", "EXECUTED")
+        and review.get("min_approvals") is not None
+        and sum(g["status"] == "APPROVED" for g in groups) < review["min_approvals"],
+        "long_session": r["end_date"] is not None
+        and _time(r["end_date"]) - start > timedelta(hours=4),
+        "failed_prod_session": env == "prod" and r["exit_code"] not in (None, 0),
+        "not_final_after_3_days": start < now - timedelta(days=3) and not _is_final(r, now),
+        "masking_errors": masking.get("err_count", 0) > 0,
+        "truncated_stream": bool((r["metrics"] or {}).get("truncated")),
+        "machine_identity_on_prod": env == "prod" and r["identity_type"] == "machine",
+        "guardrail_match": bool(r["guardrails_info"]),
+        "ai_high_risk": (r["ai_analysis"] or {}).get("risk_level") == "high",
+        "unreadable_stream": any(isinstance(e, str) and e.startswith(UNREADABLE) for e in stream),
+    }
+    return {name for name, hit in found.items() if hit}
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+@pytest.mark.parametrize("hours_before_clock", [0, 30])
+def test_the_planted_violations_are_what_the_documented_rules_find_in_the_truth(
+    tmp_path: Path, hours_before_clock: int
+) -> None:
+    now = RICH.clock - timedelta(hours=hours_before_clock)
+    path = tmp_path / "truth.jsonl"
+    export_truth(RICH, path, now=now)
+    found: dict[str, set[str]] = {name: set() for name in VIOLATIONS}
+    for record in _read(path):
+        for name in evaluate(record, now):
+            found[name].add(record["id"])
+    planted = Dataset(RICH).planted(now=now)
+    assert found == planted
+    assert all(planted[name] for name in VIOLATIONS), [n for n in VIOLATIONS if not planted[n]]
+
+
+def test_the_truth_is_byte_for_byte_what_the_api_returns(tmp_path: Path) -> None:
+    path = tmp_path / "truth.jsonl"
+    count = export_truth(SMALL, path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert count == len(lines) == 240
+    with serve(SMALL) as gw, client_for(gw) as client:
+        listed = {r["id"] for r in list_all(client, {})}
+        assert {orjson.loads(line)["id"] for line in lines} == listed
+        for line in lines[::17]:
+            session_id = orjson.loads(line)["id"]
+            response = client.get(
+                f"/api/sessions/{session_id}", params={"expand": "event_stream,session_input"}
+            )
+            assert response.content == line
+
+
+def test_the_truth_at_an_earlier_clock_has_fewer_sessions_and_open_ones(tmp_path: Path) -> None:
+    path = tmp_path / "truth.jsonl"
+    midday = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    count = export_truth(SMALL, path, now=midday)
+    records = _read(path)
+    assert 80 < count < 160
+    assert all(_time(r["start_date"]) <= midday for r in records)
+    assert any(r["status"] == "open" for r in records)
+    assert [r["start_date"] for r in records] == sorted(
+        (r["start_date"] for r in records), key=_time
+    )
+
+
+def test_the_truth_of_a_non_auditor_token_holds_only_what_it_can_see(tmp_path: Path) -> None:
+    person = USERS_BY_EMAIL["ben.okafor@acme.example"]
+    cfg = SimulatorConfig(
+        seed=7, start=START, days=3, sessions_per_day=80, identity=person.identity()
+    )
+    path = tmp_path / "truth.jsonl"
+    assert 0 < export_truth(cfg, path) < 240
+    records = _read(path)
+    for r in records:
+        reviewers = {g["group"] for g in (r["review"] or {}).get("review_groups_data", [])}
+        assert r["user_id"] == person.subject or reviewers & set(person.groups)
+        if r["user_id"] != person.subject:
+            assert "event_stream" not in r
+
+
+def _retrying_get(client: httpx.Client, path: str, params: dict[str, Any]) -> httpx.Response:
+    for _ in range(8):
+        try:
+            response = client.get(path, params=params)
+        except httpx.TransportError:
+            continue
+        if response.status_code < 500 and response.status_code != 429:
+            return response
+    raise AssertionError(f"{path} kept failing")
+
+
+def test_a_retrying_client_that_pages_closed_days_rebuilds_the_truth_through_faults(
+    tmp_path: Path,
+) -> None:
+    cfg = SimulatorConfig(
+        seed=9,
+        start=START,
+        days=2,
+        sessions_per_day=60,
+        burst_size=15,
+        fault_rate=0.3,
+        slow_response_s=0.5,
+    )
+    path = tmp_path / "truth.jsonl"
+    export_truth(cfg, path)
+    truth = {orjson.loads(line)["id"]: line for line in path.read_bytes().splitlines(keepends=True)}
+    synced: dict[str, bytes] = {}
+    with serve(cfg) as gw, client_for(gw, timeout=0.25) as client:
+        for offset_days in range(cfg.days):
+            day = START + timedelta(days=offset_days)
+            window = {
+                "start_date": f"{day}T00:00:00Z",
+                "end_date": f"{day + timedelta(days=1)}T00:00:00Z",
+            }
+            ids: list[str] = []
+            offset = 0
+            while True:
+                params = {**window, "limit": 25, "offset": offset, "count": "none"}
+                page = _retrying_get(client, "/api/sessions", params).json()
+                offset += len(page["data"])
+                # The window's upper bound belongs to the next day.
+                ids += [r["id"] for r in page["data"] if r["start_date"].startswith(str(day))]
+                if not page["has_next_page"]:
+                    break
+            for session_id in ids:
+                full = {"expand": "event_stream,session_input"}
+                synced[session_id] = _retrying_get(
+                    client, f"/api/sessions/{session_id}", full
+                ).content
+        assert sum(gw.stats.faults.values()) > 10
+    assert synced == truth
