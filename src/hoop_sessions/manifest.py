@@ -9,6 +9,7 @@ rewrite is appended to ``manifests/history.jsonl`` with the digests before and a
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 from dataclasses import dataclass
@@ -76,7 +77,22 @@ def _manifest(day: date, files: dict[str, str], previous: tuple[date, str] | Non
 
 
 def record_day(data_dir: Path, day: date) -> None:
-    """Write day's manifest from its current files and re-link the chain after it."""
+    """Write day's manifest from its current files and re-link the chain after it.
+
+    Relinking rewrites later days' manifests, so writers (a CLI backfill beside a Dagster run)
+    take an exclusive lock on the manifest folder for the duration.
+    """
+    folder = manifest_dir(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            _record_day(data_dir, day)
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _record_day(data_dir: Path, day: date) -> None:
     files = {name: file_sha256(path) for name, path in _day_files(data_dir, day).items() if path.exists()}
     days = sorted(set(manifest_days(data_dir)) | {day})
     history = manifest_dir(data_dir) / "history.jsonl"

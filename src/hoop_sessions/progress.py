@@ -81,6 +81,9 @@ class LogProgress:
         f.fetched_in_day = f.sessions_in_day = 0
         f.requests += int(summary.get("requests", 0))
         f.retries += int(summary.get("retries", 0))
+        if "sessions_loaded" not in summary:
+            self.logger.info("%s read: %s sessions listed; %s", day, summary.get("sessions_listed"), f.line())
+            return
         if summary.get("changed") is False:
             self.logger.info("%s done: nothing changed since the last sync; %s", day, f.line())
             return

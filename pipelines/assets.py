@@ -1,0 +1,444 @@
+"""The asset graph: hoop → raw responses → lake tables → warehouse tables → findings → report.
+
+Every partitioned asset is one daily UTC partition per day and takes a whole partition range in
+one run (``BackfillPolicy.single_run()``: one preflight, one HTTP connection pool and one DuckDB
+writer for a backfill). A run of one partition always does its day again (the nightly schedule
+and "Materialize" of a day). A run over a range resumes: each stage skips the days whose output
+already matches its input (see ``day_plan``), so re-running a failed 90-day backfill reads only
+the days that were not read, and loads only the days that were not loaded.
+
+Each asset only translates: partitions into days, resources into ``Settings``, library results
+into metadata. The work is the library's: ``extract_day``, ``build_and_record``, ``load_day``,
+``refresh_findings``, ``write_report``.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the config and resource annotations.
+import asyncio
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    BackfillPolicy,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
+from pydantic import Field
+
+from hoop_sessions import schema, sync
+from hoop_sessions import warehouse as duckdb_warehouse
+from hoop_sessions.client import HoopClient
+from hoop_sessions.compliance import refresh_findings
+from hoop_sessions.config import Settings
+from hoop_sessions.errors import HoopSessionsError
+from hoop_sessions.extract import extract_day
+from hoop_sessions.progress import LogProgress
+from hoop_sessions.raw import raw_path
+from hoop_sessions.report import write_report
+from pipelines import metadata
+from pipelines.day_plan import Plan, plan_build, plan_load, plan_read
+from pipelines.partitions import days_of, hoop_days
+from pipelines.resources import HoopApiResource, WarehouseResource
+
+# One writer at a time: every step that writes warehouse.duckdb runs in this pool (limit 1).
+WAREHOUSE_POOL = "hoop_duckdb"
+# Builds re-link the chain of day manifests after the day they write: one at a time, too.
+LAKE_POOL = "hoop_lake"
+
+RAW_SESSIONS = AssetKey(["hoop", "raw_sessions"])
+COMPLIANCE_FINDINGS = AssetKey(["hoop", "compliance_findings"])
+EVIDENCE_REPORT = AssetKey(["hoop", "evidence_report"])
+DATA_OWNERS = ["team:data-platform"]
+COMPLIANCE_OWNERS = ["team:compliance"]
+UNKNOWN_FIELDS_CHECK = "no_unknown_fields"
+
+
+def lake_key(table: str) -> AssetKey:
+    return AssetKey(["hoop", "lake", table])
+
+
+def warehouse_key(table: str) -> AssetKey:
+    return AssetKey(["hoop", "warehouse", table])
+
+
+class DayRangeConfig(Config):
+    redo: bool = Field(
+        default=False,
+        description="In a run over several days, do again the days that are already done "
+        "(a run of one day always does it again).",
+    )
+
+
+def _plan(
+    context: AssetExecutionContext,
+    config: DayRangeConfig,
+    make: Callable[..., Plan],
+    settings: Settings,
+    what: str,
+) -> tuple[list[date], Plan]:
+    days = days_of(context.partition_keys)
+    plan = make(settings, days, redo=config.redo or len(days) == 1)
+    context.log.info(
+        f"{what}: {len(plan.todo)} of {len(days)} day(s) to do, {len(plan.skipped)} already done, "
+        f"{len(plan.missing)} missing their input"
+    )
+    for day, why in plan.skipped.items():
+        context.log.debug(f"{day}: skipped, {why}")
+    return days, plan
+
+
+def _fail_if(failed: dict[date, str], *, what: str, done: int) -> None:
+    """After the other days are done: fail the run, naming each failed day and why."""
+    if not failed:
+        return
+    lines = "\n".join(f"- {day}: {why}" for day, why in sorted(failed.items()))
+    raise Failure(
+        description=f"{what} failed for {len(failed)} day(s) ({done} other day(s) done and kept). "
+        "Run the same partitions again: days already done are skipped.\n" + lines,
+        metadata={
+            "failed_days": MetadataValue.json({str(d): why for d, why in sorted(failed.items())})
+        },
+    )
+
+
+def _outcome(day: date, plan: Plan) -> str:
+    return "skipped: " + plan.skipped[day] if day in plan.skipped else "done"
+
+
+def _run_summary(days: Sequence[date], plan: Plan) -> dict[str, Any]:
+    return {
+        "days_done": len(plan.todo),
+        "days_skipped": len(plan.skipped),
+        "days_in_run": len(days),
+    }
+
+
+async def _read_days(
+    settings: Settings, days: Sequence[date], progress: LogProgress, log: logging.Logger
+) -> dict[date, str]:
+    """Extract each day under one preflight and one connection pool; a failed day does not stop
+    the others. Errors of the whole run (auth, visibility, configuration) are raised."""
+    failed: dict[date, str] = {}
+    async with HoopClient(settings) as client:
+        principal = await sync.preflight(client, settings)
+        for day in days:
+            try:
+                result = await extract_day(
+                    client,
+                    raw_dir=settings.raw_dir,
+                    day=day,
+                    concurrency=settings.concurrency,
+                    principal=principal,
+                    progress=progress,
+                )
+            except HoopSessionsError as exc:
+                log.error(f"{day}: reading hoop failed, the day's previous raw file is kept: {exc}")
+                failed[day] = str(exc)
+                continue
+            progress.day_done(
+                day,
+                {
+                    "sessions_listed": result.sessions_listed,
+                    "requests": result.requests,
+                    "retries": result.retries,
+                },
+            )
+    return failed
+
+
+@asset(
+    key=RAW_SESSIONS,
+    description="Every session of a UTC day as hoop's GET /api/sessions/{id} returned it "
+    "(event stream and input included), kept as received in raw/start_day=<day>/sessions.ndjson.gz "
+    "with the record of how it was listed. The lake can be rebuilt from it without calling hoop.",
+    partitions_def=hoop_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="hoop_ingest",
+    kinds={"python", "json"},
+    owners=DATA_OWNERS,
+    tags={"source": "hoop"},
+)
+def raw_sessions(
+    context: AssetExecutionContext,
+    config: DayRangeConfig,
+    hoop_api: HoopApiResource,
+    warehouse: WarehouseResource,
+) -> MaterializeResult:
+    try:
+        settings = hoop_api.apply(warehouse.settings())
+    except HoopSessionsError as exc:
+        raise Failure(description=str(exc)) from None
+    days, plan = _plan(context, config, plan_read, settings, "read hoop")
+    settings.ensure_data_dir()
+    progress = LogProgress(len(plan.todo), logger=context.log)
+    try:
+        failed = (
+            asyncio.run(_read_days(settings, plan.todo, progress, context.log)) if plan.todo else {}
+        )
+    except HoopSessionsError as exc:
+        raise Failure(description=str(exc)) from None
+    _fail_if(failed, what="reading hoop", done=len(plan.todo) - len(failed))
+    for day in days:
+        # A day skipped as loaded and final may have no raw file here (synced on another machine).
+        details = (
+            metadata.raw_day(settings, day) if raw_path(settings.raw_dir, day).exists() else {}
+        )
+        context.add_asset_metadata(
+            {**details, "outcome": _outcome(day, plan)}, partition_key=day.isoformat()
+        )
+    return MaterializeResult(metadata=_run_summary(days, plan))
+
+
+@multi_asset(
+    name="hoop_lake_tables",
+    description="Flatten each day's raw file into the Parquet tables of the data contract.",
+    specs=[
+        AssetSpec(
+            lake_key(table.name),
+            deps=[RAW_SESSIONS],
+            description=f"{table.description} Parquet, lake/{table.name}/start_day=<day>/, "
+            "replaced per day.",
+            group_name="hoop_lake",
+            kinds={"parquet"},
+            owners=DATA_OWNERS,
+            metadata={"dagster/column_schema": metadata.column_schema(table)},
+        )
+        for table in schema.DAY_TABLES
+    ],
+    check_specs=[
+        AssetCheckSpec(
+            UNKNOWN_FIELDS_CHECK,
+            asset=lake_key("sessions"),
+            description="hoop sent no field this version does not know (they are kept in the raw "
+            "file only). WARN: the gateway grew a field worth adding to the contract.",
+        )
+    ],
+    partitions_def=hoop_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    pool=LAKE_POOL,
+    can_subset=False,
+)
+def lake_tables(
+    context: AssetExecutionContext, config: DayRangeConfig, warehouse: WarehouseResource
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    settings = warehouse.settings()
+    days, plan = _plan(context, config, plan_build, settings, "build the lake")
+    failed = dict(plan.missing)
+    unknown: dict[str, int] = {}
+    for day in plan.todo:
+        try:
+            built = sync.build_and_record(settings, day)
+        except HoopSessionsError as exc:
+            failed[day] = str(exc)
+            continue
+        for name, count in built.unknown_fields.items():
+            unknown[name] = unknown.get(name, 0) + count
+        context.log.info(
+            f"{day}: {built.sessions_loaded} sessions flattened, {built.sessions_rejected} rejected"
+        )
+    _fail_if(
+        failed, what="building the lake", done=len(plan.todo) - len(set(failed) - set(plan.missing))
+    )
+    for table in schema.DAY_TABLES:
+        for day in days:
+            context.add_asset_metadata(
+                {
+                    **metadata.lake_table_day(settings, table.name, day),
+                    "outcome": _outcome(day, plan),
+                },
+                asset_key=lake_key(table.name),
+                partition_key=day.isoformat(),
+            )
+        yield MaterializeResult(asset_key=lake_key(table.name), metadata=_run_summary(days, plan))
+    yield AssetCheckResult(
+        asset_key=lake_key("sessions"),
+        check_name=UNKNOWN_FIELDS_CHECK,
+        passed=not unknown,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"hoop sent {len(unknown)} field(s) this version does not know; kept in the raw files"
+            if unknown
+            else f"no unknown field in the {len(plan.todo)} day(s) built"
+        ),
+        metadata={"unknown_fields": MetadataValue.json(unknown), "days_built": len(plan.todo)},
+    )
+
+
+@multi_asset(
+    name="hoop_warehouse_tables",
+    description="Load each day's lake files into warehouse.duckdb, one transaction per day.",
+    specs=[
+        AssetSpec(
+            warehouse_key(table.name),
+            deps=[lake_key(table.name)],
+            description=f"{table.description} DuckDB table {table.name}, replaced per day.",
+            group_name="hoop_warehouse",
+            kinds={"duckdb"},
+            owners=DATA_OWNERS,
+            metadata={
+                "dagster/column_schema": metadata.column_schema(table),
+                "dagster/table_name": f"warehouse.main.{table.name}",
+                "key": ", ".join(table.key) or "(none)",
+            },
+        )
+        for table in schema.DAY_TABLES
+    ],
+    partitions_def=hoop_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    can_subset=False,
+)
+def warehouse_tables(
+    context: AssetExecutionContext, config: DayRangeConfig, warehouse: WarehouseResource
+) -> Iterator[MaterializeResult]:
+    settings = warehouse.settings()
+    days, plan = _plan(context, config, plan_load, settings, "load the warehouse")
+    failed = dict(plan.missing)
+    for day in plan.todo:
+        try:
+            rows = sync.load_day(settings, day)
+        except HoopSessionsError as exc:
+            failed[day] = str(exc)
+            continue
+        context.log.info(f"{day}: loaded " + ", ".join(f"{n} {t}" for t, n in rows.items()))
+    _fail_if(
+        failed,
+        what="loading the warehouse",
+        done=len(plan.todo) - len(set(failed) - set(plan.missing)),
+    )
+    with duckdb_warehouse.connect(
+        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
+    ) as con:
+        for table in schema.DAY_TABLES:
+            for day in days:
+                context.add_asset_metadata(
+                    {
+                        **metadata.warehouse_table_day(
+                            con, table.name, day, settings.warehouse_path
+                        ),
+                        "outcome": _outcome(day, plan),
+                    },
+                    asset_key=warehouse_key(table.name),
+                    partition_key=day.isoformat(),
+                )
+    for table in schema.DAY_TABLES:
+        yield MaterializeResult(
+            asset_key=warehouse_key(table.name), metadata=_run_summary(days, plan)
+        )
+
+
+@asset(
+    key=COMPLIANCE_FINDINGS,
+    description="What every compliance rule (sql/compliance/*.sql, kind: finding) flags now: one "
+    "row per (rule, session), replaced as a whole after each load.",
+    deps=[warehouse_key(table.name) for table in schema.DAY_TABLES],
+    # Unpartitioned, so it runs once per backfill anyway; declared so that
+    # `dagster asset materialize --partition-range` accepts a selection that includes it.
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="hoop_compliance",
+    kinds={"duckdb", "sql"},
+    owners=COMPLIANCE_OWNERS,
+    pool=WAREHOUSE_POOL,
+    metadata={
+        "dagster/column_schema": metadata.column_schema(schema.COMPLIANCE_FINDINGS),
+        "dagster/table_name": "warehouse.main.compliance_findings",
+    },
+)
+def compliance_findings(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    settings = warehouse.settings()
+    with duckdb_warehouse.connect(
+        settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds
+    ) as con:
+        duckdb_warehouse.ensure_schema(con)
+        refresh = refresh_findings(con)
+        by_severity = dict(
+            con.execute(
+                "SELECT severity, count(*) FROM compliance_findings GROUP BY ALL ORDER BY ALL"
+            ).fetchall()
+        )
+        columns = metadata.PREVIEW_COLUMNS["compliance_findings"]
+        rows = con.execute(
+            "SELECT " + ", ".join(columns) + " FROM compliance_findings "
+            "ORDER BY severity, rule, start_day DESC, session_id LIMIT 10"
+        ).fetchall()
+    context.log.info(f"{refresh.total} finding(s) from {len(refresh.counts)} rule(s)")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": refresh.total,
+            "findings_by_rule": MetadataValue.json(dict(refresh.counts)),
+            "findings_by_severity": MetadataValue.json(by_severity),
+            "found_at": refresh.found_at.isoformat(),
+            "preview": MetadataValue.md(metadata.markdown_table(columns, rows)),
+            "path": MetadataValue.path(str(settings.warehouse_path)),
+        }
+    )
+
+
+class EvidenceReportConfig(Config):
+    start: str | None = Field(
+        default=None,
+        description="First UTC day of the audit period, YYYY-MM-DD; unset: the first loaded.",
+    )
+    end: str | None = Field(
+        default=None, description="Last UTC day (inclusive), YYYY-MM-DD; unset: the last loaded."
+    )
+
+
+@asset(
+    key=EVIDENCE_REPORT,
+    description="The compliance evidence report: one self-contained HTML file (coverage of the "
+    "period, the sync ledger, every rule's findings with charts), in <data dir>/reports/.",
+    deps=[COMPLIANCE_FINDINGS],
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="hoop_compliance",
+    kinds={"html"},
+    owners=COMPLIANCE_OWNERS,
+    pool=WAREHOUSE_POOL,
+)
+def evidence_report(
+    context: AssetExecutionContext, config: EvidenceReportConfig, warehouse: WarehouseResource
+) -> MaterializeResult:
+    settings = warehouse.settings()
+    out = settings.data_dir / "reports" / "evidence.html"
+    try:
+        start = date.fromisoformat(config.start) if config.start else None
+        end = date.fromisoformat(config.end) if config.end else None
+    except ValueError as exc:
+        raise Failure(description=f"start and end are dates YYYY-MM-DD: {exc}") from None
+    with duckdb_warehouse.connect(
+        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
+    ) as con:
+        try:
+            data = write_report(con, out=out, start=start, end=end)
+        except HoopSessionsError as exc:
+            raise Failure(description=str(exc)) from None
+    findings = sum(len(r.rows) for r in data.findings)
+    context.log.info(f"wrote {out}: {data.start} to {data.end}, {findings} finding(s)")
+    return MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(str(out)),
+            "period": f"{data.start} .. {data.end}",
+            "findings": findings,
+            "rules": len(data.results),
+            "days_covered": sum(1 for d in data.days if d.synced),
+            "days_not_reconciled": MetadataValue.json(
+                [str(d.day) for d in data.days if d.synced and not d.reconciled]
+            ),
+        }
+    )
+
+
+hoop_assets = [raw_sessions, lake_tables, warehouse_tables, compliance_findings, evidence_report]

@@ -1,0 +1,263 @@
+"""Asset checks on the warehouse: keys, reconciliation, streams, freshness.
+
+They read ``warehouse.duckdb`` read-only, in the writers' pool so that a check never waits on a
+load (DuckDB lets one process write or several read). Checks about days look at the days of the
+run they execute in, or at every day when executed on their own. Unknown fields are checked where
+they are seen, in the lake build (``assets.lake_tables``).
+"""
+
+# No `from __future__ import annotations`: Dagster reads the config and resource annotations.
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    MetadataValue,
+    asset_check,
+    multi_asset_check,
+)
+
+from hoop_sessions import schema
+from hoop_sessions import warehouse as duckdb_warehouse
+from pipelines.assets import COMPLIANCE_FINDINGS, WAREHOUSE_POOL, warehouse_key
+from pipelines.metadata import markdown_table
+from pipelines.partitions import days_of
+from pipelines.resources import WarehouseResource
+
+UNIQUE_KEY = "unique_key"
+RECONCILED = "listed_equals_loaded_plus_rejected"
+STREAMS_READABLE = "streams_readable"
+YESTERDAY_LOADED = "yesterday_loaded"
+SAMPLE_ROWS = 10
+
+Days = tuple[date, date] | None  # inclusive range of days to look at; None: every day
+
+
+def _unique_key_spec(table: schema.Table) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        UNIQUE_KEY,
+        asset=warehouse_key(table.name),
+        blocking=True,
+        description=f"No two rows of {table.name} share its key ({', '.join(table.key)}).",
+    )
+
+
+WAREHOUSE_CHECKS: list[AssetCheckSpec] = [
+    *(_unique_key_spec(t) for t in schema.DAY_TABLES if t.key),
+    AssetCheckSpec(
+        RECONCILED,
+        asset=warehouse_key("sync_windows"),
+        blocking=True,
+        description="For every day: sessions listed = sessions loaded + sessions rejected, and the "
+        "sessions table holds exactly the sessions loaded.",
+    ),
+    AssetCheckSpec(
+        STREAMS_READABLE,
+        asset=warehouse_key("sessions"),
+        description="No session's event stream was unreadable (hoop could not encode it) or "
+        "truncated (hoop stopped recording at 110 MiB). WARN: evidence is incomplete for them.",
+    ),
+    AssetCheckSpec(
+        YESTERDAY_LOADED,
+        asset=warehouse_key("sync_windows"),
+        description="Yesterday (UTC) is loaded: the nightly sync ran.",
+    ),
+]
+
+
+def _days_of_run(context: AssetCheckExecutionContext) -> Days:
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return None
+    days = days_of(context.partition_keys)
+    return days[0], days[-1]
+
+
+def _where_days(days: Days, column: str = "start_day") -> tuple[str, list[Any]]:
+    if days is None:
+        return "TRUE", []
+    return f"{column} BETWEEN ? AND ?", [days[0], days[1]]
+
+
+def _scope(days: Days) -> str:
+    return "every day" if days is None else f"{days[0]} .. {days[1]}"
+
+
+def check_unique_key(
+    con: duckdb.DuckDBPyConnection, table: schema.Table, asset_key: AssetKey
+) -> AssetCheckResult:
+    # Over the whole table, whatever the run: a key repeated across two days is a duplicate too.
+    keys = ", ".join(f'"{k}"' for k in table.key)
+    duplicated = (
+        f'SELECT {keys}, count(*) AS copies FROM "{table.name}" GROUP BY {keys} HAVING count(*) > 1'
+    )
+    (count,) = con.execute(f"SELECT count(*) FROM ({duplicated})").fetchone() or (0,)
+    sample = con.execute(
+        f"{duplicated} ORDER BY copies DESC, {keys} LIMIT {SAMPLE_ROWS}"
+    ).fetchall()
+    return AssetCheckResult(
+        asset_key=asset_key,
+        check_name=UNIQUE_KEY,
+        passed=count == 0,
+        description=f"{count} key value(s) of {table.name} appear more than once"
+        if count
+        else None,
+        metadata={
+            "duplicated_keys": int(count),
+            "sample": MetadataValue.md(markdown_table([*table.key, "copies"], sample)),
+        },
+    )
+
+
+def check_reconciled(con: duckdb.DuckDBPyConnection, days: Days) -> AssetCheckResult:
+    where, params = _where_days(days)
+    rows = con.execute(
+        f"""
+        WITH ledger AS (
+            SELECT start_day, sum(sessions_listed) AS listed, sum(sessions_loaded) AS loaded,
+                   sum(sessions_rejected) AS rejected
+            FROM sync_windows WHERE {where} GROUP BY start_day
+        ), held AS (
+            SELECT start_day, count(*) AS sessions FROM sessions WHERE {where} GROUP BY start_day
+        )
+        SELECT l.start_day, l.listed, l.loaded, l.rejected, coalesce(h.sessions, 0)
+        FROM ledger l LEFT JOIN held h USING (start_day)
+        ORDER BY l.start_day
+        """,
+        params + params,
+    ).fetchall()
+    bad = [r for r in rows if r[1] != r[2] + r[3] or r[4] != r[2]]
+    return AssetCheckResult(
+        asset_key=warehouse_key("sync_windows"),
+        check_name=RECONCILED,
+        passed=not bad,
+        description=f"{len(bad)} day(s) do not reconcile" if bad else None,
+        metadata={
+            "days_checked": len(rows),
+            "scope": _scope(days),
+            "days_not_reconciled": MetadataValue.md(
+                markdown_table(
+                    ["day", "listed", "loaded", "rejected", "rows in sessions"], bad[:SAMPLE_ROWS]
+                )
+            ),
+        },
+    )
+
+
+def check_streams_readable(con: duckdb.DuckDBPyConnection, days: Days) -> AssetCheckResult:
+    where, params = _where_days(days)
+    rows = con.execute(
+        f"""
+        SELECT start_day, session_id, stream_status, coalesce(stream_truncated, false)
+        FROM sessions
+        WHERE {where} AND (stream_status = 'unreadable' OR stream_truncated)
+        ORDER BY start_day, session_id
+        """,
+        params,
+    ).fetchall()
+    unreadable = sum(1 for r in rows if r[2] == "unreadable")
+    truncated = sum(1 for r in rows if r[3])
+    return AssetCheckResult(
+        asset_key=warehouse_key("sessions"),
+        check_name=STREAMS_READABLE,
+        passed=not rows,
+        severity=AssetCheckSeverity.WARN,
+        description=f"{unreadable} unreadable and {truncated} truncated stream(s)"
+        if rows
+        else None,
+        metadata={
+            "unreadable_streams": unreadable,
+            "truncated_streams": truncated,
+            "scope": _scope(days),
+            "sample": MetadataValue.md(
+                markdown_table(
+                    ["day", "session_id", "stream_status", "truncated"], rows[:SAMPLE_ROWS]
+                )
+            ),
+        },
+    )
+
+
+def check_yesterday_loaded(con: duckdb.DuckDBPyConnection, today: date) -> AssetCheckResult:
+    yesterday = today - timedelta(days=1)
+    (latest,) = con.execute("SELECT max(start_day) FROM sync_windows").fetchone() or (None,)
+    behind = (yesterday - latest).days if latest is not None else None
+    return AssetCheckResult(
+        asset_key=warehouse_key("sync_windows"),
+        check_name=YESTERDAY_LOADED,
+        passed=latest is not None and latest >= yesterday,
+        description=None
+        if latest is not None and latest >= yesterday
+        else (f"yesterday ({yesterday}) is not loaded; latest day loaded: {latest or 'none'}"),
+        metadata={
+            "yesterday": str(yesterday),
+            "latest_day_loaded": str(latest),
+            "days_behind": behind,
+        },
+    )
+
+
+def _missing_warehouse(key: AssetCheckKey, path: str) -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=key.asset_key,
+        check_name=key.name,
+        passed=False,
+        description=f"no warehouse at {path}: materialize the hoop assets first",
+    )
+
+
+@multi_asset_check(
+    name="hoop_warehouse_checks",
+    description="Keys, reconciliation, streams and freshness of the warehouse tables.",
+    specs=WAREHOUSE_CHECKS,
+    can_subset=True,
+    pool=WAREHOUSE_POOL,
+)
+def warehouse_checks(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> Iterator[AssetCheckResult]:
+    settings = warehouse.settings()
+    selected = sorted(context.selected_asset_check_keys, key=lambda k: k.to_user_string())
+    if not settings.warehouse_path.exists():
+        for key in selected:
+            yield _missing_warehouse(key, str(settings.warehouse_path))
+        return
+    days = _days_of_run(context)
+    today = datetime.now(UTC).date()
+    evaluate: dict[str, Callable[[duckdb.DuckDBPyConnection, AssetCheckKey], AssetCheckResult]] = {
+        UNIQUE_KEY: lambda con, key: check_unique_key(
+            con, schema.TABLES[key.asset_key.path[-1]], key.asset_key
+        ),
+        RECONCILED: lambda con, key: check_reconciled(con, days),
+        STREAMS_READABLE: lambda con, key: check_streams_readable(con, days),
+        YESTERDAY_LOADED: lambda con, key: check_yesterday_loaded(con, today),
+    }
+    with duckdb_warehouse.connect(
+        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
+    ) as con:
+        for key in selected:
+            yield evaluate[key.name](con, key)
+
+
+@asset_check(
+    asset=COMPLIANCE_FINDINGS,
+    name=UNIQUE_KEY,
+    description="No rule flags the same session twice (key: rule, session_id).",
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+)
+def findings_unique_key(warehouse: WarehouseResource) -> AssetCheckResult:
+    settings = warehouse.settings()
+    with duckdb_warehouse.connect(
+        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
+    ) as con:
+        return check_unique_key(con, schema.COMPLIANCE_FINDINGS, COMPLIANCE_FINDINGS)
+
+
+hoop_checks = [warehouse_checks, findings_unique_key]

@@ -1,0 +1,156 @@
+"""Which days of a run each stage must do: how a range run resumes without redoing finished days.
+
+Not a Dagster concern: this is sync logic, kept here (it imports no Dagster) until the library
+offers it (``hoop_sessions.sync.plan_days``, requested). Every stage compares a *stamp* of its
+input with a stamp of its output. The stamp of a day's data is the latest ``finished_at`` of its
+list windows: set when hoop was read, carried unchanged from the raw file's extract record into
+the lake's and the warehouse's ``sync_windows``. So:
+
+- read (hoop → raw): a day is skipped when the warehouse holds it and every session of it is
+  final (as ``hoop-sessions backfill`` does), or when its raw file is newer than the warehouse's
+  copy: it was read by an earlier, interrupted attempt and waits for the next two stages;
+- build (raw → lake): skipped when the lake's complete files carry the raw file's stamp;
+- load (lake → warehouse): skipped when the warehouse carries the lake's stamp.
+
+``redo`` does every day that has its input. A day without its input is *missing*: the stage
+reports it after doing the others.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import orjson
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from hoop_sessions import lake, raw, warehouse
+from hoop_sessions.config import Settings
+
+Stamp = int  # microseconds since the epoch, UTC
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class WarehouseDay:
+    stamp: Stamp
+    final: bool
+
+
+@dataclass
+class Plan:
+    """The days a stage does, and why it skips or cannot do the others."""
+
+    todo: list[date] = field(default_factory=list)
+    skipped: dict[date, str] = field(default_factory=dict)
+    missing: dict[date, str] = field(default_factory=dict)
+
+
+def _stamp(moment: datetime) -> Stamp:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def raw_stamp(settings: Settings, day: date) -> Stamp | None:
+    """Stamp of a day's raw file, from its extract record; None without a readable file."""
+    path = raw.raw_path(settings.raw_dir, day)
+    if not path.exists():
+        return None
+    try:
+        with gzip.open(path, "rb") as fh:
+            header = orjson.loads(fh.readline()).get(raw.TRAILER_KEY) or {}
+        ends = [datetime.fromisoformat(w["finished_at"]) for w in header.get("windows") or []]
+    except (OSError, EOFError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return None
+    return max(_stamp(e) for e in ends) if ends else None
+
+
+def lake_stamp(settings: Settings, day: date) -> Stamp | None:
+    """Stamp of a day's lake files; None when they are missing or incomplete."""
+    if not lake.day_is_consistent(settings.lake_dir, day):
+        return None
+    windows = pq.read_table(
+        lake.table_path(settings.lake_dir, "sync_windows", day), columns=["finished_at"]
+    )
+    if windows.num_rows == 0:
+        return None
+    latest = pc.max(windows.column("finished_at")).as_py()
+    return _stamp(latest) if latest is not None else None
+
+
+def warehouse_days(settings: Settings, first: date, last: date) -> dict[date, WarehouseDay]:
+    """Stamp and finality of every day in [first, last] that the warehouse holds."""
+    if not settings.warehouse_path.exists():
+        return {}
+    with warehouse.connect(
+        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
+    ) as con:
+        try:
+            stamps = con.execute(
+                "SELECT start_day, epoch_us(max(finished_at)) FROM sync_windows "
+                "WHERE start_day BETWEEN ? AND ? GROUP BY start_day",
+                [first, last],
+            ).fetchall()
+            open_days = {
+                row[0]
+                for row in con.execute(
+                    "SELECT DISTINCT start_day FROM sessions "
+                    "WHERE NOT is_final AND start_day BETWEEN ? AND ?",
+                    [first, last],
+                ).fetchall()
+            }
+        except duckdb.CatalogException:  # a warehouse file without the tables yet
+            return {}
+    return {day: WarehouseDay(int(stamp), day not in open_days) for day, stamp in stamps}
+
+
+def plan_read(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
+    days = sorted(days)
+    plan = Plan()
+    if redo or not days:
+        plan.todo = days
+        return plan
+    held = warehouse_days(settings, days[0], days[-1])
+    for day in days:
+        loaded = held.get(day)
+        read = raw_stamp(settings, day)
+        if loaded is not None and loaded.final:
+            plan.skipped[day] = "loaded, and every session of it is final"
+        elif read is not None and (loaded is None or read > loaded.stamp):
+            plan.skipped[day] = (
+                "read by an earlier attempt, not loaded yet: built and loaded from its raw file"
+            )
+        else:
+            plan.todo.append(day)
+    return plan
+
+
+def plan_build(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
+    plan = Plan()
+    for day in sorted(days):
+        read = raw_stamp(settings, day)
+        if read is None:
+            plan.missing[day] = f"no readable raw file at {raw.raw_path(settings.raw_dir, day)}"
+        elif not redo and lake_stamp(settings, day) == read:
+            plan.skipped[day] = "lake files already built from the current raw file"
+        else:
+            plan.todo.append(day)
+    return plan
+
+
+def plan_load(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
+    days = sorted(days)
+    plan = Plan()
+    held = warehouse_days(settings, days[0], days[-1]) if days and not redo else {}
+    for day in days:
+        built = lake_stamp(settings, day)
+        if built is None:
+            plan.missing[day] = f"no complete lake files under {settings.lake_dir}"
+        elif not redo and day in held and held[day].stamp == built:
+            plan.skipped[day] = "warehouse already holds the current lake files"
+        else:
+            plan.todo.append(day)
+    return plan

@@ -1,0 +1,33 @@
+"""Daily UTC partitions: one per closed UTC day, the unit of sync, idempotency and backfill.
+
+The first day is ``HOOP_SYNC_START_DATE``, else 30 days before the day the code location loads
+(``Settings.first_day``). ``end_offset=0`` makes the last partition yesterday: a day can only be
+listed completely once it is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from dagster import DailyPartitionsDefinition
+
+from hoop_sessions.config import Settings
+
+
+def daily_partitions(first_day: date) -> DailyPartitionsDefinition:
+    return DailyPartitionsDefinition(
+        start_date=first_day.isoformat(), timezone="UTC", end_offset=0, fmt="%Y-%m-%d"
+    )
+
+
+hoop_days = daily_partitions(Settings.from_env().first_day())
+
+
+def day_of(partition_key: str) -> date:
+    return date.fromisoformat(partition_key)
+
+
+def days_of(partition_keys: Sequence[str]) -> list[date]:
+    """The days of a run's partition keys, oldest first."""
+    return sorted(day_of(key) for key in partition_keys)

@@ -1,0 +1,100 @@
+"""Resources: the hoop API and the local data (raw files, lake, DuckDB warehouse).
+
+Both translate into the library's ``Settings``. A field left unset (``None``) takes the value of
+the environment variable named in its description, else the library's default, exactly as the
+command line does; settings no resource exposes (nightly horizon, rolling window, retry budget,
+CA bundle, ...) always come from the environment. The token reaches the library only through
+``HoopApiResource.token``, which the definitions bind to ``EnvVar("HOOP_API_TOKEN")``: Dagster
+records the variable's name, never its value, in run records and job snapshots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
+
+from hoop_sessions.config import Secret, Settings
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+class WarehouseResource(ConfigurableResource):
+    """Where the raw files, the Parquet lake and ``warehouse.duckdb`` live."""
+
+    data_dir: str | None = Field(
+        default=None,
+        description="Holds raw/, lake/ and warehouse.duckdb. Unset: HOOP_DATA_DIR or ./data.",
+    )
+    lock_timeout_seconds: float | None = Field(
+        default=None,
+        description="How long a load waits for another process to let go of the DuckDB file. "
+        "Unset: HOOP_WAREHOUSE_LOCK_TIMEOUT or 300.",
+    )
+
+    def settings(self) -> Settings:
+        """Library settings for local work: no API URL or token, whatever the environment holds."""
+        overrides = _given(
+            data_dir=Path(self.data_dir) if self.data_dir else None,
+            lock_timeout_seconds=self.lock_timeout_seconds,
+        )
+        return Settings.from_env(**overrides, api_url=None, api_token=None)
+
+
+class HoopApiResource(ConfigurableResource):
+    """The hoop gateway: base URL, token and how hard to call it."""
+
+    url: str = Field(description="Gateway base URL, e.g. https://use.hoop.dev (HOOP_API_URL).")
+    token: str = Field(
+        description="API token. Bind it with EnvVar('HOOP_API_TOKEN'), never a literal."
+    )
+    auth_header: str | None = Field(
+        default=None,
+        description="'bearer' (Authorization: Bearer) or 'api-key' (legacy Api-Key header). "
+        "Unset: HOOP_API_AUTH_HEADER or bearer.",
+    )
+    concurrency: int | None = Field(
+        default=None, description="Session gets in flight at once. Unset: HOOP_CONCURRENCY or 8."
+    )
+    timeout_seconds: float | None = Field(
+        default=None, description="Per-request timeout. Unset: HOOP_TIMEOUT_SECONDS or 60."
+    )
+    retry_attempts: int | None = Field(
+        default=None, description="Attempts per request. Unset: HOOP_RETRY_ATTEMPTS or 6."
+    )
+    allow_partial_visibility: bool | None = Field(
+        default=None,
+        description="Sync with a token that sees only part of the organization. "
+        "Unset: HOOP_ALLOW_PARTIAL_VISIBILITY or false.",
+    )
+
+    def apply(self, settings: Settings) -> Settings:
+        """``settings`` pointed at this gateway, validated (ConfigError says what to set)."""
+        overrides = _given(
+            auth_header=self.auth_header.strip().lower() if self.auth_header else None,
+            concurrency=self.concurrency,
+            timeout_seconds=self.timeout_seconds,
+            retry_attempts=self.retry_attempts,
+            allow_partial_visibility=self.allow_partial_visibility,
+        )
+        configured = replace(
+            settings,
+            api_url=self.url or None,
+            api_token=Secret(self.token) if self.token else None,
+            **overrides,
+        )
+        configured.require_api()
+        return configured
+
+
+def resources_from_env() -> dict[str, ConfigurableResource]:
+    """The resources of the code location, bound to the environment variables of the contract."""
+    return {
+        "hoop_api": HoopApiResource(url=EnvVar("HOOP_API_URL"), token=EnvVar("HOOP_API_TOKEN")),
+        "warehouse": WarehouseResource(),
+    }

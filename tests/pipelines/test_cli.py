@@ -1,0 +1,67 @@
+"""`dagster asset materialize` from the command line against the simulator, as operators run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.pipelines.conftest import Hoop, days_ago
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def dagster_materialize(
+    hoop: Hoop, home: Path, *partition: str
+) -> subprocess.CompletedProcess[str]:
+    # `dagster asset materialize` takes no -w; it loads the module workspace.yaml names.
+    env = {**os.environ, "DAGSTER_HOME": str(home)}  # the test's HOOP_* variables included
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "pipelines.definitions",
+            "--select",
+            "hoop/raw_sessions*",
+            *partition,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_a_day_then_a_range_materialize_from_the_command_line(hoop: Hoop, tmp_path: Path) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    first, last = days_ago(2), days_ago(1)
+
+    one = dagster_materialize(hoop, home, "--partition", first.isoformat())
+
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert {r[0] for r in hoop.query("SELECT session_id FROM sessions")} | {
+        r[0]
+        for r in hoop.query(
+            "SELECT session_id FROM rejects WHERE session_id IS NOT NULL AND stage <> 'stream'"
+        )
+    } == hoop.truth(first)
+    still_open = bool(hoop.query("SELECT 1 FROM sessions WHERE NOT is_final LIMIT 1"))
+    hoop.gets()
+
+    both = dagster_materialize(hoop, home, "--partition-range", f"{first}...{last}")
+
+    assert both.returncode == 0, both.stderr[-3000:]
+    # One run for the range; the day already loaded is read again only if it may still change.
+    assert hoop.gets() == len(hoop.truth(last)) + (len(hoop.truth(first)) if still_open else 0)
+    assert [r[0] for r in hoop.query("SELECT DISTINCT start_day FROM sync_windows ORDER BY 1")] == [
+        first,
+        last,
+    ]
+    assert both.stderr.count("RUN_START") == 1
