@@ -14,7 +14,6 @@ into metadata. The work is the library's: ``extract_day``, ``build_and_record``,
 
 # No `from __future__ import annotations`: Dagster reads the config and resource annotations.
 import asyncio
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import Any
@@ -38,11 +37,9 @@ from pydantic import Field
 
 from hoop_sessions import schema, sync
 from hoop_sessions import warehouse as duckdb_warehouse
-from hoop_sessions.client import HoopClient
 from hoop_sessions.compliance import refresh_findings
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
-from hoop_sessions.extract import extract_day
 from hoop_sessions.progress import LogProgress
 from hoop_sessions.raw import raw_path
 from hoop_sessions.report import write_report
@@ -124,39 +121,6 @@ def _run_summary(days: Sequence[date], plan: Plan) -> dict[str, Any]:
     }
 
 
-async def _read_days(
-    settings: Settings, days: Sequence[date], progress: LogProgress, log: logging.Logger
-) -> dict[date, str]:
-    """Extract each day under one preflight and one connection pool; a failed day does not stop
-    the others. Errors of the whole run (auth, visibility, configuration) are raised."""
-    failed: dict[date, str] = {}
-    async with HoopClient(settings) as client:
-        principal = await sync.preflight(client, settings)
-        for day in days:
-            try:
-                result = await extract_day(
-                    client,
-                    raw_dir=settings.raw_dir,
-                    day=day,
-                    concurrency=settings.concurrency,
-                    principal=principal,
-                    progress=progress,
-                )
-            except HoopSessionsError as exc:
-                log.error(f"{day}: reading hoop failed, the day's previous raw file is kept: {exc}")
-                failed[day] = str(exc)
-                continue
-            progress.day_done(
-                day,
-                {
-                    "sessions_listed": result.sessions_listed,
-                    "requests": result.requests,
-                    "retries": result.retries,
-                },
-            )
-    return failed
-
-
 @asset(
     key=RAW_SESSIONS,
     description="Every session of a UTC day as hoop's GET /api/sessions/{id} returned it "
@@ -183,8 +147,12 @@ def raw_sessions(
     settings.ensure_data_dir()
     progress = LogProgress(len(plan.todo), logger=context.log)
     try:
-        failed = (
-            asyncio.run(_read_days(settings, plan.todo, progress, context.log)) if plan.todo else {}
+        _, failed = (
+            asyncio.run(
+                sync.extract_days_async(settings, plan.todo, progress=progress, reuse=not config.redo)
+            )
+            if plan.todo
+            else ({}, {})
         )
     except HoopSessionsError as exc:
         raise Failure(description=str(exc)) from None

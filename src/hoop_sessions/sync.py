@@ -189,6 +189,49 @@ async def sync_days_async(
     return result
 
 
+async def extract_days_async(
+    settings: Settings,
+    days: Iterable[date],
+    *,
+    progress: Progress | None = None,
+    reuse: bool = True,
+) -> tuple[dict[date, ExtractResult], dict[date, str]]:
+    """Read each day from hoop into its raw file only (the first stage, for orchestrators).
+
+    One preflight and one connection pool for all days; a failed day is reported with its cause
+    and does not stop the others. Errors of the whole run (auth, visibility) are raised.
+    """
+    progress = progress or NullProgress()
+    settings.ensure_data_dir()
+    done: dict[date, ExtractResult] = {}
+    failed: dict[date, str] = {}
+    async with HoopClient(settings) as client:
+        principal = await preflight(client, settings)
+        for day in sorted(set(days)):
+            try:
+                previous = await asyncio.to_thread(previous_day, settings, day) if reuse else None
+                result = await extract_day(
+                    client,
+                    raw_dir=settings.raw_dir,
+                    day=day,
+                    concurrency=settings.concurrency,
+                    principal=principal,
+                    progress=progress,
+                    previous=previous,
+                )
+            except HoopSessionsError as exc:
+                log.error("%s: reading hoop failed, the day's previous raw file is kept: %s", day, exc)
+                failed[day] = str(exc)
+                continue
+            done[day] = result
+            progress.day_done(
+                day,
+                {"sessions_listed": result.sessions_listed, "requests": result.requests,
+                 "retries": result.retries},
+            )
+    return done, failed
+
+
 def sync_days(settings: Settings, days: Iterable[date], **kwargs: Any) -> RunResult:
     return asyncio.run(sync_days_async(settings, days, **kwargs))
 
