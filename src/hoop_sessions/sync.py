@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -103,10 +105,31 @@ async def sync_day_async(
     changed is not rebuilt: the cost of re-reading a day follows what changed, not its size.
     """
     progress = progress or NullProgress()
+    previous = (await asyncio.to_thread(previous_days, settings, [day])).get(day) if reuse else None
+    extracted = await _extract(
+        settings, day, client=client, principal=principal, progress=progress, previous=previous
+    )
+    try:
+        built, rows = await asyncio.to_thread(build_and_load, settings, day, extracted.changed)
+    except HoopSessionsError as exc:
+        raise DayFailedError(day, exc) from exc
+    result = DayResult(day, extracted, built, rows)
+    progress.day_done(day, result.summary())
+    return result
+
+
+async def _extract(
+    settings: Settings,
+    day: date,
+    *,
+    client: HoopClient,
+    principal: dict[str, Any],
+    progress: Progress,
+    previous: PreviousDay | None,
+) -> ExtractResult:
     settings.ensure_data_dir()
     try:
-        previous = await asyncio.to_thread(previous_day, settings, day) if reuse else None
-        extracted = await extract_day(
+        return await extract_day(
             client,
             raw_dir=settings.raw_dir,
             day=day,
@@ -115,16 +138,28 @@ async def sync_day_async(
             progress=progress,
             previous=previous,
         )
-        built = None
-        rows: dict[str, int] = {}
-        if extracted.changed:
-            built = await asyncio.to_thread(build_and_record, settings, day)
-            rows = await asyncio.to_thread(load_day, settings, day)
     except HoopSessionsError as exc:
         raise DayFailedError(day, exc) from exc
-    result = DayResult(day, extracted, built, rows)
-    progress.day_done(day, result.summary())
-    return result
+
+
+def build_and_load(
+    settings: Settings, day: date, changed: bool = True
+) -> tuple[BuildResult | None, dict[str, int]]:
+    """The CPU half of a day: raw file into lake files and manifest, then into the warehouse."""
+    if not changed:
+        return None, {}
+    built = build_and_record(settings, day)
+    return built, load_day(settings, day)
+
+
+def _build_and_load_in_worker(
+    settings: Settings, day: date, changed: bool
+) -> tuple[BuildResult | None, dict[str, int]]:
+    """``build_and_load`` in a worker process; errors come back as plain text (always picklable)."""
+    try:
+        return build_and_load(settings, day, changed)
+    except Exception as exc:
+        raise HoopSessionsError(f"{type(exc).__name__}: {exc}") from None
 
 
 def build_and_record(settings: Settings, day: date) -> BuildResult:
@@ -134,17 +169,23 @@ def build_and_record(settings: Settings, day: date) -> BuildResult:
     return built
 
 
-def previous_day(settings: Settings, day: date) -> PreviousDay | None:
-    """The day's earlier sync, if it was loaded: its raw file and its final sessions."""
-    if not settings.warehouse_path.exists():
-        return None
+def previous_days(settings: Settings, days: Iterable[date]) -> dict[date, PreviousDay]:
+    """For each day already loaded: its raw file and the sessions that were final when read.
+
+    Asked once before a run starts, so that reading a day never waits for the load of another.
+    """
+    days = sorted(set(days))
+    if not days or not settings.warehouse_path.exists():
+        return {}
     with warehouse.connect(
         settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
     ) as con:
-        if day not in warehouse.loaded_days(con, day, day):
-            return None
-        final = warehouse.final_session_ids(con, day)
-    return PreviousDay(settings.raw_dir, frozenset(final))
+        loaded = set(warehouse.loaded_days(con, days[0], days[-1]))
+        return {
+            day: PreviousDay(settings.raw_dir, frozenset(warehouse.final_session_ids(con, day)))
+            for day in days
+            if day in loaded
+        }
 
 
 def rebuild_day(settings: Settings, day: date) -> DayResult:
@@ -164,7 +205,12 @@ async def sync_days_async(
     transport: Any = None,
     reuse: bool = True,
 ) -> RunResult:
-    """Sync each day in turn; a failed day is reported and the others still run."""
+    """Sync each day in turn; a failed day is reported and the others still run.
+
+    Days are pipelined: while day N is built and loaded in a worker process (flattening and
+    Parquet encoding are CPU work that would otherwise compete with the HTTP client for the
+    interpreter), day N+1 is read from hoop. One worker keeps loads in day order, one at a time.
+    """
     now = now or datetime.now(UTC)
     days = sorted(set(days))
     for day in days:
@@ -173,19 +219,58 @@ async def sync_days_async(
                 f"{day} is not over yet (now is {now:%Y-%m-%d %H:%M} UTC): only closed UTC days can "
                 "be synced completely"
             )
+    progress = progress or NullProgress()
     result = RunResult()
-    async with HoopClient(settings, transport=transport) as client:
-        principal = await preflight(client, settings)
-        for day in days:
-            try:
-                result.days.append(
-                    await sync_day_async(
-                        settings, day, client=client, principal=principal, progress=progress, reuse=reuse
+    loop = asyncio.get_running_loop()
+    worker = (
+        ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        if len(days) > 1
+        else None
+    )
+    pending: tuple[ExtractResult, asyncio.Future[Any]] | None = None
+
+    async def finish(extracted: ExtractResult, future: asyncio.Future[Any]) -> None:
+        try:
+            built, rows = await future
+        except HoopSessionsError as exc:
+            log.error("%s", DayFailedError(extracted.day, exc))
+            result.failed[extracted.day] = str(exc)
+            return
+        day_result = DayResult(extracted.day, extracted, built, rows)
+        result.days.append(day_result)
+        progress.day_done(extracted.day, day_result.summary())
+
+    previous = previous_days(settings, days) if reuse else {}
+    try:
+        async with HoopClient(settings, transport=transport) as client:
+            principal = await preflight(client, settings)
+            for day in days:
+                try:
+                    extracted = await _extract(
+                        settings, day, client=client, principal=principal, progress=progress,
+                        previous=previous.get(day),
                     )
+                except DayFailedError as exc:
+                    log.error("%s", exc)
+                    result.failed[day] = str(exc.cause)
+                    continue
+                if pending is not None:
+                    await finish(*pending)
+                future = loop.run_in_executor(
+                    worker, _build_and_load_in_worker if worker else build_and_load,
+                    settings, day, extracted.changed,
                 )
-            except DayFailedError as exc:
-                log.error("%s", exc)
-                result.failed[day] = str(exc.cause)
+                pending = (extracted, future)
+            if pending is not None:
+                await finish(*pending)
+                pending = None
+    finally:
+        if pending is not None:
+            # Leave no load half-way in a worker when the run is cut short: let it finish.
+            await asyncio.wait([pending[1]])
+        if worker is not None:
+            worker.shutdown(wait=True)
+    result.days.sort(key=lambda d: d.day)
     return result
 
 
@@ -205,11 +290,12 @@ async def extract_days_async(
     settings.ensure_data_dir()
     done: dict[date, ExtractResult] = {}
     failed: dict[date, str] = {}
+    days = sorted(set(days))
+    previous = previous_days(settings, days) if reuse else {}
     async with HoopClient(settings) as client:
         principal = await preflight(client, settings)
-        for day in sorted(set(days)):
+        for day in days:
             try:
-                previous = await asyncio.to_thread(previous_day, settings, day) if reuse else None
                 result = await extract_day(
                     client,
                     raw_dir=settings.raw_dir,
@@ -217,7 +303,7 @@ async def extract_days_async(
                     concurrency=settings.concurrency,
                     principal=principal,
                     progress=progress,
-                    previous=previous,
+                    previous=previous.get(day),
                 )
             except HoopSessionsError as exc:
                 log.error("%s: reading hoop failed, the day's previous raw file is kept: %s", day, exc)
