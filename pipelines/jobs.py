@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from pipelines.partitions import hoop_days
-
 hoop_sync_job = define_asset_job(
     "hoop_sync",
     selection=AssetSelection.key_prefixes(["hoop"]),
-    partitions_def=hoop_days,
     description="Read the day's sessions from hoop, rebuild its lake files, reload it into the "
     "warehouse, check it, then refresh the compliance findings.",
 )
