@@ -45,7 +45,7 @@ class _Figures:
         eta = elapsed * (1 - done_fraction) / done_fraction if done_fraction > 0 else float("nan")
         eta_text = f"{eta:.0f} s" if eta == eta else "?"
         return (
-            f"days {self.days_done}/{self.days_total}, sessions {self.sessions_done + self.fetched_in_day}, "
+            f"days {self.days_done}/{self.days_total}, sessions {self.sessions_done}, "
             f"{rate:.0f} requests/s, {self.retries} retries, ETA {eta_text}"
         )
 
@@ -69,6 +69,7 @@ class LogProgress:
 
     def session_fetched(self, day: date) -> None:
         self.figures.fetched_in_day += 1
+        self.figures.sessions_done += 1
         now = time.monotonic()
         if now - self._last >= self.every:
             self._last = now
@@ -77,8 +78,6 @@ class LogProgress:
     def day_done(self, day: date, summary: dict[str, Any]) -> None:
         f = self.figures
         f.days_done += 1
-        f.sessions_done += f.fetched_in_day
-        f.fetched_in_day = f.sessions_in_day = 0
         f.requests += int(summary.get("requests", 0))
         f.retries += int(summary.get("retries", 0))
         if "sessions_loaded" not in summary:
@@ -94,26 +93,29 @@ class LogProgress:
 
 
 class RichProgress(LogProgress):
-    """A live progress bar on a terminal (rich), falling back to nothing else."""
+    """A live progress bar on a terminal (rich, on standard error); a line per day above it."""
 
     def __init__(self, days_total: int) -> None:
+        from rich.console import Console
         from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as Bar
 
         super().__init__(days_total, every=3600.0)
         self._bar = Bar(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[figures]}"),
-            TimeRemainingColumn(), transient=False,
+            TimeRemainingColumn(), console=Console(stderr=True), transient=False,
         )
         self._task = self._bar.add_task("sync", total=days_total, figures="")
         self._bar.start()
 
     def day_listed(self, day: date, sessions: int) -> None:
-        super().day_listed(day, sessions)
+        self.figures.sessions_in_day = sessions
+        self.figures.fetched_in_day = 0
         self._bar.update(self._task, description=str(day), figures=self.figures.line())
 
     def session_fetched(self, day: date) -> None:
         self.figures.fetched_in_day += 1
+        self.figures.sessions_done += 1
         if self.figures.fetched_in_day % 50 == 0:
             self._bar.update(
                 self._task,
@@ -122,8 +124,12 @@ class RichProgress(LogProgress):
             )
 
     def day_done(self, day: date, summary: dict[str, Any]) -> None:
-        super().day_done(day, summary)
-        self._bar.update(self._task, completed=self.figures.days_done, figures=self.figures.line())
+        f = self.figures
+        f.days_done += 1
+        f.requests += int(summary.get("requests", 0))
+        f.retries += int(summary.get("retries", 0))
+        self._bar.console.print(f"{day}: {summary.get('sessions_listed')} sessions listed; {f.line()}")
+        self._bar.update(self._task, completed=f.days_done, figures=f.line())
 
     def close(self) -> None:
         self._bar.stop()

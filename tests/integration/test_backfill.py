@@ -121,3 +121,40 @@ def test_running_the_backfill_again_changes_no_row(synced):
     assert redo.returncode == 0, redo.stderr
     assert redo.stdout.count(": listed ") == DAYS  # every day was synced again, none skipped
     assert table_contents(warehouse, ignore=RUN_TIME_COLUMNS) == before
+
+
+def test_a_backfill_logs_progress_lines_when_not_on_a_terminal(synced):
+    _, _, done = synced
+    lines = [line for line in done.stderr.splitlines() if " done: " in line]
+    assert len(lines) == DAYS
+    last = lines[-1]
+    for figure in (f"days {DAYS}/{DAYS}", "sessions ", "requests/s", "retries", "ETA"):
+        assert figure in last, (figure, last)
+
+
+def test_a_backfill_draws_a_progress_bar_on_a_terminal(gateway_factory, tmp_path):
+    import pty
+
+    gateway = gateway_factory(days=2, sessions_per_day=20, seed=12)
+    leader, follower = pty.openpty()
+    env = {**os.environ, "HOOP_API_URL": gateway.url, "HOOP_API_TOKEN": gateway.token,
+           "HOOP_DATA_DIR": str(tmp_path / "data"), "TERM": "xterm", "COLUMNS": "160"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hoop_sessions", "backfill", "--start", str(FIRST_DAY), "--end", str(FIRST_DAY)],
+        env=env, stdout=subprocess.PIPE, stderr=follower, timeout=300,
+    )
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    assert proc.returncode == 0
+    text = screen.decode("utf-8", "replace")
+    assert "━" in text or "█" in text  # rich's bar
+    assert "requests/s" in text and "ETA" in text
