@@ -222,11 +222,9 @@ async def sync_days_async(
     progress = progress or NullProgress()
     result = RunResult()
     loop = asyncio.get_running_loop()
-    worker = (
-        ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        if len(days) > 1
-        else None
-    )
+    # Started when a day must be rebuilt with more days still to read: a worker's start-up
+    # (importing Arrow and DuckDB) is wasted on a run where nothing changed.
+    worker: ProcessPoolExecutor | None = None
     pending: tuple[ExtractResult, asyncio.Future[Any]] | None = None
 
     async def finish(extracted: ExtractResult, future: asyncio.Future[Any]) -> None:
@@ -256,6 +254,10 @@ async def sync_days_async(
                     continue
                 if pending is not None:
                     await finish(*pending)
+                if worker is None and extracted.changed and day != days[-1]:
+                    worker = ProcessPoolExecutor(
+                        max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                    )
                 future = loop.run_in_executor(
                     worker, _build_and_load_in_worker if worker else build_and_load,
                     settings, day, extracted.changed,
