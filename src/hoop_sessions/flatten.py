@@ -8,6 +8,7 @@ appended, so a day never holds half a session.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -107,21 +108,108 @@ def truncate_payload(payload: Any) -> str:
 
 
 class _Columns:
-    """Column lists of one table, appended row by row or column by column."""
+    """Rows of one table as tuples in schema order, turned into Arrow columns once, at the end.
+
+    A row is read with one ``itemgetter`` call (C speed) rather than a Python loop over its
+    columns; a row missing a column (none of ours does) falls back to ``dict.get``.
+    """
 
     def __init__(self, table: schema.Table) -> None:
         self.table = table
-        self.data: dict[str, list[Any]] = {name: [] for name in table.columns}
+        self.names = tuple(table.columns)
+        self._values = operator.itemgetter(*self.names)
+        self.rows: list[tuple[Any, ...]] = []
 
     def append(self, row: dict[str, Any]) -> None:
-        for name, values in self.data.items():
-            values.append(row.get(name))
+        try:
+            values = self._values(row)
+        except KeyError:
+            values = tuple(row.get(name) for name in self.names)
+        self.rows.append(values)
 
     def to_arrow(self) -> pa.Table:
-        arrays = [
-            pa.array(self.data[f.name], type=f.type) for f in self.table.schema
-        ]
+        columns: list[Any] = list(zip(*self.rows, strict=True)) if self.rows else [()] * len(self.names)
+        arrays = [pa.array(values, type=f.type) for values, f in zip(columns, self.table.schema, strict=True)]
         return pa.Table.from_arrays(arrays, schema=self.table.schema)
+
+
+class _Events:
+    """The event rows of a day, turned into Arrow record batches every few MiB of payload.
+
+    Payloads can be large (a session may record 100+ MiB), so they do not wait in Python lists
+    until the end of the day: once the pending payloads pass ``FLUSH_BYTES`` they are copied
+    into a record batch and the Python objects are let go. ``payload_text`` is made by Arrow
+    from the binary column: a batch that is valid UTF-8 (the usual case) is cast without a copy;
+    one that is not is decoded per payload with replacement characters, as Python does.
+    """
+
+    FLUSH_BYTES = 8 << 20
+
+    def __init__(self, table: schema.Table, day: date) -> None:
+        self.schema = table.schema
+        self.day = day
+        self.batches: list[pa.RecordBatch] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.session_id: list[str] = []
+        self.seq: list[int] = []
+        self.elapsed: list[float] = []
+        self.event_time: list[int] = []
+        self.event_type: list[str] = []
+        self.payload: list[bytes] = []
+        self.pending_bytes = 0
+
+    def add(self, sid: str, start_us: int, elapsed: list[float], types: list[str], payloads: list[bytes]) -> None:
+        n = len(payloads)
+        if not n:
+            return
+        self.session_id.extend([sid] * n)
+        self.seq.extend(range(n))
+        self.elapsed.extend(elapsed)
+        self.event_time.extend([start_us + round(e * 1_000_000) for e in elapsed])
+        self.event_type.extend(types)
+        self.payload.extend(payloads)
+        self.pending_bytes += sum(map(len, payloads))
+        if self.pending_bytes >= self.FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.payload:
+            return
+        n = len(self.payload)
+        payload = pa.array(self.payload, type=pa.binary())
+        arrays = [
+            pa.array(self.session_id, type=pa.string()),
+            pa.array(self.seq, type=pa.int64()),
+            pa.array([self.day] * n, type=pa.date32()),
+            pa.array(self.elapsed, type=pa.float64()),
+            pa.array(self.event_time, type=schema.UTC_TS),
+            pa.array(self.event_type, type=pa.string()),
+            payload,
+            _utf8_text(payload, self.payload),
+            pa.array(list(map(len, self.payload)), type=pa.int64()),
+        ]
+        self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+        self._reset()
+
+    def to_arrow(self) -> pa.Table:
+        self.flush()
+        if not self.batches:
+            return self.schema.empty_table()
+        return pa.Table.from_batches(self.batches, schema=self.schema)
+
+
+def _utf8_text(payload: pa.Array, payloads: list[bytes]) -> pa.Array:
+    """The payloads as text: Arrow validates UTF-8 as strictly as Python; on a valid batch the
+    cast reuses the binary column's buffers, so text costs neither a copy nor Python strings."""
+    try:
+        return payload.cast(pa.string())
+    except pa.ArrowInvalid:
+        # ASCII bytes are their own UTF-8: handed to Arrow as they are, no str is made.
+        return pa.array(
+            [p if p.isascii() else p.decode("utf-8", "replace") for p in payloads], type=pa.string()
+        )
 
 
 class DayBuilder:
@@ -131,7 +219,8 @@ class DayBuilder:
         self.day = day
         self.principal_id = principal_id
         self.principal_sees_all = principal_sees_all
-        self.cols = {t.name: _Columns(t) for t in schema.DAY_TABLES}
+        self.cols = {t.name: _Columns(t) for t in schema.DAY_TABLES if t is not schema.SESSION_EVENTS}
+        self.events = _Events(schema.SESSION_EVENTS, day)
         self.session_ids: set[str] = set()
         self.unknown_fields: dict[str, int] = {}
 
@@ -173,21 +262,7 @@ class DayBuilder:
         return record.get("user_id") == self.principal_id
 
     def _append_events(self, rows: FlatSession) -> None:
-        n = len(rows.payloads)
-        if not n:
-            return
-        ev = self.cols["session_events"].data
-        sid = rows.session["session_id"]
-        start_us = rows.start_us
-        ev["session_id"].extend([sid] * n)
-        ev["seq"].extend(range(n))
-        ev["start_day"].extend([self.day] * n)
-        ev["elapsed_seconds"].extend(rows.elapsed)
-        ev["event_time"].extend([start_us + round(e * 1_000_000) for e in rows.elapsed])
-        ev["event_type"].extend(rows.types)
-        ev["payload"].extend(rows.payloads)
-        ev["payload_text"].extend([p.decode("utf-8", "replace") for p in rows.payloads])
-        ev["payload_bytes"].extend([len(p) for p in rows.payloads])
+        self.events.add(rows.session["session_id"], rows.start_us, rows.elapsed, rows.types, rows.payloads)
 
     # -- ledger -----------------------------------------------------------------------------
 
@@ -207,7 +282,10 @@ class DayBuilder:
         self.cols["sync_windows"].append({"start_day": self.day, **row})
 
     def tables(self) -> dict[str, pa.Table]:
-        return {name: cols.to_arrow() for name, cols in self.cols.items()}
+        tables = {name: cols.to_arrow() for name, cols in self.cols.items()}
+        tables[schema.SESSION_EVENTS.name] = self.events.to_arrow()
+        # In the order of the contract (load order), as before.
+        return {t.name: tables[t.name] for t in schema.DAY_TABLES}
 
 
 @dataclass
@@ -314,7 +392,8 @@ def flatten_session(
             "is_final": is_final(_opt_str(record, "status"), review, synced_at),
             "synced_at": synced_at,
         }
-        review_row, groups = (None, [])
+        review_row: dict[str, Any] | None = None
+        groups: list[dict[str, Any]] = []
         if review is not None:
             review_row, groups = _flatten_review(review, sid, day)
             session["review_id"] = review_row["review_id"]

@@ -41,18 +41,34 @@ def write_day(lake_dir: Path, day: date, tables: dict[str, pa.Table]) -> dict[st
         path = table_path(lake_dir, table.name, day)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{PART}.{os.getpid()}.tmp")
-        pq.write_table(
-            data,
-            tmp,
-            compression="zstd",
-            write_statistics=True,
-            store_schema=True,
-        )
+        pq.write_table(data, tmp, compression="zstd", store_schema=True, **_layout(data))
         digests[table.name] = _sha256(tmp)
         _fsync(tmp)
         os.replace(tmp, path)
     _write_json(manifest_path(lake_dir, day), {"start_day": day.isoformat(), "files": digests})
     return digests
+
+
+# Columns of arbitrary bytes (a session's recorded output can be 100+ MiB). A dictionary over
+# them rarely pays: nearly every payload is unique, and the writer holds every page of the column
+# chunk until it gives up on the dictionary; min/max statistics of them filter nothing.
+BULK_COLUMNS = frozenset({"payload", "payload_text"})
+# Row groups are cut by size as well as rows, so that a reader (DuckDB's load) holds a bounded
+# amount of a table at a time even on a day with a huge stream.
+ROW_GROUP_BYTES = 32 << 20
+ROW_GROUP_ROWS = 1 << 20
+
+
+def _layout(data: pa.Table) -> dict[str, object]:
+    names = data.column_names
+    bulk = [n for n in names if n in BULK_COLUMNS]
+    if not bulk:
+        return {"write_statistics": True, "row_group_size": ROW_GROUP_ROWS}
+    rows = data.num_rows
+    per_row = data.nbytes / rows if rows else 1.0
+    group = max(1, min(ROW_GROUP_ROWS, int(ROW_GROUP_BYTES / max(per_row, 1.0))))
+    plain = [n for n in names if n not in BULK_COLUMNS]
+    return {"use_dictionary": plain, "write_statistics": plain, "row_group_size": group}
 
 
 def read_table(lake_dir: Path, table: str, day: date) -> pa.Table:

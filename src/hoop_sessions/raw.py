@@ -58,11 +58,15 @@ class RawDayWriter:
         self.count = 0
 
     def write(self, body: bytes) -> None:
-        body = body.rstrip(b"\r\n")
-        if b"\n" in body:
+        # Bodies can be 150 MB: trim the trailing newline hoop sends through a view, not a copy.
+        end = len(body)
+        while end and body[end - 1] in b"\r\n":
+            end -= 1
+        if body.find(b"\n", 0, end) != -1:
             # Pretty-printed JSON would break the one-body-a-line format: store it compacted.
             body = orjson.dumps(orjson.loads(body))
-        self._file.write(body)
+            end = len(body)
+        self._file.write(memoryview(body)[:end])
         self._file.write(b"\n")
         self.count += 1
 
