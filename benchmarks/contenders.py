@@ -1,0 +1,226 @@
+"""The contenders and the extra measurements, each run in its own measured process.
+
+Every contender reads the same simulated gateway (same seed, days, clock), with the same
+concurrency, into a fresh data folder. Figures other than time and memory (requests sent,
+sessions read) come from each contender's own account: the sync's ``sync_windows`` ledger, the
+floor's and dlt's JSON line on standard output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from benchmarks.gateway import RunningGateway, Workload
+from benchmarks.measure import ProcessRun, run_measured
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+
+
+@dataclass
+class Result:
+    """One row of a results table."""
+
+    name: str
+    status: str  # ok, failed, not run
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    user_s: float | None = None
+    sys_s: float | None = None
+    peak_rss_mib: float | None = None
+    requests: int | None = None
+    sessions: int | None = None
+    server_cpu_s: float | None = None
+    rss_thirds_mib: tuple[float, float, float] | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def requests_per_s(self) -> float | None:
+        if self.requests is None or not self.wall_s:
+            return None
+        return self.requests / self.wall_s
+
+    @property
+    def sessions_per_s(self) -> float | None:
+        if self.sessions is None or not self.wall_s:
+            return None
+        return self.sessions / self.wall_s
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["requests_per_s"] = self.requests_per_s
+        doc["sessions_per_s"] = self.sessions_per_s
+        return doc
+
+    @classmethod
+    def measured(cls, name: str, run: ProcessRun, server_cpu_s: float | None = None) -> Result:
+        return cls(
+            name=name,
+            status="ok" if run.ok else "failed",
+            wall_s=run.wall_s,
+            cpu_s=run.cpu_s,
+            user_s=run.user_s,
+            sys_s=run.sys_s,
+            peak_rss_mib=max(run.peak_rss_mib, run.peak_tree_rss_mib),
+            server_cpu_s=server_cpu_s,
+            rss_thirds_mib=run.rss_by_third(),
+            note="" if run.ok else f"exit {run.returncode}: {run.tail(8)}",
+            extra={"largest_process_rss_mib": run.peak_rss_mib, "tree_rss_mib": run.peak_tree_rss_mib},
+        )
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+        fields = fh.read().rsplit(b")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"hoop-bench-{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _env(gw: RunningGateway, data_dir: Path, concurrency: int) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items()
+        # A developer's own settings must not leak into the measurement.
+        if not k.startswith(("HOOP_", "DLT_", "EXTRACT__", "NORMALIZE__", "LOAD__"))
+    }
+    env.update(
+        HOOP_API_URL=gw.url,
+        HOOP_API_TOKEN=gw.token,
+        HOOP_DATA_DIR=str(data_dir),
+        HOOP_CONCURRENCY=str(concurrency),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+def hoop_sessions_argv() -> list[str]:
+    """The installed ``hoop-sessions`` command beside this interpreter (as users run it)."""
+    script = Path(sys.executable).parent / "hoop-sessions"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "hoop_sessions"]
+
+
+def _last_json_line(text: str) -> dict[str, Any]:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return dict(json.loads(line))
+    return {}
+
+
+def _measured(name: str, argv: list[str], env: dict[str, str], gw: RunningGateway,
+              timeout_s: float) -> tuple[Result, ProcessRun]:
+    before = process_cpu_s(gw.pid)
+    load_before = os.getloadavg()[0]
+    run = run_measured(argv, env=env, cwd=REPO_DIR, timeout_s=timeout_s)
+    result = Result.measured(name, run, server_cpu_s=process_cpu_s(gw.pid) - before)
+    # The 1-minute load average before and after: on a shared machine, the context of a figure.
+    result.extra["loadavg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return result, run
+
+
+def ledger_counts(warehouse: Path) -> tuple[int, int, int]:
+    """(requests, sessions loaded, days) from the sync's own ledger; +1 request: the preflight."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        row = con.execute(
+            "SELECT coalesce(sum(requests), 0), coalesce(sum(sessions_loaded), 0), "
+            "count(DISTINCT start_day) FROM sync_windows"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]) + 1, int(row[1]), int(row[2])
+
+
+def run_floor(gw: RunningGateway, workload: Workload, *, concurrency: int, timeout_s: float) -> Result:
+    with scratch_dir("floor") as data:
+        argv = [sys.executable, "-m", "benchmarks.floor", "--start", workload.start.isoformat(),
+                "--end", workload.end.isoformat(), "--concurrency", str(concurrency)]
+        result, run = _measured("floor (fetch only)", argv, _env(gw, data, concurrency), gw, timeout_s)
+    doc = _last_json_line(run.stdout)
+    result.requests, result.sessions = doc.get("requests"), doc.get("sessions")
+    result.extra["bytes"] = doc.get("bytes")
+    return result
+
+
+def run_sync_backfill(
+    gw: RunningGateway, workload: Workload, data: Path, *, concurrency: int, timeout_s: float,
+    name: str = "hoop-sessions backfill",
+) -> Result:
+    argv = [*hoop_sessions_argv(), "backfill", "--start", workload.start.isoformat(),
+            "--end", workload.end.isoformat(), "--redo"]
+    result, _ = _measured(name, argv, _env(gw, data, concurrency), gw, timeout_s)
+    if result.status == "ok":
+        result.requests, result.sessions, days = ledger_counts(data / "warehouse.duckdb")
+        result.extra["days"] = days
+    return result
+
+
+_DAY_LINE = re.compile(r"^(?P<day>\d{4}-\d{2}-\d{2}): listed (?P<listed>\d+)(?P<rest>.*)$")
+_REQUESTS = re.compile(r"(\d+) requests")
+
+
+def run_sync_nightly(
+    gw: RunningGateway, data: Path, *, concurrency: int, timeout_s: float
+) -> Result:
+    """``hoop-sessions sync`` on a warehouse just backfilled: nothing is new on the gateway."""
+    argv = [*hoop_sessions_argv(), "sync"]
+    result, run = _measured("hoop-sessions sync (nothing new)", argv, _env(gw, data, concurrency), gw, timeout_s)
+    if result.status == "ok":
+        # Its own report, one line a day: a day in which nothing changed is neither rebuilt nor
+        # reloaded, so the ledger does not show it; the report does.
+        days = rebuilt = requests = listed = 0
+        for line in run.stdout.splitlines():
+            match = _DAY_LINE.match(line.strip())
+            if not match:
+                continue
+            days += 1
+            listed += int(match["listed"])
+            rebuilt += "nothing changed" not in match["rest"]
+            if count := _REQUESTS.search(match["rest"]):
+                requests += int(count.group(1))
+        result.requests = requests + 1  # and the preflight
+        result.sessions = listed
+        result.extra.update(days_synced=days, days_rebuilt=rebuilt)
+        plan = next((ln for ln in run.stderr.splitlines() if ln.startswith("syncing ")), "")
+        result.extra["plan"] = plan.strip()
+    return result
+
+
+def run_dlt(gw: RunningGateway, workload: Workload, *, concurrency: int, timeout_s: float) -> Result:
+    from benchmarks.dlt_env import DLT_REQUIREMENT, DltUnavailable, ensure_dlt
+
+    name = "dlt (rest_api → duckdb)"
+    try:
+        python = ensure_dlt()
+    except DltUnavailable as exc:
+        return Result(name=name, status="not run", note=f"dlt could not be installed: {exc}")
+    with scratch_dir("dlt") as data:
+        argv = [str(python), str(BENCH_DIR / "dlt_job.py"), "--start", workload.start.isoformat(),
+                "--end", workload.end.isoformat(), "--concurrency", str(concurrency)]
+        result, run = _measured(name, argv, _env(gw, data, concurrency), gw, timeout_s)
+    doc = _last_json_line(run.stdout)
+    result.requests, result.sessions = doc.get("requests"), doc.get("sessions")
+    result.extra["events"] = doc.get("events")
+    result.extra["requirement"] = DLT_REQUIREMENT
+    return result

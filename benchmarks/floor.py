@@ -1,0 +1,115 @@
+"""The floor: the least a client must do to read the same data, and nothing more.
+
+It sends the requests the sync sends (the userinfo preflight, list pages of each UTC day window
+with ``limit=100`` and offset paging, then every session of the day with
+``expand=event_stream,session_input``), over the same kind of connection pool (one
+``httpx.AsyncClient``, keep-alive, concurrency 8), reads every body to the end and throws it away.
+The only parsing it does is of list pages, to learn the ids. Its wall time is what the network and
+the gateway cost; the sync's excess over it is what the sync itself costs.
+
+Run as ``python -m benchmarks.floor --start D --end D`` with ``HOOP_API_URL`` and ``HOOP_API_TOKEN``
+set; it prints one JSON line with the number of requests, sessions and bytes read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import date, timedelta
+
+import httpx
+import orjson
+
+PAGE_LIMIT = 100
+GET_PARAMS = {"expand": "event_stream,session_input"}
+
+
+async def _list_day(http: httpx.AsyncClient, day: date, counts: dict[str, int]) -> list[str]:
+    """Ids of the sessions of ``day``: the window [D 00:00:00Z, D+1 00:00:00Z], rows of D only."""
+    prefix = day.isoformat()
+    params = {
+        "start_date": f"{prefix}T00:00:00Z",
+        "end_date": f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z",
+        "limit": str(PAGE_LIMIT),
+        "count": "none",
+    }
+    ids: dict[str, None] = {}
+    offset = 0
+    while True:
+        response = await http.get("/api/sessions", params={**params, "offset": str(offset)})
+        response.raise_for_status()
+        counts["requests"] += 1
+        counts["bytes"] += len(response.content)
+        doc = orjson.loads(response.content)
+        rows = doc["data"]
+        for row in rows:
+            # Times are UTC with a Z: the date prefix says the day; a row exactly on D+1 00:00:00
+            # belongs to the next day, as in the sync.
+            if row["start_date"].startswith(prefix):
+                ids[row["id"]] = None
+        if not doc.get("has_next_page") or not rows:
+            return list(ids)
+        offset += len(rows)
+
+
+async def _get_all(
+    http: httpx.AsyncClient, ids: list[str], concurrency: int, counts: dict[str, int]
+) -> None:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for sid in ids:
+        queue.put_nowait(sid)
+
+    async def worker() -> None:
+        while True:
+            try:
+                sid = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            response = await http.get(f"/api/sessions/{sid}", params=GET_PARAMS)
+            response.raise_for_status()
+            counts["requests"] += 1
+            counts["sessions"] += 1
+            counts["bytes"] += len(response.content)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def run(*, url: str, token: str, start: date, end: date, concurrency: int) -> dict[str, int]:
+    counts = {"requests": 0, "sessions": 0, "bytes": 0}
+    # The same pool the sync's client uses: concurrency + 2 keep-alive connections.
+    limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60.0) as http:
+        response = await http.get("/api/userinfo")
+        response.raise_for_status()
+        counts["requests"] += 1
+        day = start
+        while day <= end:
+            ids = await _list_day(http, day, counts)
+            await _get_all(http, ids, concurrency, counts)
+            day += timedelta(days=1)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # The gateway and token come from the environment, as for the sync: no token in `ps`.
+    parser.add_argument("--url", default=os.environ.get("HOOP_API_URL"))
+    parser.add_argument("--start", required=True, type=date.fromisoformat)
+    parser.add_argument("--end", required=True, type=date.fromisoformat)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args(argv)
+    token = os.environ.get("HOOP_API_TOKEN")
+    if not args.url or not token:
+        parser.error("set HOOP_API_URL and HOOP_API_TOKEN (or pass --url)")
+    counts = asyncio.run(
+        run(url=args.url, token=token, start=args.start, end=args.end, concurrency=args.concurrency)
+    )
+    sys.stdout.write(orjson.dumps(counts).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

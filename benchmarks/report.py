@@ -1,0 +1,188 @@
+"""Results into markdown tables and a verdict per target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# (key, text) of every target; the figures are judged in `targets`.
+TARGETS = {
+    "sync_wall": "sync wall time within 1.15x of the floor",
+    "sync_cpu": "sync CPU within 1.5x of the floor's",
+    "vs_dlt": "sync at least 2.2x faster than dlt (wall)",
+    "rss": "sync peak RSS under 300 MiB",
+    "rss_flat": "sync RSS flat as days go by (last third of the run within 20% of the middle one)",
+    "large_rss": "peak RSS under 1 GiB with the large stream",
+    "nightly": "nightly with nothing new under 5% of a full day",
+    "compliance": "whole compliance pack under 3 s",
+}
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _by_name(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    names = {"floor": "floor", "hoop-sessions": "sync", "dlt": "dlt"}
+    found = {}
+    for c in out.get("contenders", []):
+        for prefix, key in names.items():
+            if c["name"].startswith(prefix):
+                found[key] = c
+    return found
+
+
+def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target with the measured figure and whether it is met (None: not measured)."""
+    c = _by_name(out)
+    floor, sync, dlt = c.get("floor"), c.get("sync"), c.get("dlt")
+    ok = {k: v for k, v in c.items() if v["status"] == "ok"}
+    rows: list[dict[str, Any]] = []
+
+    def add(key: str, measured: str | None, met: bool | None) -> None:
+        rows.append({"target": key, "text": TARGETS[key], "measured": measured, "met": met})
+
+    if "sync" in ok and "floor" in ok:
+        wall = sync["wall_s"] / floor["wall_s"]  # type: ignore[index]
+        cpu = sync["cpu_s"] / floor["cpu_s"]  # type: ignore[index]
+        add("sync_wall", f"{wall:.2f}x", wall <= 1.15)
+        add("sync_cpu", f"{cpu:.2f}x", cpu <= 1.5)
+    else:
+        add("sync_wall", None, None)
+        add("sync_cpu", None, None)
+    if "sync" in ok and "dlt" in ok:
+        ratio = dlt["wall_s"] / sync["wall_s"]  # type: ignore[index]
+        add("vs_dlt", f"{ratio:.2f}x", ratio >= 2.2)
+    else:
+        add("vs_dlt", None, None)
+    if "sync" in ok:
+        add("rss", f"{sync['peak_rss_mib']:.0f} MiB", sync["peak_rss_mib"] < 300)  # type: ignore[index]
+        thirds = sync.get("rss_thirds_mib") or (0, 0, 0)  # type: ignore[union-attr]
+        # The first third holds start-up (imports); growth with days shows from the middle on.
+        if thirds[1]:
+            add("rss_flat", f"{thirds[0]:.0f} / {thirds[1]:.0f} / {thirds[2]:.0f} MiB by third",
+                thirds[2] <= 1.2 * thirds[1])
+        else:
+            add("rss_flat", None, None)
+    else:
+        add("rss", None, None)
+        add("rss_flat", None, None)
+    large = out.get("large_stream")
+    if large and large["status"] == "ok":
+        add("large_rss", f"{large['peak_rss_mib']:.0f} MiB ({large['extra']['large_stream_mib']:g} MiB stream)",
+            large["peak_rss_mib"] < 1024)
+    else:
+        add("large_rss", None, None)
+    nightly = out.get("nightly")
+    if nightly and nightly["status"] == "ok" and "share_of_a_full_day" in nightly["extra"]:
+        share = nightly["extra"]["share_of_a_full_day"]
+        add("nightly", f"{100 * share:.0f}% of a full day", share < 0.05)
+    else:
+        add("nightly", None, None)
+    comp = out.get("compliance")
+    if comp and comp.get("status") == "ok":
+        total = comp["rules_total_s"]
+        add("compliance", f"{total:.2f} s (every rule); refresh_findings {comp['refresh_findings_s']:.2f} s",
+            total < 3.0)
+    else:
+        add("compliance", None, None)
+    return rows
+
+
+def contender_table(out: dict[str, Any]) -> str:
+    lines = [
+        "| contender | wall s | CPU s | requests/s | sessions/s | peak RSS MiB | wall ratio to floor |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c in out.get("contenders", []):
+        if c["status"] != "ok":
+            lines.append(f"| {c['name']} | {c['status']}: {c['note'].splitlines()[0] if c['note'] else ''} "
+                         "| | | | | |")
+            continue
+        ratio = c["extra"].get("wall_ratio_to_floor")
+        lines.append(
+            f"| {c['name']} | {_fmt(c['wall_s'])} | {_fmt(c['cpu_s'])} | {_fmt(c['requests_per_s'], 0)} "
+            f"| {_fmt(c['sessions_per_s'], 0)} | {_fmt(c['peak_rss_mib'], 0)} "
+            f"| {'–' if ratio is None else f'{ratio:.2f}x'} |"
+        )
+    return "\n".join(lines)
+
+
+def extras_table(out: dict[str, Any]) -> str:
+    rows = []
+    nightly = out.get("nightly")
+    if nightly:
+        if nightly["status"] == "ok":
+            share = nightly["extra"].get("share_of_a_full_day")
+            rows.append(
+                f"| nightly `hoop-sessions sync`, nothing new | {_fmt(nightly['wall_s'])} s wall, "
+                f"{_fmt(nightly['cpu_s'])} s CPU, {_fmt(nightly['requests'])} requests; "
+                f"{nightly['extra'].get('days_synced')} day(s) re-read, "
+                f"{nightly['extra'].get('days_rebuilt')} rebuilt | "
+                f"{'–' if share is None else f'{100 * share:.0f}% of a full day'} |"
+            )
+        else:
+            rows.append(f"| nightly `hoop-sessions sync`, nothing new | {nightly['status']} | {nightly['note']} |")
+    large = out.get("large_stream")
+    if large:
+        if large["status"] == "ok":
+            rows.append(
+                f"| {large['name']} | {_fmt(large['wall_s'])} s wall, {_fmt(large['cpu_s'])} s CPU | "
+                f"peak RSS {_fmt(large['peak_rss_mib'], 0)} MiB |"
+            )
+        else:
+            rows.append(f"| {large['name']} | {large['status']} | {large['note'].splitlines()[0] if large['note'] else ''} |")
+    comp = out.get("compliance")
+    if comp:
+        if comp.get("status") == "ok":
+            rows.append(
+                f"| compliance pack, {comp['sessions']:,} sessions / {comp['events']:,} events | "
+                f"{len(comp['rules'])} rules: {comp['rules_total_s']:.2f} s; "
+                f"`refresh_findings`: {comp['refresh_findings_s']:.2f} s | "
+                f"{comp['findings']:,} findings |"
+            )
+        else:
+            rows.append(f"| compliance pack | failed | {comp.get('note', '')} |")
+    if not rows:
+        return ""
+    return "\n".join(["| measurement | cost | figure |", "| --- | --- | --- |", *rows])
+
+
+def rules_table(out: dict[str, Any]) -> str:
+    comp = out.get("compliance")
+    if not comp or comp.get("status") != "ok":
+        return ""
+    lines = ["| rule | kind | seconds | rows |", "| --- | --- | ---: | ---: |"]
+    for r in sorted(comp["rules"], key=lambda r: -r["seconds"]):
+        lines.append(f"| {r['rule']} | {r['kind']} | {r['seconds']:.3f} | {r['rows']:,} |")
+    return "\n".join(lines)
+
+
+def targets_table(out: dict[str, Any]) -> str:
+    lines = ["| target | measured | met |", "| --- | --- | --- |"]
+    for t in out.get("targets", []):
+        met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
+        lines.append(f"| {t['text']} | {t['measured'] or '–'} | {met} |")
+    return "\n".join(lines)
+
+
+def markdown_report(out: dict[str, Any]) -> str:
+    m = out["machine"]
+    parts = [f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, Python {m['python']}."]
+    w = out.get("workload")
+    if w:
+        parts.append(
+            f"Workload: {w['days']} days x {w['sessions_per_day']:,} sessions ({w['start']} .. {w['end']}), "
+            f"{w['latency_ms']:g} ms latency per request, concurrency {w['concurrency']}, seed {w['seed']}."
+        )
+        parts.append(contender_table(out))
+    for section in (extras_table(out), rules_table(out), targets_table(out)):
+        if section:
+            parts.append(section)
+    parts.append(f"Command: `{out['command'].strip()}`")
+    return "\n\n".join(parts) + "\n"
