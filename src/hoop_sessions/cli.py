@@ -156,8 +156,8 @@ def backfill(start: date, end: date, redo: bool) -> None:
     finally:
         _close(progress)
     result.skipped = skipped
-    if result.days:
-        _refresh_findings(settings)
+    if any(day.build is not None for day in result.days):
+        _refresh_findings(settings)  # findings change only when a day's rows did
     _report(result)
 
 
@@ -176,8 +176,8 @@ def sync() -> None:
         result = sync_days(settings, days, progress=progress)
     finally:
         _close(progress)
-    if result.days:
-        _refresh_findings(settings)
+    if any(day.build is not None for day in result.days):
+        _refresh_findings(settings)  # findings change only when a day's rows did
     _report(result)
 
 

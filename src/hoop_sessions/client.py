@@ -8,7 +8,9 @@ once as an ``ApiError`` naming the status, the path and hoop's message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -165,21 +167,33 @@ class HoopClient:
         *,
         validate_json: bool = False,
     ) -> bytes:
+        stats.requests += 1
+        self.totals.requests += 1
+        try:
+            return await self._once(path, params, validate_json)
+        except TransientApiError as exc:
+            first_failure = exc
+            if self._settings.retry_attempts <= 1:
+                raise RetriesExhaustedError(
+                    f"GET {path} failed ({exc.reason}) and retries are off (HOOP_RETRY_ATTEMPTS=1)"
+                ) from None
+        # Most requests succeed at once: the retry machinery is built only after a failure.
         settings = self._settings
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientApiError),
-            stop=stop_after_attempt(settings.retry_attempts) | stop_after_delay(settings.retry_max_seconds),
+            stop=stop_after_attempt(settings.retry_attempts - 1) | stop_after_delay(settings.retry_max_seconds),
             wait=_wait_retry_after_or_backoff,
             reraise=True,
             before_sleep=_log_retry,
         )
+        log.info("retrying GET %s: %s", path, first_failure.reason)
+        await asyncio.sleep(_first_wait(first_failure))
         try:
             async for attempt in retrying:
                 with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        stats.retries += 1
-                        self.totals.retries += 1
+                    stats.retries += 1
                     stats.requests += 1
+                    self.totals.retries += 1
                     self.totals.requests += 1
                     return await self._once(path, params, validate_json)
         except TransientApiError as exc:
@@ -254,6 +268,12 @@ def _wait_retry_after_or_backoff(state: RetryCallState) -> float:
     if isinstance(exc, TransientApiError) and exc.retry_after is not None:
         return max(exc.retry_after, backoff * 0.25)
     return backoff
+
+
+def _first_wait(exc: TransientApiError) -> float:
+    """The pause before the first retry: the server's Retry-After, else a short jittered one."""
+    backoff = 0.2 + random.uniform(0, 0.5)  # noqa: S311 (jitter, not a secret)
+    return max(exc.retry_after, backoff * 0.25) if exc.retry_after is not None else backoff
 
 
 def _log_retry(state: RetryCallState) -> None:
