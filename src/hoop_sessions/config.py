@@ -57,6 +57,7 @@ class Settings:
     rolling_days: int = 3
     ca_bundle: str | None = None
     allow_insecure_http: bool = False
+    store_output: str = "full"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -79,6 +80,7 @@ class Settings:
             rolling_days=_int(env, "HOOP_ROLLING_DAYS", 3, minimum=0),
             ca_bundle=env.get("HOOP_CA_BUNDLE") or None,
             allow_insecure_http=_bool(env, "HOOP_ALLOW_HTTP"),
+            store_output=_choice(env, "HOOP_STORE_OUTPUT", ("full", "hash", "none")),
         )
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
 
@@ -161,6 +163,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
     if not value > 0:
         raise ConfigError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
     return value
 
 

@@ -14,7 +14,6 @@ from hoop_sessions.sync import backfill_days, nightly_days, sync_days
 from hoop_sessions.windows import days_between
 
 
-
 def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str], None]) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     today = now.date()

@@ -32,6 +32,7 @@ from hoop_sessions.errors import (
 )
 from hoop_sessions.flatten import UUID_RE, RecordRejected, parse_time, truncate_payload
 from hoop_sessions.progress import NullProgress, Progress
+from hoop_sessions.protect import protect_output
 from hoop_sessions.raw import RawDay, RawDayWriter
 from hoop_sessions.windows import Window, day_bounds, day_window
 
@@ -311,6 +312,7 @@ async def extract_day(
     principal: dict[str, Any],
     progress: Progress | None = None,
     previous: PreviousDay | None = None,
+    store_output: str = "full",
 ) -> ExtractResult:
     """List and get every session of ``day`` and replace the day's raw file.
 
@@ -332,7 +334,8 @@ async def extract_day(
             return sid, REUSE
         stats = owner[sid].stats
         try:
-            return sid, await client.get_session(sid, stats)
+            body = await client.get_session(sid, stats)
+            return sid, protect_output(body, store_output) if store_output != "full" else body
         except NotFoundError as exc:
             rejects.append(_reject_row(sid, "get", f"listed but not found when read (404 {exc.message!r}); "
                                        "deleted after listing?", None))

@@ -28,6 +28,8 @@ RFC3339_RE = re.compile(
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FINAL_REVIEW_STATUSES = frozenset({"REJECTED", "REVOKED", "EXECUTED"})
 PAYLOAD_LIMIT = 4000
+# Set by the extractor on a record whose output payloads it did not keep (see protect.py).
+OUTPUT_MARKER = "hoop_sessions_output"
 
 
 class RecordRejected(ValueError):
@@ -157,20 +159,37 @@ class _Events:
         self.elapsed: list[float] = []
         self.event_time: list[int] = []
         self.event_type: list[str] = []
-        self.payload: list[bytes] = []
+        self.payload: list[bytes | None] = []
+        self.sizes: list[int] = []
+        self.digests: list[str | None] = []
         self.pending_bytes = 0
 
-    def add(self, sid: str, start_us: int, elapsed: list[float], types: list[str], payloads: list[bytes]) -> None:
+    def add(
+        self,
+        sid: str,
+        start_us: int,
+        elapsed: list[float],
+        types: list[str],
+        payloads: list[bytes | None],
+        withheld: dict[int, tuple[str | None, int]],
+    ) -> None:
         n = len(payloads)
         if not n:
             return
+        if withheld:
+            sizes = [withheld[i][1] if i in withheld else len(p or b"") for i, p in enumerate(payloads)]
+            self.digests.extend(withheld[i][0] if i in withheld else None for i in range(n))
+        else:
+            sizes = list(map(len, payloads))  # type: ignore[arg-type]
+            self.digests.extend([None] * n)
+        self.sizes.extend(sizes)
         self.session_id.extend([sid] * n)
         self.seq.extend(range(n))
         self.elapsed.extend(elapsed)
         self.event_time.extend([start_us + round(e * 1_000_000) for e in elapsed])
         self.event_type.extend(types)
         self.payload.extend(payloads)
-        self.pending_bytes += sum(map(len, payloads))
+        self.pending_bytes += sum(len(p) for p in payloads if p is not None)
         if self.pending_bytes >= self.FLUSH_BYTES:
             self.flush()
 
@@ -188,7 +207,8 @@ class _Events:
             pa.array(self.event_type, type=pa.string()),
             payload,
             _utf8_text(payload, self.payload),
-            pa.array(list(map(len, self.payload)), type=pa.int64()),
+            pa.array(self.sizes, type=pa.int64()),
+            pa.array(self.digests, type=pa.string()),
         ]
         self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
         self._reset()
@@ -200,7 +220,7 @@ class _Events:
         return pa.Table.from_batches(self.batches, schema=self.schema)
 
 
-def _utf8_text(payload: pa.Array, payloads: list[bytes]) -> pa.Array:
+def _utf8_text(payload: pa.Array, payloads: list[bytes | None]) -> pa.Array:
     """The payloads as text: Arrow validates UTF-8 as strictly as Python; on a valid batch the
     cast reuses the binary column's buffers, so text costs neither a copy nor Python strings."""
     try:
@@ -208,7 +228,8 @@ def _utf8_text(payload: pa.Array, payloads: list[bytes]) -> pa.Array:
     except pa.ArrowInvalid:
         # ASCII bytes are their own UTF-8: handed to Arrow as they are, no str is made.
         return pa.array(
-            [p if p.isascii() else p.decode("utf-8", "replace") for p in payloads], type=pa.string()
+            [p if p is None or p.isascii() else p.decode("utf-8", "replace") for p in payloads],
+            type=pa.string(),
         )
 
 
@@ -262,7 +283,9 @@ class DayBuilder:
         return record.get("user_id") == self.principal_id
 
     def _append_events(self, rows: FlatSession) -> None:
-        self.events.add(rows.session["session_id"], rows.start_us, rows.elapsed, rows.types, rows.payloads)
+        self.events.add(
+            rows.session["session_id"], rows.start_us, rows.elapsed, rows.types, rows.payloads, rows.withheld
+        )
 
     # -- ledger -----------------------------------------------------------------------------
 
@@ -297,7 +320,8 @@ class FlatSession:
     start_us: int
     elapsed: list[float]
     types: list[str]
-    payloads: list[bytes]
+    payloads: list[bytes | None]
+    withheld: dict[int, tuple[str | None, int]]  # seq -> (SHA-256 or None, length) of payloads not kept
     stream_message: str | None
     unknown_fields: list[str]
 
@@ -310,6 +334,7 @@ KNOWN_FIELDS = frozenset(
         "script_size", "script", "labels", "metadata", "integrations_metadata", "metrics",
         "ai_analysis", "guardrails_info", "session_batch_id", "correlation_id", "review",
         "event_stream",
+        OUTPUT_MARKER,
     }
 )
 
@@ -338,6 +363,10 @@ def flatten_session(
             )
         except StreamError as exc:
             raise RecordRejected(f"event stream: {exc}") from None
+        payloads: list[bytes | None] = list(stream.payloads)
+        withheld = _withheld_output(record.get(OUTPUT_MARKER), stream.types)
+        for seq in withheld:
+            payloads[seq] = None
         metrics = _opt_map(record, "metrics")
         masking = metrics.get("data_masking") if isinstance(metrics, dict) else None
         integrations = _opt_map(record, "integrations_metadata")
@@ -410,10 +439,29 @@ def flatten_session(
         start_us=to_micros(start),
         elapsed=stream.elapsed,
         types=stream.types,
-        payloads=stream.payloads,
+        payloads=payloads,
+        withheld=withheld,
         stream_message=stream.message if stream.status == STREAM_UNREADABLE else None,
         unknown_fields=sorted(k for k in record if k not in KNOWN_FIELDS),
     )
+
+
+def _withheld_output(marker: Any, types: list[str]) -> dict[int, tuple[str | None, int]]:
+    """The output payloads the extractor did not keep (HOOP_STORE_OUTPUT=hash|none), by seq."""
+    if marker is None:
+        return {}
+    events = marker.get("events") if isinstance(marker, dict) else None
+    if not isinstance(events, dict):
+        raise RecordRejected(f"{OUTPUT_MARKER} is not an object with events")
+    out: dict[int, tuple[str | None, int]] = {}
+    for key, value in events.items():
+        if not (isinstance(key, str) and key.isdigit() and int(key) < len(types)):
+            raise RecordRejected(f"{OUTPUT_MARKER} names event {key!r}, which the stream does not have")
+        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+                and (value[0] is None or isinstance(value[0], str))):
+            raise RecordRejected(f"{OUTPUT_MARKER} entry for event {key} is not [sha256 or null, length]")
+        out[int(key)] = (value[0], value[1])
+    return out
 
 
 def _flatten_review(

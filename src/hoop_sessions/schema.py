@@ -159,9 +159,10 @@ SESSION_EVENTS = Table(
             _f("elapsed_seconds", pa.float64(), "seconds since the client connected"),
             _f("event_time", UTC_TS, "start_date + elapsed_seconds"),
             _f("event_type", pa.string(), "i (input), o (output) or e (error)"),
-            _f("payload", pa.binary(), "exact decoded bytes"),
+            _f("payload", pa.binary(), "exact decoded bytes (null when HOOP_STORE_OUTPUT drops it)"),
             _f("payload_text", pa.string(), "payload as UTF-8, invalid bytes replaced"),
             _f("payload_bytes", pa.int64(), "length of payload"),
+            _f("payload_sha256", pa.string(), "SHA-256 of an output/error payload not kept (HOOP_STORE_OUTPUT=hash)"),
         ]
     ),
 )

@@ -137,6 +137,7 @@ async def _extract(
             principal=principal,
             progress=progress,
             previous=previous,
+            store_output=settings.store_output,
         )
     except HoopSessionsError as exc:
         raise DayFailedError(day, exc) from exc
@@ -306,6 +307,7 @@ async def extract_days_async(
                     principal=principal,
                     progress=progress,
                     previous=previous.get(day),
+                    store_output=settings.store_output,
                 )
             except HoopSessionsError as exc:
                 log.error("%s: reading hoop failed, the day's previous raw file is kept: %s", day, exc)

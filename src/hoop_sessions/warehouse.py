@@ -78,6 +78,14 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every contract table and the analyst views, if missing."""
     for table in schema.ALL_TABLES:
         con.execute(schema.ddl(table))
+        # A warehouse made by an earlier version gets the columns added since (nullable, at the end).
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main'",
+            [table.name],
+        ).fetchall()}
+        for field in table.schema:
+            if field.name not in have:
+                con.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{field.name}" {schema.duckdb_type(field)}')
     con.execute((sql_dir() / "schema" / "views.sql").read_text())
 
 

@@ -1,0 +1,52 @@
+"""HOOP_STORE_OUTPUT: how output and error payloads (which can hold customer data) are stored.
+
+``full`` keeps the exact bytes. ``hash`` keeps the SHA-256 and the length of each ``o``/``e``
+payload, ``none`` only the length; in both the bytes are removed from the record before it is
+written to the raw file, so they exist nowhere on disk. Input (``i``, what people typed) is always
+kept: it is the evidence of what was done. A record changed here carries the marker
+``hoop_sessions_output`` that the flattening reads.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+from typing import Any
+
+import orjson
+
+from hoop_sessions.flatten import OUTPUT_MARKER
+
+MODES = ("full", "hash", "none")
+OUTPUT_TYPES = frozenset({"o", "e"})
+
+
+def protect_output(body: bytes, mode: str) -> bytes:
+    """The body with its output payloads reduced to what ``mode`` keeps."""
+    if mode == "full":
+        return body
+    try:
+        record = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body  # not JSON: the build rejects it, and there is no payload to find in it
+    stream = record.get("event_stream") if isinstance(record, dict) else None
+    if not isinstance(stream, list):
+        return body
+    withheld: dict[str, list[Any]] = {}
+    for seq, event in enumerate(stream):
+        if not (isinstance(event, list) and len(event) == 3 and event[1] in OUTPUT_TYPES):
+            continue
+        data = event[2]
+        if not isinstance(data, str):
+            continue
+        try:
+            payload = binascii.a2b_base64(data, strict_mode=True) if data else b""
+        except (binascii.Error, ValueError):
+            payload = data.encode("utf-8", "surrogatepass")
+        digest = hashlib.sha256(payload).hexdigest() if mode == "hash" else None
+        withheld[str(seq)] = [digest, len(payload)]
+        event[2] = ""
+    if not withheld:
+        return body
+    record[OUTPUT_MARKER] = {"mode": mode, "events": withheld}
+    return orjson.dumps(record)
