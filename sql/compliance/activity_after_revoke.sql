@@ -12,32 +12,44 @@
 -- note: event_time is start_date + elapsed seconds, and elapsed counts from when the client
 --     connected, which is never before start_date. The real event time is therefore at or after
 --     event_time, so an event_time past revoke_at is certainly past it.
-WITH scope AS (
-    SELECT s.*, env.tag_value AS environment
+WITH jit AS MATERIALIZED (
+    -- Sessions in the period whose review has a revoke_at: the only ones whose events matter.
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
+           r.status AS review_status, r.type AS review_type, r.revoke_at,
+           r.revoke_at + to_seconds(CAST($grace_seconds AS BIGINT)) AS grace_end
     FROM sessions AS s
-    LEFT JOIN connection_tags AS env
-        ON env.session_id = s.session_id AND env.tag_key = $env_tag
+    JOIN reviews AS r ON r.review_id = s.review_id
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND r.revoke_at IS NOT NULL
 ),
-approvers AS (
-    SELECT review_id,
-           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS approvers
-    FROM review_groups
-    WHERE status = 'APPROVED'
-    GROUP BY review_id
-),
-late AS (
+late AS MATERIALIZED (
+    -- One pass over the events of the period (start_day is every table's partition), joined to
+    -- the JIT sessions; the time condition is exact, the start_day and lower bound only prune.
     SELECT e.session_id,
            count(*) AS events_after_revoke,
            min(e.event_time) AS first_event_after_revoke,
            max(e.event_time) AS last_event_after_revoke
     FROM session_events AS e
-    JOIN scope AS s ON s.session_id = e.session_id
-    JOIN reviews AS r ON r.review_id = s.review_id
-    WHERE r.revoke_at IS NOT NULL
-      AND e.event_time > r.revoke_at + to_seconds(CAST($grace_seconds AS BIGINT))
+    JOIN jit AS j ON j.session_id = e.session_id
+    WHERE e.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND e.event_time > j.grace_end
     GROUP BY e.session_id
+),
+env AS (
+    SELECT t.session_id, t.tag_value
+    FROM connection_tags AS t
+    WHERE t.tag_key = $env_tag
+      AND t.session_id IN (SELECT session_id FROM late)
+),
+approvers AS (
+    SELECT g.review_id,
+           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS approvers
+    FROM review_groups AS g
+    WHERE g.status = 'APPROVED'
+      AND g.review_id IN (SELECT j.review_id FROM jit AS j JOIN late AS l USING (session_id))
+    GROUP BY g.review_id
 )
 SELECT
     s.session_id,
@@ -45,18 +57,18 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    s.environment,
+    env.tag_value AS environment,
     s.review_id,
-    r.status AS review_status,
+    s.review_status,
     a.approvers,
-    r.type AS review_type,
-    r.revoke_at,
+    s.review_type,
+    s.revoke_at,
     l.events_after_revoke,
     l.first_event_after_revoke,
     l.last_event_after_revoke,
-    round(epoch(l.last_event_after_revoke - r.revoke_at), 3) AS seconds_past_revoke
+    round(epoch(l.last_event_after_revoke - s.revoke_at), 3) AS seconds_past_revoke
 FROM late AS l
-JOIN scope AS s ON s.session_id = l.session_id
-JOIN reviews AS r ON r.review_id = s.review_id
+JOIN jit AS s ON s.session_id = l.session_id
+LEFT JOIN env ON env.session_id = s.session_id
 LEFT JOIN approvers AS a ON a.review_id = s.review_id
 ORDER BY s.start_date, s.session_id

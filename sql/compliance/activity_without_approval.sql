@@ -10,20 +10,30 @@
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
 -- note: Every environment, not only production: a review the gateway did not enforce is a
 --     control failure wherever it happens.
-WITH scope AS (
-    SELECT s.*, env.tag_value AS environment
+WITH hit AS MATERIALIZED (
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
+           r.status AS review_status, r.rejection_reason, s.status AS session_status,
+           s.exit_code, s.event_count
     FROM sessions AS s
-    LEFT JOIN connection_tags AS env
-        ON env.session_id = s.session_id AND env.tag_key = $env_tag
+    JOIN reviews AS r ON r.review_id = s.review_id
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND r.status IN ('PENDING', 'REJECTED')
+      AND (s.event_count > 0 OR s.exit_code IS NOT NULL)
+),
+env AS (
+    SELECT t.session_id, t.tag_value
+    FROM connection_tags AS t
+    WHERE t.tag_key = $env_tag
+      AND t.session_id IN (SELECT session_id FROM hit)
 ),
 deciders AS (
-    SELECT review_id,
-           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS reviewers
-    FROM review_groups
-    WHERE reviewer_email IS NOT NULL
-    GROUP BY review_id
+    SELECT g.review_id,
+           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS reviewers
+    FROM review_groups AS g
+    WHERE g.reviewer_email IS NOT NULL
+      AND g.review_id IN (SELECT review_id FROM hit)
+    GROUP BY g.review_id
 )
 SELECT
     s.session_id,
@@ -31,17 +41,15 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    s.environment,
+    env.tag_value AS environment,
     s.review_id,
-    r.status AS review_status,
+    s.review_status,
     d.reviewers,
-    r.rejection_reason,
-    s.status AS session_status,
+    s.rejection_reason,
+    s.session_status,
     s.exit_code,
     s.event_count
-FROM scope AS s
-JOIN reviews AS r ON r.review_id = s.review_id
+FROM hit AS s
+LEFT JOIN env ON env.session_id = s.session_id
 LEFT JOIN deciders AS d ON d.review_id = s.review_id
-WHERE r.status IN ('PENDING', 'REJECTED')
-  AND (s.event_count > 0 OR s.exit_code IS NOT NULL)
 ORDER BY s.start_date, s.session_id

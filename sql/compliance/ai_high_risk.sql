@@ -11,20 +11,29 @@
 -- param: risk_level text = high | ai_analysis.risk_level to report (compared case-insensitively).
 -- note: A blocked execution is still evidence that someone tried; an allowed one needs a look at
 --     what was typed (session_events). hoop only analyses some sessions; absent means not analysed.
-WITH scope AS (
-    SELECT s.*, env.tag_value AS environment
+WITH hit AS MATERIALIZED (
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
+           s.review_status, s.ai_analysis, s.exit_code
     FROM sessions AS s
-    LEFT JOIN connection_tags AS env
-        ON env.session_id = s.session_id AND env.tag_key = $env_tag
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND s.ai_analysis IS NOT NULL  -- cheap first: json_type parses the document
+      AND json_type(s.ai_analysis) = 'OBJECT'
+      AND lower(s.ai_analysis ->> 'risk_level') = lower($risk_level)
+),
+env AS (
+    SELECT t.session_id, t.tag_value
+    FROM connection_tags AS t
+    WHERE t.tag_key = $env_tag
+      AND t.session_id IN (SELECT session_id FROM hit)
 ),
 approvers AS (
-    SELECT review_id,
-           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS approvers
-    FROM review_groups
-    WHERE status = 'APPROVED'
-    GROUP BY review_id
+    SELECT g.review_id,
+           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS approvers
+    FROM review_groups AS g
+    WHERE g.status = 'APPROVED'
+      AND g.review_id IN (SELECT review_id FROM hit)
+    GROUP BY g.review_id
 )
 SELECT
     s.session_id,
@@ -32,7 +41,7 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    s.environment,
+    env.tag_value AS environment,
     s.review_id,
     s.review_status,
     a.approvers,
@@ -41,8 +50,7 @@ SELECT
     s.ai_analysis ->> 'title' AS title,
     s.ai_analysis ->> 'explanation' AS explanation,
     s.exit_code
-FROM scope AS s
+FROM hit AS s
+LEFT JOIN env ON env.session_id = s.session_id
 LEFT JOIN approvers AS a ON a.review_id = s.review_id
-WHERE json_type(s.ai_analysis) = 'OBJECT'
-  AND lower(s.ai_analysis ->> 'risk_level') = lower($risk_level)
 ORDER BY s.start_date, s.session_id

@@ -10,22 +10,30 @@
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
 -- note: Break-glass is allowed by design; each use needs an after-the-fact review, so every one
 --     is listed, with the ticket (jira_issue_key) that should justify it.
-WITH scope AS (
-    SELECT s.*, env.tag_value AS environment
+WITH forced AS MATERIALIZED (
+    SELECT g.review_id,
+           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS forced_by,
+           string_agg(DISTINCT g.group_name, ', ' ORDER BY g.group_name) AS forced_groups,
+           min(g.reviewed_at) AS forced_at
+    FROM review_groups AS g
+    WHERE g.forced_review AND g.status = 'APPROVED'
+      AND g.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    GROUP BY g.review_id
+),
+hit AS MATERIALIZED (
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
+           s.jira_issue_key
     FROM sessions AS s
-    LEFT JOIN connection_tags AS env
-        ON env.session_id = s.session_id AND env.tag_key = $env_tag
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND s.review_id IN (SELECT review_id FROM forced)
 ),
-forced AS (
-    SELECT review_id,
-           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS forced_by,
-           string_agg(DISTINCT group_name, ', ' ORDER BY group_name) AS forced_groups,
-           min(reviewed_at) AS forced_at
-    FROM review_groups
-    WHERE forced_review AND status = 'APPROVED'
-    GROUP BY review_id
+env AS (
+    SELECT t.session_id, t.tag_value
+    FROM connection_tags AS t
+    WHERE t.tag_key = $env_tag
+      AND t.session_id IN (SELECT session_id FROM hit)
 )
 SELECT
     s.session_id,
@@ -33,7 +41,7 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    s.environment,
+    env.tag_value AS environment,
     s.review_id,
     r.status AS review_status,
     f.forced_by AS approvers,
@@ -42,6 +50,7 @@ SELECT
     array_to_string(r.force_approval_groups, ', ') AS force_approval_groups,
     s.jira_issue_key
 FROM forced AS f
-JOIN scope AS s ON s.review_id = f.review_id
+JOIN hit AS s ON s.review_id = f.review_id
 JOIN reviews AS r ON r.review_id = f.review_id
+LEFT JOIN env ON env.session_id = s.session_id
 ORDER BY s.start_date, s.session_id

@@ -11,20 +11,29 @@
 -- note: Duration is end_date - start_date; running sessions have none and are reported by
 --     not_final_after_days instead. For reviewed sessions start_date is the request time, so
 --     the duration includes the wait for approval.
-WITH scope AS (
-    SELECT s.*, env.tag_value AS environment
+WITH hit AS MATERIALIZED (
+    -- Narrow rows, filtered by the rule's own condition before anything is joined: the tag and
+    -- the approvers are looked up for the flagged sessions only.
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
+           s.review_status, s.end_date, s.duration_seconds, s.verb
     FROM sessions AS s
-    LEFT JOIN connection_tags AS env
-        ON env.session_id = s.session_id AND env.tag_key = $env_tag
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND s.duration_seconds > CAST($max_hours AS DOUBLE) * 3600
+),
+env AS (
+    SELECT t.session_id, t.tag_value
+    FROM connection_tags AS t
+    WHERE t.tag_key = $env_tag
+      AND t.session_id IN (SELECT session_id FROM hit)
 ),
 approvers AS (
-    SELECT review_id,
-           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS approvers
-    FROM review_groups
-    WHERE status = 'APPROVED'
-    GROUP BY review_id
+    SELECT g.review_id,
+           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS approvers
+    FROM review_groups AS g
+    WHERE g.status = 'APPROVED'
+      AND g.review_id IN (SELECT review_id FROM hit)
+    GROUP BY g.review_id
 )
 SELECT
     s.session_id,
@@ -32,14 +41,14 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    s.environment,
+    env.tag_value AS environment,
     s.review_id,
     s.review_status,
     a.approvers,
     s.end_date,
     round(s.duration_seconds / 3600.0, 2) AS duration_hours,
     s.verb
-FROM scope AS s
+FROM hit AS s
+LEFT JOIN env ON env.session_id = s.session_id
 LEFT JOIN approvers AS a ON a.review_id = s.review_id
-WHERE s.duration_seconds > CAST($max_hours AS DOUBLE) * 3600
 ORDER BY s.start_date, s.session_id

@@ -12,13 +12,22 @@
 --     undecodable stream is a hole in the audit trail. A stream this sync was not allowed to
 --     read (stream_status = forbidden) is a sync permission problem, not a gateway one, and is
 --     not reported here.
-WITH scope AS (
-    SELECT s.*, env.tag_value AS environment
+WITH hit AS MATERIALIZED (
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
+           s.review_status, s.masking_error_count, s.redacted_count, s.stream_truncated,
+           s.stream_status, s.event_size
     FROM sessions AS s
-    LEFT JOIN connection_tags AS env
-        ON env.session_id = s.session_id AND env.tag_key = $env_tag
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND (coalesce(s.masking_error_count, 0) > 0
+           OR coalesce(s.stream_truncated, false)
+           OR s.stream_status = 'unreadable')
+),
+env AS (
+    SELECT t.session_id, t.tag_value
+    FROM connection_tags AS t
+    WHERE t.tag_key = $env_tag
+      AND t.session_id IN (SELECT session_id FROM hit)
 )
 SELECT
     s.session_id,
@@ -26,7 +35,7 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    s.environment,
+    env.tag_value AS environment,
     s.review_id,
     s.review_status,
     s.masking_error_count,
@@ -34,8 +43,6 @@ SELECT
     coalesce(s.stream_truncated, false) AS stream_truncated,
     s.stream_status,
     s.event_size
-FROM scope AS s
-WHERE coalesce(s.masking_error_count, 0) > 0
-   OR coalesce(s.stream_truncated, false)
-   OR s.stream_status = 'unreadable'
+FROM hit AS s
+LEFT JOIN env ON env.session_id = s.session_id
 ORDER BY s.start_date, s.session_id

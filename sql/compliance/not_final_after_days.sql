@@ -12,20 +12,28 @@
 -- note: Age is measured at synced_at, not at query time, so the answer depends only on the
 --     data: the sync re-reads sessions that are not final, so synced_at is recent for them.
 --     Stale grants and forgotten requests are access that nobody is watching.
-WITH scope AS (
-    SELECT s.*, env.tag_value AS environment
+WITH hit AS MATERIALIZED (
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
+           s.status, s.synced_at
     FROM sessions AS s
-    LEFT JOIN connection_tags AS env
-        ON env.session_id = s.session_id AND env.tag_key = $env_tag
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND NOT coalesce(s.is_final, false)
+      AND epoch(s.synced_at - s.start_date) > CAST($max_days AS BIGINT) * 86400
+),
+env AS (
+    SELECT t.session_id, t.tag_value
+    FROM connection_tags AS t
+    WHERE t.tag_key = $env_tag
+      AND t.session_id IN (SELECT session_id FROM hit)
 ),
 approvers AS (
-    SELECT review_id,
-           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS approvers
-    FROM review_groups
-    WHERE status = 'APPROVED'
-    GROUP BY review_id
+    SELECT g.review_id,
+           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS approvers
+    FROM review_groups AS g
+    WHERE g.status = 'APPROVED'
+      AND g.review_id IN (SELECT review_id FROM hit)
+    GROUP BY g.review_id
 )
 SELECT
     s.session_id,
@@ -33,7 +41,7 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    s.environment,
+    env.tag_value AS environment,
     s.review_id,
     r.status AS review_status,
     a.approvers,
@@ -42,9 +50,8 @@ SELECT
     r.revoke_at,
     s.synced_at,
     round(epoch(s.synced_at - s.start_date) / 86400.0, 1) AS age_days_at_sync
-FROM scope AS s
+FROM hit AS s
+LEFT JOIN env ON env.session_id = s.session_id
 LEFT JOIN reviews AS r ON r.review_id = s.review_id
 LEFT JOIN approvers AS a ON a.review_id = s.review_id
-WHERE NOT coalesce(s.is_final, false)
-  AND epoch(s.synced_at - s.start_date) > CAST($max_days AS BIGINT) * 86400
 ORDER BY s.start_date, s.session_id

@@ -13,56 +13,74 @@
 --     than its end crosses midnight (22:00-06:00). Equal start and end allow the whole day.
 --     Both the start and every event count: a session opened inside the window can still be
 --     used after it closes.
-WITH scope AS (
-    SELECT s.*, env.tag_value AS environment
-    FROM sessions AS s
-    LEFT JOIN connection_tags AS env
-        ON env.session_id = s.session_id AND env.tag_key = $env_tag
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
-),
-approvers AS (
-    SELECT review_id,
-           string_agg(DISTINCT reviewer_email, ', ' ORDER BY reviewer_email) AS approvers
-    FROM review_groups
-    WHERE status = 'APPROVED'
-    GROUP BY review_id
-),
-windowed AS (
-    SELECT s.*,
+WITH windowed AS MATERIALIZED (
+    -- Approved sessions of the period whose review sets a time window, on narrow rows.
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
            r.status AS review_status_now,
            r.time_window_start,
            r.time_window_end,
            -- A TIMESTAMPTZ has no TIME cast; convert to UTC wall-clock first.
            CAST(timezone('UTC', s.start_date) AS TIME) AS start_time_utc
-    FROM scope AS s
+    FROM sessions AS s
     JOIN reviews AS r ON r.review_id = s.review_id
-    WHERE r.time_window_start IS NOT NULL
+    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND r.time_window_start IS NOT NULL
       AND r.time_window_end IS NOT NULL
       AND r.status IN ('APPROVED', 'PROCESSING', 'EXECUTED', 'REVOKED')
 ),
-moments AS (
-    SELECT w.session_id, w.start_time_utc AS at_utc, 'start' AS what, w.start_date AS moment
+start_outside AS MATERIALIZED (
+    SELECT w.*,
+           NOT CASE
+                WHEN w.time_window_start = w.time_window_end THEN true
+                WHEN w.time_window_start < w.time_window_end
+                    THEN w.start_time_utc >= w.time_window_start
+                         AND w.start_time_utc < w.time_window_end
+                ELSE w.start_time_utc >= w.time_window_start
+                     OR w.start_time_utc < w.time_window_end
+               END AS started_outside
     FROM windowed AS w
-    UNION ALL
-    SELECT e.session_id, CAST(timezone('UTC', e.event_time) AS TIME), 'event', e.event_time
+),
+events_outside AS MATERIALIZED (
+    -- One pass over the events of the period (start_day is every table's partition).
+    SELECT e.session_id,
+           count(*) AS events_outside_window,
+           min(e.event_time) AS first_event_outside_window
     FROM session_events AS e
     JOIN windowed AS w ON w.session_id = e.session_id
-),
-outside AS (
-    SELECT m.session_id,
-           bool_or(m.what = 'start') AS started_outside,
-           count(*) FILTER (WHERE m.what = 'event') AS events_outside_window,
-           min(m.moment) FILTER (WHERE m.what = 'event') AS first_event_outside_window
-    FROM moments AS m
-    JOIN windowed AS w ON w.session_id = m.session_id
-    WHERE NOT CASE
+    WHERE e.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND NOT CASE
             WHEN w.time_window_start = w.time_window_end THEN true
             WHEN w.time_window_start < w.time_window_end
-                THEN m.at_utc >= w.time_window_start AND m.at_utc < w.time_window_end
-            ELSE m.at_utc >= w.time_window_start OR m.at_utc < w.time_window_end
+                THEN CAST(timezone('UTC', e.event_time) AS TIME) >= w.time_window_start
+                     AND CAST(timezone('UTC', e.event_time) AS TIME) < w.time_window_end
+            ELSE CAST(timezone('UTC', e.event_time) AS TIME) >= w.time_window_start
+                 OR CAST(timezone('UTC', e.event_time) AS TIME) < w.time_window_end
           END
-    GROUP BY m.session_id
+    GROUP BY e.session_id
+),
+flagged AS MATERIALIZED (
+    SELECT w.*,
+           coalesce(o.events_outside_window, 0) AS events_outside_window,
+           o.first_event_outside_window
+    FROM start_outside AS w
+    LEFT JOIN events_outside AS o ON o.session_id = w.session_id
+    WHERE w.started_outside OR o.session_id IS NOT NULL
+),
+env AS (
+    SELECT t.session_id, t.tag_value
+    FROM connection_tags AS t
+    WHERE t.tag_key = $env_tag
+      AND t.session_id IN (SELECT session_id FROM flagged)
+),
+approvers AS (
+    SELECT g.review_id,
+           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS approvers
+    FROM review_groups AS g
+    WHERE g.status = 'APPROVED'
+      AND g.review_id IN (SELECT review_id FROM flagged)
+    GROUP BY g.review_id
 )
 SELECT
     w.session_id,
@@ -70,17 +88,17 @@ SELECT
     w.start_date,
     w.user_email,
     w.connection,
-    w.environment,
+    env.tag_value AS environment,
     w.review_id,
     w.review_status_now AS review_status,
     a.approvers,
     w.time_window_start,
     w.time_window_end,
     w.start_time_utc,
-    o.started_outside,
-    o.events_outside_window,
-    o.first_event_outside_window
-FROM outside AS o
-JOIN windowed AS w ON w.session_id = o.session_id
+    w.started_outside,
+    w.events_outside_window,
+    w.first_event_outside_window
+FROM flagged AS w
+LEFT JOIN env ON env.session_id = w.session_id
 LEFT JOIN approvers AS a ON a.review_id = w.review_id
 ORDER BY w.start_date, w.session_id

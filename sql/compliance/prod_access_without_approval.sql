@@ -13,21 +13,13 @@
 --     without events. A review that was never approved only counts when the session shows
 --     activity (events or an exit code); otherwise the gateway held it, as designed.
 --     APPROVED, PROCESSING, EXECUTED and REVOKED all mean the review was approved at some point.
-WITH scope AS (
-    SELECT s.*, env.tag_value AS environment
-    FROM sessions AS s
-    LEFT JOIN connection_tags AS env
-        ON env.session_id = s.session_id AND env.tag_key = $env_tag
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
-)
 SELECT
     s.session_id,
     s.start_day,
     s.start_date,
     s.user_email,
     s.connection,
-    s.environment,
+    env.tag_value AS environment,
     s.review_id,
     r.status AS review_status,
     s.verb,
@@ -35,9 +27,13 @@ SELECT
     s.exit_code,
     s.event_count,
     CASE WHEN s.review_id IS NULL THEN 'no review' ELSE 'review not approved' END AS reason
-FROM scope AS s
+FROM sessions AS s
+-- Production is an inner join on the tag value (the same as filtering the left-joined tag).
+JOIN connection_tags AS env
+    ON env.session_id = s.session_id AND env.tag_key = $env_tag AND env.tag_value = $prod_env
 LEFT JOIN reviews AS r ON r.review_id = s.review_id
-WHERE s.environment = $prod_env
+WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                      AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
   AND (
         s.review_id IS NULL
         OR (coalesce(r.status, 'UNKNOWN') NOT IN ('APPROVED', 'PROCESSING', 'EXECUTED', 'REVOKED')
