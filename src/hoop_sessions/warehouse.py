@@ -96,7 +96,7 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
-LOAD_MEMORY_LIMIT = "768MB"
+LOAD_MEMORY_LIMIT = "512MB"
 
 
 def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[str, int]:
