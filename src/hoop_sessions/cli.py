@@ -195,10 +195,9 @@ def rebuild(start: date, end: date) -> None:
     if not days:
         raise click.ClickException(f"no raw files between {start} and {end} in {settings.raw_dir}")
     for day in days:
-        result = rebuild_day(settings, day)
-        click.echo(
-            f"{day}: loaded {result.build.sessions_loaded}, rejected {result.build.sessions_rejected}"
-        )
+        built = rebuild_day(settings, day).build
+        assert built is not None  # a rebuild always builds
+        click.echo(f"{day}: loaded {built.sessions_loaded}, rejected {built.sessions_rejected}")
     _refresh_findings(settings)
 
 

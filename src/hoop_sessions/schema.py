@@ -240,7 +240,7 @@ def duckdb_type(field: pa.Field) -> str:
     """The DuckDB type of a contract column."""
     meta = field.metadata or {}
     if b"duckdb_type" in meta:
-        return meta[b"duckdb_type"].decode()
+        return str(meta[b"duckdb_type"].decode())
     t = field.type
     if pa.types.is_timestamp(t):
         return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"

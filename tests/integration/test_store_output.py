@@ -50,7 +50,7 @@ def test_output_payloads_are_kept_only_as_the_mode_says_and_input_always(gateway
             "SELECT session_id, seq, event_type, payload, payload_bytes, payload_sha256 FROM session_events"
         ).fetchall()}
     for key, payload in outputs:
-        kind, stored, size, digest = rows[key]
+        _, stored, size, digest = rows[key]
         assert stored is None and size == len(payload)
         assert digest == (hashlib.sha256(payload).hexdigest() if mode == "hash" else None)
     for key, payload in inputs:
