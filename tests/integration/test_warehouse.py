@@ -84,3 +84,21 @@ def test_rebuild_reproduces_a_lost_warehouse_and_lake_from_raw_files(tmp_path):
     assert table_contents(warehouse) == before
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM session_events").fetchone()[0] == 15
+
+
+def test_the_rebuild_command_reloads_the_days_of_its_range_from_raw_files(tmp_path):
+    from click.testing import CliRunner
+
+    from hoop_sessions.cli import main
+
+    warehouse = ingest_records(records(), data_dir=tmp_path, synced_at=SYNCED)
+    before = table_contents(warehouse)
+    warehouse.unlink()
+    result = CliRunner().invoke(main, ["rebuild", "--start", "2026-11-01", "--end", "2026-11-01"],
+                                env={"HOOP_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    assert "2026-11-01: loaded 5, rejected 0" in result.output
+    assert table_contents(warehouse) == before
+    missing = CliRunner().invoke(main, ["rebuild", "--start", "2026-10-01", "--end", "2026-10-02"],
+                                 env={"HOOP_DATA_DIR": str(tmp_path)})
+    assert missing.exit_code == 1 and "no raw files between 2026-10-01 and 2026-10-02" in missing.output
