@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ from hoop_sessions.config import Settings
 from hoop_sessions.errors import (
     ApiError,
     AuthenticationError,
+    ConfigError,
     ForbiddenError,
     InvalidRequestError,
     NotFoundError,
@@ -211,6 +213,11 @@ class HoopClient:
         except httpx.TimeoutException as exc:
             raise TransientApiError(path, f"timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
+            if _is_certificate_error(exc):
+                raise ConfigError(
+                    f"GET {path}: the TLS certificate of {self.base_url} could not be verified ({exc}). If the gateway "
+                    "uses a private CA, set HOOP_CA_BUNDLE to its certificate bundle"
+                ) from None
             raise TransientApiError(path, f"connection failed ({type(exc).__name__}: {exc})") from None
         status = response.status_code
         if status in TRANSIENT_STATUSES:
@@ -231,6 +238,15 @@ class HoopClient:
             # noticing ends mid-document: read it again.
             raise TransientApiError(path, f"unreadable JSON body ({len(body)} bytes): it ends mid-document")
         return body
+
+
+def _is_certificate_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _parse_json(body: bytes, path: str) -> Any:

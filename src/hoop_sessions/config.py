@@ -97,7 +97,13 @@ class Settings:
         return self.data_dir / "lake"
 
     def ensure_data_dir(self) -> Path:
-        """Create the data directory readable by its owner only (it holds session contents)."""
+        """Create the data directory readable by its owner only (it holds session contents).
+
+        Everything this process creates from here on is owner-only too (umask 077): the raw,
+        lake and manifest files inside an existing directory, which an installer may have made
+        world-readable, must not be.
+        """
+        os.umask(0o077)
         if not self.data_dir.exists():
             self.data_dir.mkdir(parents=True, mode=0o700)
             self.data_dir.chmod(0o700)  # mkdir's mode is filtered by the umask

@@ -9,6 +9,8 @@ from typing import Any
 
 UNDECODABLE_PREFIX = "An internal error occurred: unable to decode the event stream"
 EVENT_TYPES = frozenset({"i", "o", "e"})
+# Ten years: no session lasts longer, and a larger offset would not fit a timestamp.
+MAX_ELAPSED_SECONDS = 10 * 366 * 86_400
 
 STREAM_OK = "ok"
 STREAM_ABSENT = "absent"
@@ -58,7 +60,7 @@ def decode_stream(value: Any, *, present: bool, visible: bool = True) -> Decoded
         if isinstance(when, bool) or not isinstance(when, int | float):
             raise StreamError(f"event {seq} has a non-numeric elapsed time: {_short(when)}")
         when = float(when)
-        if not math.isfinite(when) or when < 0:
+        if not math.isfinite(when) or when < 0 or when > MAX_ELAPSED_SECONDS:
             raise StreamError(f"event {seq} has an invalid elapsed time {when!r}")
         if kind not in EVENT_TYPES:
             raise StreamError(f"event {seq} has unknown type {_short(kind)} (expected i, o or e)")

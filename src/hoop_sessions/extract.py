@@ -173,14 +173,23 @@ async def _list_window(
             )
         log.info("window %s holds %s sessions: splitting", window, _describe_total(first))
         # The probe's requests are accounted to the first half.
-        await asyncio.gather(
-            _list_window(client, halves[0], listed, windows, carry=result.stats),
-            _list_window(client, halves[1], listed, windows, carry=None),
-        )
+        # A task group: when one half fails, the other is cancelled instead of listing on.
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_list_window(client, halves[0], listed, windows, carry=result.stats))
+                group.create_task(_list_window(client, halves[1], listed, windows, carry=None))
+        except BaseExceptionGroup as failures:
+            raise _first_leaf(failures) from None
         return
     windows.append(result)
     await _page_window(client, window, first, listed, result)
     result.finished_at = datetime.now(UTC)
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error inside (possibly nested) exception groups: what callers expect to see."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _too_large(page: ListPage) -> bool:
@@ -265,6 +274,9 @@ class PreviousDay:
 
     raw_dir: Path
     final_ids: frozenset[str]
+    # True when the day's raw file is the one the warehouse holds: a run killed after replacing
+    # the raw file and before loading it left a raw file that only looks "unchanged".
+    raw_is_loaded: bool = True
 
 
 class _PreviousBodies:
@@ -349,7 +361,7 @@ async def extract_day(
 
     fetched: list[str] = []
     reused = 0
-    changed = set(order) != old.ids or bool(rejects)
+    changed = set(order) != old.ids or bool(rejects) or (previous is not None and not previous.raw_is_loaded)
     with RawDayWriter(raw_dir, day) as writer:
         async for sid, body in ordered_map(order, fetch, limit=concurrency):
             previous_body = old.body(sid)

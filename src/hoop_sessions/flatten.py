@@ -578,7 +578,7 @@ def _opt_int(obj: Any, key: str, what: str | None = None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**63:
             return int(value)
         raise RecordRejected(f"{what or key} is {value!r:.40}, expected an integer")
     if not -(2**63) <= value < 2**63:

@@ -46,6 +46,25 @@ def raw_days(raw_dir: Path) -> list[date]:
     return days
 
 
+def read_header(raw_dir: Path, day: date) -> dict[str, Any] | None:
+    """The extract record of a day's raw file, or None when there is no readable one."""
+    try:
+        raw = RawDay(raw_dir, day)
+    except RawDataError:
+        return None
+    raw.close()
+    return raw.header
+
+
+def header_stamp(header: dict[str, Any]) -> str | None:
+    """When the read recorded in a header finished: the latest window's end (as the ledger has it)."""
+    ends: list[str] = [
+        w["finished_at"] for w in header.get("windows") or []
+        if isinstance(w, dict) and isinstance(w.get("finished_at"), str)
+    ]
+    return max(ends) if ends else None
+
+
 class RawDayWriter:
     """Writes a day's bodies to a temporary file; ``commit`` renames it into place."""
 
@@ -64,7 +83,11 @@ class RawDayWriter:
             end -= 1
         if body.find(b"\n", 0, end) != -1:
             # Pretty-printed JSON would break the one-body-a-line format: store it compacted.
-            body = orjson.dumps(orjson.loads(body))
+            # Invalid JSON cannot be compacted: its line breaks become spaces (it is rejected later).
+            try:
+                body = orjson.dumps(orjson.loads(body))
+            except orjson.JSONDecodeError:
+                body = bytes(body[:end]).replace(b"\r", b" ").replace(b"\n", b" ")
             end = len(body)
         self._file.write(memoryview(body)[:end])
         self._file.write(b"\n")
@@ -118,6 +141,9 @@ class RawDay:
             self._fh.close()
             raise RawDataError(f"raw file {self.path} has no extract record: sync {day} again")
         self.header: dict[str, Any] = doc[TRAILER_KEY]
+
+    def close(self) -> None:
+        self._fh.close()
 
     def bodies(self) -> Iterator[bytes]:
         try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import signal
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +24,9 @@ from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
 from hoop_sessions.extract import ExtractResult, PreviousDay, extract_day
+from hoop_sessions.flatten import parse_time
 from hoop_sessions.progress import NullProgress, Progress
+from hoop_sessions.raw import header_stamp, read_header
 from hoop_sessions.windows import days_between, is_closed
 
 log = logging.getLogger(__name__)
@@ -68,7 +72,7 @@ async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
         "id": info.get("id"),
         "email": info.get("email"),
         "groups": [str(g) for g in info.get("groups") or []],
-        "is_admin": bool(info.get("is_admin")),
+        "is_admin": info.get("is_admin") is True,  # only a JSON true: the string "false" is truthy
         "org_id": info.get("org_id"),
     }
     if not principal_sees_all(principal) and not settings.allow_partial_visibility:
@@ -163,6 +167,20 @@ def _build_and_load_in_worker(
         raise HoopSessionsError(f"{type(exc).__name__}: {exc}") from None
 
 
+def _die_with_parent(parent: int) -> None:
+    """In the build worker: end when the run that started it is killed (Linux), not live on."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown still applies
+        pass
+    if os.getppid() != parent:  # the run died while this worker was starting
+        os._exit(1)
+
+
 def build_and_record(settings: Settings, day: date) -> BuildResult:
     """Raw file into lake files, then the day's tamper-evidence manifest."""
     built = build_day(settings.raw_dir, settings.lake_dir, day)
@@ -181,12 +199,18 @@ def previous_days(settings: Settings, days: Iterable[date]) -> dict[date, Previo
     with warehouse.connect(
         settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
     ) as con:
-        loaded = set(warehouse.loaded_days(con, days[0], days[-1]))
-        return {
-            day: PreviousDay(settings.raw_dir, frozenset(warehouse.final_session_ids(con, day)))
-            for day in days
-            if day in loaded
-        }
+        loaded = warehouse.loaded_stamps(con, days[0], days[-1])
+        previous = {}
+        for day in days:
+            if day not in loaded:
+                continue
+            header = read_header(settings.raw_dir, day)
+            stamp = header_stamp(header) if header else None
+            raw_is_loaded = stamp is not None and parse_time(stamp.replace("+00:00", "Z"), "stamp") == loaded[day]
+            previous[day] = PreviousDay(
+                settings.raw_dir, frozenset(warehouse.final_session_ids(con, day)), raw_is_loaded
+            )
+        return previous
 
 
 def rebuild_day(settings: Settings, day: date) -> DayResult:
@@ -257,7 +281,10 @@ async def sync_days_async(
                     await finish(*pending)
                 if worker is None and extracted.changed and day != days[-1]:
                     worker = ProcessPoolExecutor(
-                        max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                        max_workers=1,
+                        mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_die_with_parent,
+                        initargs=(os.getpid(),),
                     )
                 future = loop.run_in_executor(
                     worker, _build_and_load_in_worker if worker else build_and_load,

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -148,6 +148,17 @@ def loaded_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> lis
         [since, until],
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def loaded_stamps(con: duckdb.DuckDBPyConnection, since: date, until: date) -> dict[date, datetime]:
+    """For each loaded day in [since, until], when the read it was loaded from finished."""
+    if not has_table(con, "sync_windows"):
+        return {}
+    rows = con.execute(
+        "SELECT start_day, max(finished_at) FROM sync_windows WHERE start_day BETWEEN ? AND ? GROUP BY 1",
+        [since, until],
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
 
 
 def final_session_ids(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:
