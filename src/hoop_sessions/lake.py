@@ -42,7 +42,7 @@ def write_day(lake_dir: Path, day: date, tables: dict[str, pa.Table]) -> dict[st
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{PART}.{os.getpid()}.tmp")
         pq.write_table(data, tmp, compression="zstd", store_schema=True, **_layout(data))
-        digests[table.name] = _sha256(tmp)
+        digests[table.name] = file_sha256(tmp)
         _fsync(tmp)
         os.replace(tmp, path)
     _write_json(manifest_path(lake_dir, day), {"start_day": day.isoformat(), "files": digests})
@@ -83,12 +83,12 @@ def day_is_consistent(lake_dir: Path, day: date) -> bool:
     files = orjson.loads(path.read_bytes()).get("files", {})
     for table in schema.DAY_TABLES:
         file = table_path(lake_dir, table.name, day)
-        if not file.exists() or files.get(table.name) != _sha256(file):
+        if not file.exists() or files.get(table.name) != file_sha256(file):
             return False
     return True
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from hoop_sessions import schema
-from hoop_sessions.lake import table_path
+from hoop_sessions.lake import file_sha256, table_path
 from hoop_sessions.raw import raw_path
 
 GENESIS = "0" * 64
@@ -39,14 +39,6 @@ def manifest_days(data_dir: Path) -> list[date]:
     for path in sorted(manifest_dir(data_dir).glob("start_day=*.json")):
         days.append(date.fromisoformat(path.stem.removeprefix("start_day=")))
     return days
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _day_files(data_dir: Path, day: date) -> dict[str, Path]:

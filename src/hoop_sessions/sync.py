@@ -326,19 +326,13 @@ async def extract_days_async(
         principal = await preflight(client, settings)
         for day in days:
             try:
-                result = await extract_day(
-                    client,
-                    raw_dir=settings.raw_dir,
-                    day=day,
-                    concurrency=settings.concurrency,
-                    principal=principal,
-                    progress=progress,
+                result = await _extract(
+                    settings, day, client=client, principal=principal, progress=progress,
                     previous=previous.get(day),
-                    store_output=settings.store_output,
                 )
-            except HoopSessionsError as exc:
-                log.error("%s: reading hoop failed, the day's previous raw file is kept: %s", day, exc)
-                failed[day] = str(exc)
+            except DayFailedError as exc:
+                log.error("%s: reading hoop failed, the day's previous raw file is kept: %s", day, exc.cause)
+                failed[day] = str(exc.cause)
                 continue
             done[day] = result
             progress.day_done(
