@@ -193,7 +193,8 @@ def generate(con: duckdb.DuckDBPyConnection, *, sessions: int, events: int) -> N
                CASE WHEN k % 3 = 0 THEN 'i' ELSE 'o' END,
                encode('SELECT id, email FROM accounts WHERE id = ' || (e % 100000)),
                'SELECT id, email FROM accounts WHERE id = ' || (e % 100000),
-               length('SELECT id, email FROM accounts WHERE id = ' || (e % 100000))
+               length('SELECT id, email FROM accounts WHERE id = ' || (e % 100000)),
+               NULL
         FROM (SELECT e, e // {per} AS s, e % {per} AS k,
                      -- one session in 200 keeps going for hours (some past a JIT revoke_at)
                      CASE WHEN (e // {per}) % 200 = 0 THEN 400.0 ELSE 1.5 END AS gap
