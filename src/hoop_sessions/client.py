@@ -101,7 +101,7 @@ class HoopClient:
             headers={**header, "Accept": "application/json", "User-Agent": "hoop-sessions"},
             timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)),
             limits=limits,
-            verify=settings.ca_bundle or True,
+            verify=_tls_context(settings.ca_bundle),
             transport=transport,
             follow_redirects=False,
         )
@@ -238,6 +238,16 @@ class HoopClient:
             # noticing ends mid-document: read it again.
             raise TransientApiError(path, f"unreadable JSON body ({len(body)} bytes): it ends mid-document")
         return body
+
+
+def _tls_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """Verification always on; with HOOP_CA_BUNDLE, against that bundle."""
+    if not ca_bundle:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"HOOP_CA_BUNDLE {ca_bundle!r} cannot be read as a CA bundle: {exc}") from None
 
 
 def _is_certificate_error(exc: BaseException) -> bool:
