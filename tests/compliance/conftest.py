@@ -4,9 +4,11 @@ flatten-and-load path (``hoop_sessions.ingest.ingest_records``), and a headless 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -87,10 +89,15 @@ def chromium() -> str:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.skip("chromium is not installed and apt-get is unavailable to install it (no root)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-        if done.returncode != 0:
-            pytest.skip(f"could not install chromium ({' '.join(command)}): {done.stderr[-400:]}")
+    # Test workers may get here together: one installs, the others wait for it and find it.
+    lock_path = Path(tempfile.gettempdir()) / "hoop-sessions-chromium-install.lock"
+    with open(lock_path, "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if not _find_chromium():
+            for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+                done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+                if done.returncode != 0:
+                    pytest.skip(f"could not install chromium ({' '.join(command)}): {done.stderr[-400:]}")
     found = _find_chromium()
     if not found:
         pytest.skip("apt-get installed chromium but no chromium executable is on PATH")
