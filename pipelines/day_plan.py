@@ -18,13 +18,11 @@ reports it after doing the others.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
-import orjson
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -56,16 +54,14 @@ def _stamp(moment: datetime) -> Stamp:
 
 def raw_stamp(settings: Settings, day: date) -> Stamp | None:
     """Stamp of a day's raw file, from its extract record; None without a readable file."""
-    path = raw.raw_path(settings.raw_dir, day)
-    if not path.exists():
+    header = raw.read_header(settings.raw_dir, day)
+    end = raw.header_stamp(header) if header else None
+    if end is None:
         return None
     try:
-        with gzip.open(path, "rb") as fh:
-            header = orjson.loads(fh.readline()).get(raw.TRAILER_KEY) or {}
-        ends = [datetime.fromisoformat(w["finished_at"]) for w in header.get("windows") or []]
-    except (OSError, EOFError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return _stamp(datetime.fromisoformat(end))
+    except ValueError:
         return None
-    return max(_stamp(e) for e in ends) if ends else None
 
 
 def lake_stamp(settings: Settings, day: date) -> Stamp | None:

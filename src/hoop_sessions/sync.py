@@ -93,35 +93,6 @@ def load_day(settings: Settings, day: date) -> dict[str, int]:
     return counts
 
 
-async def sync_day_async(
-    settings: Settings,
-    day: date,
-    *,
-    client: HoopClient,
-    principal: dict[str, Any],
-    progress: Progress | None = None,
-    reuse: bool = True,
-) -> DayResult:
-    """Extract, build and load one closed UTC day. Raises DayFailedError; the old day is kept.
-
-    With ``reuse``, sessions that were final at the last sync and whose list row is unchanged are
-    copied from the previous raw file instead of being read again, and a day in which nothing
-    changed is not rebuilt: the cost of re-reading a day follows what changed, not its size.
-    """
-    progress = progress or NullProgress()
-    previous = (await asyncio.to_thread(previous_days, settings, [day])).get(day) if reuse else None
-    extracted = await _extract(
-        settings, day, client=client, principal=principal, progress=progress, previous=previous
-    )
-    try:
-        built, rows = await asyncio.to_thread(build_and_load, settings, day, extracted.changed)
-    except HoopSessionsError as exc:
-        raise DayFailedError(day, exc) from exc
-    result = DayResult(day, extracted, built, rows)
-    progress.day_done(day, result.summary())
-    return result
-
-
 async def _extract(
     settings: Settings,
     day: date,
