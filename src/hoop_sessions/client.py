@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
 import orjson
 from tenacity import (
     AsyncRetrying,
@@ -40,6 +39,7 @@ from hoop_sessions.errors import (
     TransientApiError,
     UnreadableBodyError,
 )
+from hoop_sessions.transport import Http, Transport, TransportFailure
 from hoop_sessions.windows import format_bound
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class _Totals:
 class HoopClient:
     """Async client over one pooled keep-alive connection set. Use as ``async with``."""
 
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: Settings, *, transport: Transport | None = None):
         base_url, token = settings.require_api()
         self.base_url = base_url
         header = (
@@ -92,18 +92,16 @@ class HoopClient:
         )
         self._settings = settings
         self.totals = _Totals()
-        limits = httpx.Limits(
-            max_connections=settings.concurrency + 2,
-            max_keepalive_connections=settings.concurrency + 2,
-        )
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers={**header, "Accept": "application/json", "User-Agent": "hoop-sessions"},
-            timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)),
-            limits=limits,
-            verify=_tls_context(settings.ca_bundle),
+        # One connection per request in flight: HOOP_CONCURRENCY gets, and two more so that list
+        # pages of a split window need not wait behind them.
+        self._http = Http(
+            base_url,
+            {**header, "Accept": "application/json", "User-Agent": "hoop-sessions"},
+            lanes=settings.concurrency + 2,
+            timeout=settings.timeout_seconds,
+            connect_timeout=min(10.0, settings.timeout_seconds),
+            ssl_context=_tls_context(settings.ca_bundle),
             transport=transport,
-            follow_redirects=False,
         )
 
     async def __aenter__(self) -> HoopClient:
@@ -208,21 +206,18 @@ class HoopClient:
 
     async def _once(self, path: str, params: dict[str, str], validate_json: bool) -> bytes:
         try:
-            response = await self._http.get(path, params=params)
-            body = await response.aread()
-        except httpx.TimeoutException as exc:
-            raise TransientApiError(path, f"timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            if _is_certificate_error(exc):
+            answer = await self._http.get(path, params)
+        except TransportFailure as exc:
+            if exc.certificate:
                 raise ConfigError(
-                    f"GET {path}: the TLS certificate of {self.base_url} could not be verified ({exc}). If the gateway "
-                    "uses a private CA, set HOOP_CA_BUNDLE to its certificate bundle"
+                    f"GET {path}: the TLS certificate of {self.base_url} could not be verified ({exc.reason}). If the "
+                    "gateway uses a private CA, set HOOP_CA_BUNDLE to its certificate bundle"
                 ) from None
-            raise TransientApiError(path, f"connection failed ({type(exc).__name__}: {exc})") from None
-        status = response.status_code
+            raise TransientApiError(path, exc.reason) from None
+        status, body = answer.status, answer.body
         if status in TRANSIENT_STATUSES:
             raise TransientApiError(
-                path, f"HTTP {status} {_message(body)}", _retry_after(response.headers.get("Retry-After"))
+                path, f"HTTP {status} {_message(body)}", _retry_after(answer.headers.get("retry-after"))
             )
         if status != 200:
             raise PERMANENT.get(status, ApiError)(status, path, _message(body))
@@ -240,23 +235,14 @@ class HoopClient:
         return body
 
 
-def _tls_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
-    """Verification always on; with HOOP_CA_BUNDLE, against that bundle."""
+def _tls_context(ca_bundle: str | None) -> ssl.SSLContext | None:
+    """Verification always on; with HOOP_CA_BUNDLE, against that bundle (None: the system's)."""
     if not ca_bundle:
-        return True
+        return None
     try:
         return ssl.create_default_context(cafile=ca_bundle)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"HOOP_CA_BUNDLE {ca_bundle!r} cannot be read as a CA bundle: {exc}") from None
-
-
-def _is_certificate_error(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _parse_json(body: bytes, path: str) -> Any:

@@ -21,7 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import httpx
+import httpcore
+import orjson
 import pyarrow.parquet as pq
 import pytest
 
@@ -180,17 +181,20 @@ def test_a_redirect_to_another_host_does_not_take_the_token_along(tmp_path):
 # -- plain HTTP ------------------------------------------------------------------------------
 
 
-class Recorder(httpx.AsyncBaseTransport):
+class Recorder:
     """A transport that answers like an empty gateway and records what would have been sent."""
 
     def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpcore.Request] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         self.requests.append(request)
-        if request.url.path == "/api/userinfo":
-            return httpx.Response(200, json=ADMIN_USERINFO)
-        return httpx.Response(200, json={"data": [], "total": 0, "has_next_page": False})
+        if request.url.target.startswith(b"/api/userinfo"):
+            return httpcore.Response(200, content=orjson.dumps(ADMIN_USERINFO))
+        return httpcore.Response(200, content=orjson.dumps({"data": [], "total": 0, "has_next_page": False}))
+
+    async def aclose(self) -> None:
+        pass
 
 
 def test_plain_http_to_a_host_that_is_not_loopback_is_refused_before_any_request(tmp_path, canary):
@@ -210,7 +214,8 @@ def test_plain_http_to_any_host_is_allowed_when_hoop_allow_http_is_set(tmp_path,
            "HOOP_ALLOW_HTTP": "1"}
     recorder = Recorder()
     assert sync_days(Settings.from_env(env), [FIRST_DAY], now=NOW, transport=recorder).ok
-    assert [r.url.path for r in recorder.requests][:2] == ["/api/userinfo", "/api/sessions"]
+    assert [r.url.target.split(b"?")[0] for r in recorder.requests][:2] == [b"/api/userinfo", b"/api/sessions"]
+    assert all(r.url.host == b"hoop.invalid" for r in recorder.requests)
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8009", "http://localhost:8009", "http://[::1]:8009", "http://LOCALHOST"])
