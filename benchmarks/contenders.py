@@ -152,11 +152,15 @@ def ledger_counts(warehouse: Path) -> tuple[int, int, int]:
     return int(row[0]) + 1, int(row[1]), int(row[2])
 
 
-def run_floor(gw: RunningGateway, workload: Workload, *, concurrency: int, timeout_s: float) -> Result:
+FLOOR_NAMES = {"httpx": "floor (fetch only)", "lanes": "lanes floor (fetch only, the sync's HTTP layer)"}
+
+
+def run_floor(gw: RunningGateway, workload: Workload, *, concurrency: int, timeout_s: float,
+              transport: str = "httpx") -> Result:
     with scratch_dir("floor") as data:
         argv = [sys.executable, "-m", "benchmarks.floor", "--start", workload.start.isoformat(),
-                "--end", workload.end.isoformat(), "--concurrency", str(concurrency)]
-        result, run = _measured("floor (fetch only)", argv, _env(gw, data, concurrency), gw, timeout_s)
+                "--end", workload.end.isoformat(), "--concurrency", str(concurrency), "--transport", transport]
+        result, run = _measured(FLOOR_NAMES[transport], argv, _env(gw, data, concurrency), gw, timeout_s)
     doc = _last_json_line(run.stdout)
     result.requests, result.sessions = doc.get("requests"), doc.get("sessions")
     result.extra["bytes"] = doc.get("bytes")

@@ -28,7 +28,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def _by_name(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    names = {"floor": "floor", "hoop-sessions": "sync", "dlt": "dlt"}
+    names = {"floor": "floor", "lanes floor": "floor_lanes", "hoop-sessions": "sync", "dlt": "dlt"}
     found = {}
     for c in out.get("contenders", []):
         for prefix, key in names.items():
@@ -96,21 +96,26 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
 
 def contender_table(out: dict[str, Any]) -> str:
     lines = [
-        "| contender | wall s | CPU s | requests/s | sessions/s | peak RSS MiB | wall ratio to floor |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| contender | wall s | CPU s | requests/s | sessions/s | peak RSS MiB | wall / CPU ratio to floor "
+        "| wall / CPU ratio to lanes floor |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in out.get("contenders", []):
         if c["status"] != "ok":
             lines.append(f"| {c['name']} | {c['status']}: {c['note'].splitlines()[0] if c['note'] else ''} "
-                         "| | | | | |")
+                         "| | | | | | |")
             continue
-        ratio = c["extra"].get("wall_ratio_to_floor")
         lines.append(
             f"| {c['name']} | {_fmt(c['wall_s'])} | {_fmt(c['cpu_s'])} | {_fmt(c['requests_per_s'], 0)} "
             f"| {_fmt(c['sessions_per_s'], 0)} | {_fmt(c['peak_rss_mib'], 0)} "
-            f"| {'–' if ratio is None else f'{ratio:.2f}x'} |"
+            f"| {_ratios(c, '')} | {_ratios(c, '_lanes')} |"
         )
     return "\n".join(lines)
+
+
+def _ratios(c: dict[str, Any], suffix: str) -> str:
+    wall, cpu = c["extra"].get(f"wall_ratio_to_floor{suffix}"), c["extra"].get(f"cpu_ratio_to_floor{suffix}")
+    return "–" if wall is None or cpu is None else f"{wall:.2f}x / {cpu:.2f}x"
 
 
 def extras_table(out: dict[str, Any]) -> str:

@@ -39,7 +39,7 @@ from benchmarks.contenders import (
 from benchmarks.gateway import Workload, gateway
 from benchmarks.report import markdown_report, targets
 
-CONTENDERS = ("floor", "sync", "dlt")
+CONTENDERS = ("floor", "floor-lanes", "sync", "dlt")
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
         _log(f"simulator at {gw.url}: {workload.days} days x {workload.sessions_per_day} sessions")
         # One unmeasured pass of the floor first: the simulator generates each day on first use,
         # and that cost must not fall on whichever contender happens to run first.
-        if "floor" in args.only or "sync" in args.only or "dlt" in args.only:
+        if args.only:
             _log("warm-up pass (not measured)")
             run_floor(gw, workload, concurrency=args.concurrency, timeout_s=args.timeout)
         sync_data: Path | None = None
@@ -179,8 +179,9 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
                     if runs[name] and runs[name][-1].status == "not run":
                         continue
                     _log(f"{name}: run {i + 1}/{args.repeat}")
-                    if name == "floor":
-                        result = run_floor(gw, workload, concurrency=args.concurrency, timeout_s=args.timeout)
+                    if name in ("floor", "floor-lanes"):
+                        result = run_floor(gw, workload, concurrency=args.concurrency, timeout_s=args.timeout,
+                                           transport="lanes" if name == "floor-lanes" else "httpx")
                     elif name == "sync":
                         sync_data = sync_dir / f"run-{i}"
                         result = run_sync_backfill(gw, workload, sync_data, concurrency=args.concurrency,
@@ -202,11 +203,12 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
                 else:
                     out["nightly"] = Result("hoop-sessions sync (nothing new)", "not run",
                                             note="needs a successful sync backfill in the same run").to_json()
-    floor = results.get("floor")
-    for r in results.values():
-        if floor and floor.status == "ok" and r.status == "ok" and floor.wall_s and floor.cpu_s:
-            r.extra["wall_ratio_to_floor"] = (r.wall_s or 0) / floor.wall_s
-            r.extra["cpu_ratio_to_floor"] = (r.cpu_s or 0) / floor.cpu_s
+    for key, suffix in (("floor", ""), ("floor-lanes", "_lanes")):
+        floor = results.get(key)
+        for r in results.values():
+            if floor and floor.status == "ok" and r.status == "ok" and floor.wall_s and floor.cpu_s:
+                r.extra[f"wall_ratio_to_floor{suffix}"] = (r.wall_s or 0) / floor.wall_s
+                r.extra[f"cpu_ratio_to_floor{suffix}"] = (r.cpu_s or 0) / floor.cpu_s
     out["contenders"] = [results[n].to_json() for n in CONTENDERS if n in results]
 
 
