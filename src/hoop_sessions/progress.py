@@ -41,7 +41,8 @@ class _Figures:
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = self.requests / elapsed
-        done_fraction = (self.days_done + self._day_fraction()) / max(self.days_total, 1)
+        # Days are pipelined: the next day can be read in full before the previous one is done.
+        done_fraction = min((self.days_done + self._day_fraction()) / max(self.days_total, 1), 1.0)
         eta = elapsed * (1 - done_fraction) / done_fraction if done_fraction > 0 else float("nan")
         eta_text = f"{eta:.0f} s" if eta == eta else "?"
         return (
