@@ -16,19 +16,20 @@ import pyarrow as pa
 
 from hoop_sessions import lake
 from hoop_sessions.errors import RawDataError
-from hoop_sessions.flatten import (
+from hoop_sessions.flatten import DayBuilder
+from hoop_sessions.raw import RawDay
+from hoop_sessions.values import (
     PAYLOAD_LIMIT,
-    DayBuilder,
     RecordRejected,
     Reject,
+    describe_principal,
     parse_time,
+    principal_sees_all,
     truncate_payload,
 )
-from hoop_sessions.raw import RawDay
 
 log = logging.getLogger(__name__)
 
-ADMIN_GROUPS = frozenset({"admin", "auditor"})
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,6 @@ class BuildResult:
     unknown_fields: dict[str, int]
     stream_status: dict[str, int]
     session_status: dict[str, int]
-
-
-def principal_sees_all(principal: dict[str, Any]) -> bool:
-    groups = principal.get("groups") or []
-    return bool(principal.get("is_admin")) or any(g in ADMIN_GROUPS for g in groups)
-
-
-def describe_principal(principal: dict[str, Any]) -> str:
-    who = principal.get("email") or principal.get("id") or "unknown"
-    groups = ",".join(str(g) for g in principal.get("groups") or [])
-    return f"{who} (groups: {groups})"
 
 
 def build_tables(raw_dir: Path, day: date) -> tuple[dict[str, pa.Table], BuildResult]:

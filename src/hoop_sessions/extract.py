@@ -30,10 +30,10 @@ from hoop_sessions.errors import (
     RawDataError,
     UnreadableBodyError,
 )
-from hoop_sessions.flatten import UUID_RE, RecordRejected, parse_time, truncate_payload
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.protect import protect_output
 from hoop_sessions.raw import RawDay, RawDayWriter
+from hoop_sessions.values import UUID_RE, RecordRejected, parse_time, truncate_payload
 from hoop_sessions.windows import Window, day_bounds, day_window
 
 log = logging.getLogger(__name__)

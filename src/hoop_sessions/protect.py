@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from hoop_sessions.flatten import OUTPUT_MARKER
+from hoop_sessions.values import OUTPUT_MARKER
 
 MODES = ("full", "hash", "none")
 OUTPUT_TYPES = frozenset({"o", "e"})

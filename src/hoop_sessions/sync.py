@@ -16,15 +16,17 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hoop_sessions import manifest, warehouse
-from hoop_sessions.build import BuildResult, build_day, principal_sees_all
+from hoop_sessions import warehouse
 from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
 from hoop_sessions.extract import ExtractResult, PreviousDay, extract_day
-from hoop_sessions.flatten import parse_time
+from hoop_sessions.values import parse_time, principal_sees_all
+
+if TYPE_CHECKING:
+    from hoop_sessions.build import BuildResult
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.raw import header_stamp, read_header
 from hoop_sessions.windows import days_between, is_closed
@@ -154,6 +156,11 @@ def _die_with_parent(parent: int) -> None:
 
 def build_and_record(settings: Settings, day: date) -> BuildResult:
     """Raw file into lake files, then the day's tamper-evidence manifest."""
+    # Imported here: building (Arrow, Parquet) runs in the worker process; the process that
+    # reads hoop never needs it when a worker builds.
+    from hoop_sessions import manifest
+    from hoop_sessions.build import build_day
+
     built = build_day(settings.raw_dir, settings.lake_dir, day)
     manifest.record_day(settings.data_dir, day)
     return built
