@@ -8,7 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 import click
 
 from . import catalog
-from .config import ADMIN_IDENTITY, FAULT_KINDS, MIB, PROFILES, SimulatorConfig
+from .config import (
+    ADMIN_IDENTITY,
+    FAULT_KINDS,
+    MAX_EVENTS_PER_SESSION,
+    MIB,
+    PROFILES,
+    SimulatorConfig,
+)
 from .server import run_forever
 from .truth import export_truth
 
@@ -120,6 +127,12 @@ def _fault_kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tu
     show_default=True,
 )
 @click.option(
+    "--events-per-session",
+    type=click.IntRange(1, MAX_EVENTS_PER_SESSION),
+    help="Mean number of events of a recorded stream (each session's varies around it) "
+    "[default: the original shapes, about 5 events].",
+)
+@click.option(
     "--as-user",
     type=click.Choice(sorted(catalog.USERS_BY_EMAIL)),
     help="Make the token this person (not an admin) instead of an admin service account.",
@@ -154,6 +167,7 @@ def simulate(
     no_boundary_sessions: bool,
     large_streams: int,
     large_stream_mib: float,
+    events_per_session: int | None,
     as_user: str | None,
     export_path: str | None,
 ) -> None:
@@ -182,6 +196,7 @@ def simulate(
         boundary_sessions=not no_boundary_sessions,
         large_streams=large_streams,
         large_stream_bytes=int(large_stream_mib * MIB),
+        events_per_session=events_per_session,
         identity=catalog.USERS_BY_EMAIL[as_user].identity() if as_user else ADMIN_IDENTITY,
         host=host,
         port=port,

@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, time, timedelta
 MIB = 1024 * 1024
 # The gateway stops recording at 110 MiB; the simulator goes up to 100 MiB of payload.
 MAX_LARGE_STREAM_BYTES = 100 * MIB
+# Bounds of `events_per_session`, the mean number of events of a session's recorded stream.
+MAX_EVENTS_PER_SESSION = 10_000
 
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "502", "503", "504", "drop", "truncate", "slow")
 PROFILES: tuple[str, ...] = ("realistic", "plain")
@@ -49,8 +51,8 @@ API_KEY_IDENTITY = TokenIdentity(
 class SimulatorConfig:
     """Everything that decides what the simulator serves.
 
-    The data is a pure function of (seed, profile, the day-shape knobs, now); the rest shapes
-    the HTTP behaviour. See README.md in this package for every knob.
+    The data is a pure function of (seed, profile, the day-shape knobs, events_per_session,
+    now); the rest shapes the HTTP behaviour. See README.md in this package for every knob.
     """
 
     seed: int = 7
@@ -74,6 +76,8 @@ class SimulatorConfig:
     boundary_sessions: bool = True
     large_streams: int = 0
     large_stream_bytes: int = 8 * MIB
+    # Mean events of a recorded stream (None: the original shapes, about 5 on average).
+    events_per_session: int | None = None
     # Faults.
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     max_consecutive_faults: int = 3
@@ -99,6 +103,16 @@ class SimulatorConfig:
             raise ValueError(f"large_stream_bytes must be within 1..{MAX_LARGE_STREAM_BYTES}")
         if self.large_streams < 0:
             raise ValueError("large_streams must not be negative")
+        events = self.events_per_session
+        if events is not None and (
+            isinstance(events, bool)
+            or not isinstance(events, int)
+            or not 1 <= events <= MAX_EVENTS_PER_SESSION
+        ):
+            raise ValueError(
+                f"events_per_session must be an integer within 1..{MAX_EVENTS_PER_SESSION} "
+                f"(or None), got {events!r}"
+            )
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)
         if unknown or not self.fault_kinds:
             raise ValueError(f"fault_kinds must be a non-empty subset of {FAULT_KINDS}")

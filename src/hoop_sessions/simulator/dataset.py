@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -81,6 +82,33 @@ class _Bounded(dict[Any, Any]):
         self.weight += weight
 
 
+class _Oldest(OrderedDict[Any, Any]):
+    """A cache that forgets its oldest entries once its values weigh more than `limit` bytes.
+
+    For values that do not depend on the clock (a session's recorded stream): a sync lists a
+    day and then gets its sessions, so the streams it is about to use are the newest ones, and
+    they survive a day bigger than the cache. A value heavier than `limit // 8` is not kept
+    (it would push out many others), and is simply generated again when asked for.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.weight = 0
+        self._weights: dict[Any, int] = {}
+
+    def put(self, key: Any, value: Any, weight: int) -> None:
+        if weight > self.limit // 8:
+            return
+        self.weight -= self._weights.pop(key, 0)
+        while self and self.weight + weight > self.limit:
+            oldest, _ = self.popitem(last=False)
+            self.weight -= self._weights.pop(oldest, 0)
+        self[key] = value
+        self._weights[key] = weight
+        self.weight += weight
+
+
 class Dataset:
     """Every session of the simulated days. A pure function of the config and the clock."""
 
@@ -92,7 +120,10 @@ class Dataset:
         self._mask = day_mask(cfg.seed)
         self._days: dict[date, DayIndex] = {}
         self._lock = threading.Lock()
-        self._events = _Bounded(32 * MIB)
+        # Small streams, by session id: (events, raw JSON). Their sizes are kept apart, for
+        # every session (an int each), so that list rows never regenerate a stream for it.
+        self._events = _Oldest(32 * MIB)
+        self._sizes: dict[str, int] = {}
         self._large: dict[str, LargeStream] = {}
         self._rows = _Bounded(48 * MIB)
         self._bodies = _Bounded(64 * MIB)
@@ -143,6 +174,7 @@ class Dataset:
             events = small_events(plan.stream, plan.script, plan.user.email)
             recorded = (events, raw_stream_json(events))
             self._events.put(plan.id, recorded, 2 * len(recorded[1]) + 100 * len(events))
+            self._sizes[plan.id] = len(recorded[1])
         return recorded
 
     def large_stream(self, plan: SessionPlan) -> LargeStream:
@@ -158,7 +190,8 @@ class Dataset:
             return 0
         if kind == "large":
             return large_stored_size(self.large_stream(plan))
-        return len(self._recorded(plan)[1])
+        size = self._sizes.get(plan.id)
+        return len(self._recorded(plan)[1]) if size is None else size
 
     def visible_events(self, plan: SessionPlan, state: SessionState) -> Sequence[Event]:
         """The events stored at this state: none before the client connects, then what has been
@@ -174,9 +207,14 @@ class Dataset:
         stored = self.stored_size(plan)
         if plan.stream.kind == "large":
             return encode_large(self.large_stream(plan), state.cutoff_us, mode, stored)
-        # A closed session's raw stream is the stored JSON itself.
-        raw = self._recorded(plan)[1] if state.cutoff_us is None else None
-        return encode_small(plan, self.visible_events(plan, state), mode, stored, raw=raw)
+        # A closed session's raw stream is the stored JSON itself. Both come from one lookup:
+        # a stream too big for the cache is generated once per response, not twice.
+        events, stored_json = self._recorded(plan)
+        raw: bytes | None = stored_json
+        if state.cutoff_us is not None:
+            cutoff = state.cutoff_us
+            events, raw = tuple(e for e in events if e.elapsed_us <= cutoff), None
+        return encode_small(plan, events, mode, stored, raw=raw)
 
     # --- rendering ------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from . import catalog
 from .catalog import Connection, ReviewPolicy, User
 from .config import MAX_LARGE_STREAM_BYTES, SimulatorConfig
 from .seeds import seeded
-from .streams import StreamSpec, script_for
+from .streams import SCALABLE_KINDS, StreamSpec, draw_event_count, scaled_script, script_for
 from .timefmt import US, day_start_us
 
 MINUTE = 60 * US
@@ -197,6 +197,20 @@ class _Builder:
     def _stream(self, kind: str, run_us: int, size: int = 0) -> StreamSpec:
         return StreamSpec(kind=kind, seed=self.rng.getrandbits(63), run_us=run_us, size=size)
 
+    def _recorded(self, kind: str, run_us: int, script: str) -> tuple[StreamSpec, str]:
+        """The stream, and the script that goes with it. With `events_per_session`, the stream
+        gets its own length around that mean, and an exec script is lengthened to match; both
+        are drawn from a generator of their own (keyed by the stream seed), so that every other
+        draw, and with them the rest of the session, stays as without the knob."""
+        stream = self._stream(kind, run_us)
+        mean = self.cfg.events_per_session
+        if mean is None or kind not in SCALABLE_KINDS:
+            return stream, script
+        rng = seeded(f"hoop-sim/events/{stream.seed}")
+        count = draw_event_count(rng, mean)
+        stream = StreamSpec(kind=kind, seed=stream.seed, run_us=run_us, events=count)
+        return stream, scaled_script(kind, script, count, rng)  # only exec sessions have one
+
     def large(self, size: int) -> SessionPlan:
         rng = self.rng
         connect = self.start_us + rng.randrange(50_000, 900_000)
@@ -224,6 +238,8 @@ class _Builder:
         verb = "exec" if rng.random() < 0.6 else "connect"
         run = rng.randrange(US, 20 * US) if verb == "exec" else rng.randrange(MINUTE, 10 * MINUTE)
         connect = self.start_us + rng.randrange(50_000, 900_000)
+        script = script_for(connection.stream, rng) if verb == "exec" else ""
+        stream, script = self._recorded(connection.stream, run, script)
         return SessionPlan(
             id=self.id,
             day=self.day,
@@ -231,8 +247,8 @@ class _Builder:
             user=user,
             connection=connection,
             verb=verb,
-            script=script_for(connection.stream, rng) if verb == "exec" else "",
-            stream=self._stream(connection.stream, run),
+            script=script,
+            stream=stream,
             connect_us=connect,
             end_us=connect + run,
             exit_code=0,
@@ -267,6 +283,7 @@ class _Builder:
         if connection.guardrails and rng.random() < 0.06:
             guardrails = [_guardrail_match(rng)]
             exit_code = 1
+        stream, script = self._recorded(self._stream_kind(connection), run, script)
         return SessionPlan(
             id=self.id,
             day=self.day,
@@ -275,7 +292,7 @@ class _Builder:
             connection=connection,
             verb=verb,
             script=script,
-            stream=self._stream(self._stream_kind(connection), run),
+            stream=stream,
             connect_us=connect,
             end_us=end,
             exit_code=exit_code,
