@@ -11,10 +11,8 @@
 -- note: One row per (user_email, connection, environment); an untagged connection shows an
 --     empty environment.
 WITH scope AS (
-    SELECT s.*, env.tag_value AS environment
+    SELECT s.*, s.connection_tag_map[$env_tag] AS environment
     FROM sessions AS s
-    LEFT JOIN connection_tags AS env
-        ON env.session_id = s.session_id AND env.tag_key = $env_tag
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
 )

@@ -13,43 +13,49 @@
 --     connected, which is never before start_date. The real event time is therefore at or after
 --     event_time, so an event_time past revoke_at is certainly past it.
 WITH jit AS MATERIALIZED (
-    -- Sessions in the period whose review has a revoke_at: the only ones whose events matter.
-    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
-           r.status AS review_status, r.type AS review_type, r.revoke_at,
-           r.revoke_at + to_seconds(CAST($grace_seconds AS BIGINT)) AS grace_end
+    -- Sessions in the period whose review has a revoke_at and whose last event is past it: the
+    -- only candidates. A session row carries its review, its tags and the first and last
+    -- event_time of its stream (kept by the load).
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,
+           s.connection_tag_map[$env_tag] AS environment, s.review_id, s.approved_by,
+           s.first_event_time, s.last_event_time, s.timed_event_count,
+           s.review.status AS review_status, s.review.type AS review_type,
+           s.review.revoke_at AS revoke_at,
+           s.review.revoke_at + to_seconds(CAST($grace_seconds AS BIGINT)) AS grace_end
     FROM sessions AS s
-    JOIN reviews AS r ON r.review_id = s.review_id
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
-      AND r.revoke_at IS NOT NULL
+      AND s.review.revoke_at IS NOT NULL
+      AND s.last_event_time > s.review.revoke_at + to_seconds(CAST($grace_seconds AS BIGINT))
 ),
-late AS MATERIALIZED (
-    -- One pass over the events of the period (start_day is every table's partition), joined to
-    -- the JIT sessions; the time condition is exact, the start_day and lower bound only prune.
+straddling AS MATERIALIZED (
+    -- Events on both sides of the end: only these sessions' events are read. A session whose
+    -- first event is already past the end has all its (timed) events past it.
+    SELECT j.session_id, j.start_day, j.grace_end
+    FROM jit AS j
+    WHERE j.first_event_time <= j.grace_end
+),
+counted AS MATERIALIZED (
     SELECT e.session_id,
            count(*) AS events_after_revoke,
            min(e.event_time) AS first_event_after_revoke,
            max(e.event_time) AS last_event_after_revoke
     FROM session_events AS e
-    JOIN jit AS j ON j.session_id = e.session_id
+    JOIN straddling AS j ON j.session_id = e.session_id AND j.start_day = e.start_day
     WHERE e.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
       AND e.event_time > j.grace_end
     GROUP BY e.session_id
 ),
-env AS (
-    SELECT t.session_id, t.tag_value
-    FROM connection_tags AS t
-    WHERE t.tag_key = $env_tag
-      AND t.session_id IN (SELECT session_id FROM late)
-),
-approvers AS (
-    SELECT g.review_id,
-           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS approvers
-    FROM review_groups AS g
-    WHERE g.status = 'APPROVED'
-      AND g.review_id IN (SELECT j.review_id FROM jit AS j JOIN late AS l USING (session_id))
-    GROUP BY g.review_id
+late AS (
+    SELECT j.session_id,
+           j.timed_event_count AS events_after_revoke,
+           j.first_event_time AS first_event_after_revoke,
+           j.last_event_time AS last_event_after_revoke
+    FROM jit AS j
+    WHERE j.first_event_time > j.grace_end
+    UNION ALL
+    SELECT * FROM counted
 )
 SELECT
     s.session_id,
@@ -57,10 +63,10 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    env.tag_value AS environment,
+    s.environment,
     s.review_id,
     s.review_status,
-    a.approvers,
+    array_to_string(s.approved_by, ', ') AS approvers,
     s.review_type,
     s.revoke_at,
     l.events_after_revoke,
@@ -69,6 +75,4 @@ SELECT
     round(epoch(l.last_event_after_revoke - s.revoke_at), 3) AS seconds_past_revoke
 FROM late AS l
 JOIN jit AS s ON s.session_id = l.session_id
-LEFT JOIN env ON env.session_id = s.session_id
-LEFT JOIN approvers AS a ON a.review_id = s.review_id
 ORDER BY s.start_date, s.session_id

@@ -11,21 +11,16 @@
 -- note: Every environment, not only production: a review the gateway did not enforce is a
 --     control failure wherever it happens.
 WITH hit AS MATERIALIZED (
-    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
-           r.status AS review_status, r.rejection_reason, s.status AS session_status,
-           s.exit_code, s.event_count
+    -- The session row carries its review and its tags (kept by the load).
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,
+           s.connection_tag_map[$env_tag] AS environment, s.review_id,
+           s.review.status AS review_status, s.review.rejection_reason AS rejection_reason,
+           s.status AS session_status, s.exit_code, s.event_count
     FROM sessions AS s
-    JOIN reviews AS r ON r.review_id = s.review_id
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
-      AND r.status IN ('PENDING', 'REJECTED')
+      AND s.review.status IN ('PENDING', 'REJECTED')
       AND (s.event_count > 0 OR s.exit_code IS NOT NULL)
-),
-env AS (
-    SELECT t.session_id, t.tag_value
-    FROM connection_tags AS t
-    WHERE t.tag_key = $env_tag
-      AND t.session_id IN (SELECT session_id FROM hit)
 ),
 deciders AS (
     SELECT g.review_id,
@@ -41,7 +36,7 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    env.tag_value AS environment,
+    s.environment,
     s.review_id,
     s.review_status,
     d.reviewers,
@@ -50,6 +45,5 @@ SELECT
     s.exit_code,
     s.event_count
 FROM hit AS s
-LEFT JOIN env ON env.session_id = s.session_id
 LEFT JOIN deciders AS d ON d.review_id = s.review_id
 ORDER BY s.start_date, s.session_id

@@ -12,28 +12,15 @@
 -- note: A blocked execution is still evidence that someone tried; an allowed one needs a look at
 --     what was typed (session_events). hoop only analyses some sessions; absent means not analysed.
 WITH hit AS MATERIALIZED (
-    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
-           s.review_status, s.ai_analysis, s.exit_code
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,
+           s.connection_tag_map[$env_tag] AS environment, s.review_id, s.review_status,
+           s.approved_by, s.ai_analysis, s.exit_code
     FROM sessions AS s
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
       AND s.ai_analysis IS NOT NULL  -- cheap first: json_type parses the document
       AND json_type(s.ai_analysis) = 'OBJECT'
       AND lower(s.ai_analysis ->> 'risk_level') = lower($risk_level)
-),
-env AS (
-    SELECT t.session_id, t.tag_value
-    FROM connection_tags AS t
-    WHERE t.tag_key = $env_tag
-      AND t.session_id IN (SELECT session_id FROM hit)
-),
-approvers AS (
-    SELECT g.review_id,
-           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS approvers
-    FROM review_groups AS g
-    WHERE g.status = 'APPROVED'
-      AND g.review_id IN (SELECT review_id FROM hit)
-    GROUP BY g.review_id
 )
 SELECT
     s.session_id,
@@ -41,16 +28,14 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    env.tag_value AS environment,
+    s.environment,
     s.review_id,
     s.review_status,
-    a.approvers,
+    array_to_string(s.approved_by, ', ') AS approvers,
     s.ai_analysis ->> 'risk_level' AS risk_level,
     s.ai_analysis ->> 'action' AS action,
     s.ai_analysis ->> 'title' AS title,
     s.ai_analysis ->> 'explanation' AS explanation,
     s.exit_code
 FROM hit AS s
-LEFT JOIN env ON env.session_id = s.session_id
-LEFT JOIN approvers AS a ON a.review_id = s.review_id
 ORDER BY s.start_date, s.session_id

@@ -22,18 +22,16 @@ WITH forced AS MATERIALIZED (
     GROUP BY g.review_id
 ),
 hit AS MATERIALIZED (
-    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
-           s.jira_issue_key
+    -- The session row carries its review and its tags (kept by the load).
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,
+           s.connection_tag_map[$env_tag] AS environment, s.review_id,
+           s.review.status AS review_status,
+           s.review.force_approval_groups AS force_approval_groups, s.jira_issue_key
     FROM sessions AS s
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND s.review IS NOT NULL
       AND s.review_id IN (SELECT review_id FROM forced)
-),
-env AS (
-    SELECT t.session_id, t.tag_value
-    FROM connection_tags AS t
-    WHERE t.tag_key = $env_tag
-      AND t.session_id IN (SELECT session_id FROM hit)
 )
 SELECT
     s.session_id,
@@ -41,16 +39,14 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    env.tag_value AS environment,
+    s.environment,
     s.review_id,
-    r.status AS review_status,
+    s.review_status,
     f.forced_by AS approvers,
     f.forced_groups,
     f.forced_at,
-    array_to_string(r.force_approval_groups, ', ') AS force_approval_groups,
+    array_to_string(s.force_approval_groups, ', ') AS force_approval_groups,
     s.jira_issue_key
 FROM forced AS f
 JOIN hit AS s ON s.review_id = f.review_id
-JOIN reviews AS r ON r.review_id = f.review_id
-LEFT JOIN env ON env.session_id = s.session_id
 ORDER BY s.start_date, s.session_id

@@ -9,20 +9,15 @@
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
 -- note: guardrails_info is hoop's list of matches; null, JSON null and [] all mean none.
 WITH hit AS MATERIALIZED (
-    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
-           s.review_status, s.guardrails_info
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,
+           s.connection_tag_map[$env_tag] AS environment, s.review_id, s.review_status,
+           s.guardrails_info
     FROM sessions AS s
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
       AND s.guardrails_info IS NOT NULL  -- cheap first: json_type parses the document
       AND json_type(s.guardrails_info) = 'ARRAY'
       AND json_array_length(s.guardrails_info) > 0
-),
-env AS (
-    SELECT t.session_id, t.tag_value
-    FROM connection_tags AS t
-    WHERE t.tag_key = $env_tag
-      AND t.session_id IN (SELECT session_id FROM hit)
 )
 SELECT
     s.session_id,
@@ -30,7 +25,7 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    env.tag_value AS environment,
+    s.environment,
     s.review_id,
     s.review_status,
     json_array_length(s.guardrails_info) AS matches,
@@ -41,5 +36,4 @@ SELECT
     array_to_string(list_sort(list_distinct(
         json_extract_string(s.guardrails_info, '$[*].matched_words[*]'))), ', ') AS matched_words
 FROM hit AS s
-LEFT JOIN env ON env.session_id = s.session_id
 ORDER BY s.start_date, s.session_id

@@ -13,12 +13,11 @@
 --     (hoop approves once the quorum is met); without it hoop asks every group. Reviews approved
 --     by break-glass are left to break_glass_approval, which lists every one of them.
 WITH candidate AS MATERIALIZED (
-    -- Approved reviews of the period, on narrow rows: the only ones whose groups are tallied.
-    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
-           r.status AS review_status_now, r.min_approvals
-    FROM sessions AS s
-    JOIN reviews AS r ON r.review_id = s.review_id
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+    -- Approved reviews of the period (a review has its session's start_day), on narrow rows: the
+    -- only ones whose groups are tallied. Their sessions are looked up once a review is flagged.
+    SELECT r.review_id, r.status AS review_status_now, r.min_approvals
+    FROM reviews AS r
+    WHERE r.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
       AND r.status IN ('APPROVED', 'PROCESSING', 'EXECUTED')
 ),
@@ -53,6 +52,14 @@ checked AS MATERIALIZED (
       AND (coalesce(t.groups_approved, 0) < coalesce(c.min_approvals, t.groups_asked, 1)
            OR coalesce(t.groups_refusing, 0) > 0)
 ),
+flagged AS MATERIALIZED (
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,
+           s.connection_tag_map[$env_tag] AS environment, c.*
+    FROM checked AS c
+    JOIN sessions AS s ON s.review_id = c.review_id
+    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+),
 evidence AS (
     -- The text evidence, for the flagged reviews only.
     SELECT review_id,
@@ -61,14 +68,8 @@ evidence AS (
            string_agg(group_name || '=' || coalesce(status, 'NULL'), ', ' ORDER BY group_name)
                FILTER (WHERE coalesce(status, '') <> 'APPROVED') AS groups_not_approved
     FROM review_groups
-    WHERE review_id IN (SELECT review_id FROM checked)
+    WHERE review_id IN (SELECT review_id FROM flagged)
     GROUP BY review_id
-),
-env AS (
-    SELECT t.session_id, t.tag_value
-    FROM connection_tags AS t
-    WHERE t.tag_key = $env_tag
-      AND t.session_id IN (SELECT session_id FROM checked)
 )
 SELECT
     c.session_id,
@@ -76,7 +77,7 @@ SELECT
     c.start_date,
     c.user_email,
     c.connection,
-    env.tag_value AS environment,
+    c.environment,
     c.review_id,
     c.review_status_now AS review_status,
     x.approvers,
@@ -85,7 +86,6 @@ SELECT
     c.groups_asked,
     c.groups_approved,
     x.groups_not_approved
-FROM checked AS c
+FROM flagged AS c
 LEFT JOIN evidence AS x ON x.review_id = c.review_id
-LEFT JOIN env ON env.session_id = c.session_id
 ORDER BY c.start_date, c.session_id

@@ -10,42 +10,25 @@
 -- param: prod_env text = prod | Value of that tag that marks production.
 -- note: Machine access to production is often legitimate (automation), but each identity
 --     needs an owner and an inventory entry; this list is the input to that review.
-WITH hit AS MATERIALIZED (
-    -- The rule's own condition and production first, on narrow rows; approvers are aggregated
-    -- for the flagged reviews only.
-    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,
-           env.tag_value AS environment, s.review_id, s.review_status, s.machine_identity_id,
-           s.user_id, s.verb, s.session_batch_id, s.correlation_id
-    FROM sessions AS s
-    JOIN connection_tags AS env
-        ON env.session_id = s.session_id AND env.tag_key = $env_tag AND env.tag_value = $prod_env
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
-      AND s.identity_type = 'machine'
-),
-approvers AS (
-    SELECT g.review_id,
-           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS approvers
-    FROM review_groups AS g
-    WHERE g.status = 'APPROVED'
-      AND g.review_id IN (SELECT review_id FROM hit)
-    GROUP BY g.review_id
-)
 SELECT
+    -- The session row carries the evidence (its tags, its review's approvers): no join.
     s.session_id,
     s.start_day,
     s.start_date,
     s.user_email,
     s.connection,
-    s.environment,
+    s.connection_tag_map[$env_tag] AS environment,
     s.review_id,
     s.review_status,
-    a.approvers,
+    array_to_string(s.approved_by, ', ') AS approvers,
     s.machine_identity_id,
     s.user_id,
     s.verb,
     s.session_batch_id,
     s.correlation_id
-FROM hit AS s
-LEFT JOIN approvers AS a ON a.review_id = s.review_id
+FROM sessions AS s
+WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                      AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+  AND s.identity_type = 'machine'
+  AND s.connection_tag_map[$env_tag] = $prod_env
 ORDER BY s.start_date, s.session_id

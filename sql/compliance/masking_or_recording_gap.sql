@@ -12,30 +12,14 @@
 --     undecodable stream is a hole in the audit trail. A stream this sync was not allowed to
 --     read (stream_status = forbidden) is a sync permission problem, not a gateway one, and is
 --     not reported here.
-WITH hit AS MATERIALIZED (
-    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
-           s.review_status, s.masking_error_count, s.redacted_count, s.stream_truncated,
-           s.stream_status, s.event_size
-    FROM sessions AS s
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
-      AND (coalesce(s.masking_error_count, 0) > 0
-           OR coalesce(s.stream_truncated, false)
-           OR s.stream_status = 'unreadable')
-),
-env AS (
-    SELECT t.session_id, t.tag_value
-    FROM connection_tags AS t
-    WHERE t.tag_key = $env_tag
-      AND t.session_id IN (SELECT session_id FROM hit)
-)
 SELECT
+    -- The session row carries the evidence (its tags): one scan, no join.
     s.session_id,
     s.start_day,
     s.start_date,
     s.user_email,
     s.connection,
-    env.tag_value AS environment,
+    s.connection_tag_map[$env_tag] AS environment,
     s.review_id,
     s.review_status,
     s.masking_error_count,
@@ -43,6 +27,10 @@ SELECT
     coalesce(s.stream_truncated, false) AS stream_truncated,
     s.stream_status,
     s.event_size
-FROM hit AS s
-LEFT JOIN env ON env.session_id = s.session_id
+FROM sessions AS s
+WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
+                      AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+  AND (coalesce(s.masking_error_count, 0) > 0
+       OR coalesce(s.stream_truncated, false)
+       OR s.stream_status = 'unreadable')
 ORDER BY s.start_date, s.session_id

@@ -13,27 +13,15 @@
 --     data: the sync re-reads sessions that are not final, so synced_at is recent for them.
 --     Stale grants and forgotten requests are access that nobody is watching.
 WITH hit AS MATERIALIZED (
-    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
-           s.status, s.synced_at
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,
+           s.connection_tag_map[$env_tag] AS environment, s.review_id, s.approved_by,
+           s.review.status AS review_status, s.review.type AS review_type,
+           s.review.revoke_at AS revoke_at, s.status, s.synced_at
     FROM sessions AS s
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
       AND NOT coalesce(s.is_final, false)
       AND epoch(s.synced_at - s.start_date) > CAST($max_days AS BIGINT) * 86400
-),
-env AS (
-    SELECT t.session_id, t.tag_value
-    FROM connection_tags AS t
-    WHERE t.tag_key = $env_tag
-      AND t.session_id IN (SELECT session_id FROM hit)
-),
-approvers AS (
-    SELECT g.review_id,
-           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS approvers
-    FROM review_groups AS g
-    WHERE g.status = 'APPROVED'
-      AND g.review_id IN (SELECT review_id FROM hit)
-    GROUP BY g.review_id
 )
 SELECT
     s.session_id,
@@ -41,17 +29,14 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    env.tag_value AS environment,
+    s.environment,
     s.review_id,
-    r.status AS review_status,
-    a.approvers,
+    s.review_status,
+    array_to_string(s.approved_by, ', ') AS approvers,
     s.status AS session_status,
-    r.type AS review_type,
-    r.revoke_at,
+    s.review_type,
+    s.revoke_at,
     s.synced_at,
     round(epoch(s.synced_at - s.start_date) / 86400.0, 1) AS age_days_at_sync
 FROM hit AS s
-LEFT JOIN env ON env.session_id = s.session_id
-LEFT JOIN reviews AS r ON r.review_id = s.review_id
-LEFT JOIN approvers AS a ON a.review_id = s.review_id
 ORDER BY s.start_date, s.session_id

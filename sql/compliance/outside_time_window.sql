@@ -14,22 +14,25 @@
 --     Both the start and every event count: a session opened inside the window can still be
 --     used after it closes.
 WITH windowed AS MATERIALIZED (
-    -- Approved sessions of the period whose review sets a time window, on narrow rows.
-    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
-           r.status AS review_status_now,
-           r.time_window_start,
-           r.time_window_end,
+    -- Approved sessions of the period whose review sets a time window, on narrow rows. A session
+    -- row carries its review, its tags and the first and last event_time of its stream.
+    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,
+           s.connection_tag_map[$env_tag] AS environment, s.review_id, s.approved_by,
+           s.first_event_time, s.last_event_time, s.timed_event_count,
+           s.review.status AS review_status_now,
+           s.review.time_window_start AS time_window_start,
+           s.review.time_window_end AS time_window_end,
            -- A TIMESTAMPTZ has no TIME cast; convert to UTC wall-clock first.
-           CAST(timezone('UTC', s.start_date) AS TIME) AS start_time_utc
+           CAST(timezone('UTC', s.start_date) AS TIME) AS start_time_utc,
+           CAST(timezone('UTC', s.first_event_time) AS TIME) AS first_event_time_utc
     FROM sessions AS s
-    JOIN reviews AS r ON r.review_id = s.review_id
     WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
-      AND r.time_window_start IS NOT NULL
-      AND r.time_window_end IS NOT NULL
-      AND r.status IN ('APPROVED', 'PROCESSING', 'EXECUTED', 'REVOKED')
+      AND s.review.time_window_start IS NOT NULL
+      AND s.review.time_window_end IS NOT NULL
+      AND s.review.status IN ('APPROVED', 'PROCESSING', 'EXECUTED', 'REVOKED')
 ),
-start_outside AS MATERIALIZED (
+classified AS MATERIALIZED (
     SELECT w.*,
            NOT CASE
                 WHEN w.time_window_start = w.time_window_end THEN true
@@ -38,16 +41,47 @@ start_outside AS MATERIALIZED (
                          AND w.start_time_utc < w.time_window_end
                 ELSE w.start_time_utc >= w.time_window_start
                      OR w.start_time_utc < w.time_window_end
-               END AS started_outside
+               END AS started_outside,
+           -- The events need no reading when the session's first and last event_time lie on the
+           -- same side of every window edge: inside or outside the window is then decided by the
+           -- first event. The next edge after the first event is the window's end when that
+           -- event is inside and its start when outside (a day is 86,400,000,000 microseconds).
+           CASE
+               WHEN w.first_event_time IS NULL THEN 'none'
+               WHEN w.time_window_start = w.time_window_end THEN 'none'
+               WHEN epoch_us(w.time_window_start) >= 86400000000
+                    OR epoch_us(w.time_window_end) >= 86400000000 THEN 'read'
+               WHEN CASE
+                        WHEN w.time_window_start < w.time_window_end
+                            THEN w.first_event_time_utc >= w.time_window_start
+                                 AND w.first_event_time_utc < w.time_window_end
+                        ELSE w.first_event_time_utc >= w.time_window_start
+                             OR w.first_event_time_utc < w.time_window_end
+                    END
+                   THEN CASE
+                            WHEN epoch_us(w.last_event_time) - epoch_us(w.first_event_time)
+                                 < ((epoch_us(w.time_window_end) - epoch_us(w.first_event_time_utc))
+                                    % 86400000000 + 86400000000) % 86400000000
+                            THEN 'none' ELSE 'read'
+                        END
+               ELSE CASE
+                        WHEN epoch_us(w.last_event_time) - epoch_us(w.first_event_time)
+                             < ((epoch_us(w.time_window_start) - epoch_us(w.first_event_time_utc))
+                                % 86400000000 + 86400000000) % 86400000000
+                        THEN 'all' ELSE 'read'
+                    END
+           END AS events_outside
     FROM windowed AS w
 ),
-events_outside AS MATERIALIZED (
-    -- One pass over the events of the period (start_day is every table's partition).
+read_events AS MATERIALIZED (
+    -- The events of the sessions that straddle a window edge (start_day is every table's
+    -- partition).
     SELECT e.session_id,
            count(*) AS events_outside_window,
            min(e.event_time) AS first_event_outside_window
     FROM session_events AS e
-    JOIN windowed AS w ON w.session_id = e.session_id
+    JOIN classified AS w
+        ON w.session_id = e.session_id AND w.start_day = e.start_day AND w.events_outside = 'read'
     WHERE e.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                           AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
       AND NOT CASE
@@ -62,25 +96,17 @@ events_outside AS MATERIALIZED (
 ),
 flagged AS MATERIALIZED (
     SELECT w.*,
-           coalesce(o.events_outside_window, 0) AS events_outside_window,
-           o.first_event_outside_window
-    FROM start_outside AS w
-    LEFT JOIN events_outside AS o ON o.session_id = w.session_id
-    WHERE w.started_outside OR o.session_id IS NOT NULL
-),
-env AS (
-    SELECT t.session_id, t.tag_value
-    FROM connection_tags AS t
-    WHERE t.tag_key = $env_tag
-      AND t.session_id IN (SELECT session_id FROM flagged)
-),
-approvers AS (
-    SELECT g.review_id,
-           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS approvers
-    FROM review_groups AS g
-    WHERE g.status = 'APPROVED'
-      AND g.review_id IN (SELECT review_id FROM flagged)
-    GROUP BY g.review_id
+           CASE w.events_outside
+               WHEN 'all' THEN w.timed_event_count
+               ELSE coalesce(o.events_outside_window, 0)
+           END AS events_outside_window,
+           CASE w.events_outside
+               WHEN 'all' THEN w.first_event_time
+               ELSE o.first_event_outside_window
+           END AS first_event_outside_window
+    FROM classified AS w
+    LEFT JOIN read_events AS o ON o.session_id = w.session_id
+    WHERE w.started_outside OR w.events_outside = 'all' OR o.session_id IS NOT NULL
 )
 SELECT
     w.session_id,
@@ -88,10 +114,10 @@ SELECT
     w.start_date,
     w.user_email,
     w.connection,
-    env.tag_value AS environment,
+    w.environment,
     w.review_id,
     w.review_status_now AS review_status,
-    a.approvers,
+    array_to_string(w.approved_by, ', ') AS approvers,
     w.time_window_start,
     w.time_window_end,
     w.start_time_utc,
@@ -99,6 +125,4 @@ SELECT
     w.events_outside_window,
     w.first_event_outside_window
 FROM flagged AS w
-LEFT JOIN env ON env.session_id = w.session_id
-LEFT JOIN approvers AS a ON a.review_id = w.review_id
 ORDER BY w.start_date, w.session_id

@@ -14,29 +14,27 @@
 --     activity (events or an exit code); otherwise the gateway held it, as designed.
 --     APPROVED, PROCESSING, EXECUTED and REVOKED all mean the review was approved at some point.
 SELECT
+    -- A session row carries its connection's tags and its review (kept by the load): no join.
     s.session_id,
     s.start_day,
     s.start_date,
     s.user_email,
     s.connection,
-    env.tag_value AS environment,
+    s.connection_tag_map[$env_tag] AS environment,
     s.review_id,
-    r.status AS review_status,
+    s.review.status AS review_status,
     s.verb,
     s.status AS session_status,
     s.exit_code,
     s.event_count,
     CASE WHEN s.review_id IS NULL THEN 'no review' ELSE 'review not approved' END AS reason
 FROM sessions AS s
--- Production is an inner join on the tag value (the same as filtering the left-joined tag).
-JOIN connection_tags AS env
-    ON env.session_id = s.session_id AND env.tag_key = $env_tag AND env.tag_value = $prod_env
-LEFT JOIN reviews AS r ON r.review_id = s.review_id
 WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
                       AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+  AND s.connection_tag_map[$env_tag] = $prod_env
   AND (
         s.review_id IS NULL
-        OR (coalesce(r.status, 'UNKNOWN') NOT IN ('APPROVED', 'PROCESSING', 'EXECUTED', 'REVOKED')
+        OR (coalesce(s.review.status, 'UNKNOWN') NOT IN ('APPROVED', 'PROCESSING', 'EXECUTED', 'REVOKED')
             AND (s.event_count > 0 OR s.exit_code IS NOT NULL))
       )
 ORDER BY s.start_date, s.session_id

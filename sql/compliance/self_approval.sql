@@ -11,8 +11,18 @@
 -- note: Emails are compared case-insensitively: identity providers differ in the case they send.
 WITH self_approved AS MATERIALIZED (
     -- Approving groups whose reviewer is the session's user, found with one join on
-    -- (session_id, lower-cased email) over the period's narrow rows.
+    -- (session_id, lower-cased email) over the period's narrow rows. The session's own columns
+    -- come along (one value per session; the row carries its review, its approvers and its
+    -- tags), so sessions is read once.
     SELECT g.session_id,
+           any_value(s.start_day) AS start_day,
+           any_value(s.start_date) AS start_date,
+           any_value(s.user_email) AS user_email,
+           any_value(s.connection) AS connection,
+           any_value(s.connection_tag_map[$env_tag]) AS environment,
+           any_value(s.review_id) AS review_id,
+           any_value(s.review.status) AS review_status,
+           any_value(s.approved_by) AS approved_by,
            string_agg(g.group_name, ', ' ORDER BY g.group_name) AS self_approved_groups,
            min(g.reviewed_at) AS self_approved_at
     FROM review_groups AS g
@@ -24,28 +34,6 @@ WITH self_approved AS MATERIALIZED (
       AND g.status = 'APPROVED'
       AND lower(g.reviewer_email) = lower(s.user_email)
     GROUP BY g.session_id
-),
-hit AS MATERIALIZED (
-    SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection, s.review_id,
-           x.self_approved_groups, x.self_approved_at
-    FROM self_approved AS x
-    JOIN sessions AS s ON s.session_id = x.session_id
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
-),
-env AS (
-    SELECT t.session_id, t.tag_value
-    FROM connection_tags AS t
-    WHERE t.tag_key = $env_tag
-      AND t.session_id IN (SELECT session_id FROM hit)
-),
-approvers AS (
-    SELECT g.review_id,
-           string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS approvers
-    FROM review_groups AS g
-    WHERE g.status = 'APPROVED'
-      AND g.review_id IN (SELECT review_id FROM hit)
-    GROUP BY g.review_id
 )
 SELECT
     s.session_id,
@@ -53,14 +41,11 @@ SELECT
     s.start_date,
     s.user_email,
     s.connection,
-    env.tag_value AS environment,
+    s.environment,
     s.review_id,
-    r.status AS review_status,
-    a.approvers,
+    s.review_status,
+    array_to_string(s.approved_by, ', ') AS approvers,
     s.self_approved_groups,
     s.self_approved_at
-FROM hit AS s
-LEFT JOIN env ON env.session_id = s.session_id
-LEFT JOIN reviews AS r ON r.review_id = s.review_id
-LEFT JOIN approvers AS a ON a.review_id = s.review_id
+FROM self_approved AS s
 ORDER BY s.start_date, s.session_id

@@ -3,6 +3,11 @@
 DuckDB lets one process write a database file or several processes read it, not both. Analysts
 keep read-only connections open, so the loader waits for the lock (up to a timeout) and says who
 holds it, instead of failing at once, and holds the file only while it loads.
+
+Each session row also carries a summary of the session's other rows (``SESSION_SUMMARY``: its
+tags, its review, who approved it, the span of its events), which the load keeps in the same
+transaction as the day's rows. The compliance rules read it instead of joining and scanning the
+other tables for every session.
 """
 
 from __future__ import annotations
@@ -79,14 +84,143 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for table in schema.ALL_TABLES:
         con.execute(schema.ddl(table))
         # A warehouse made by an earlier version gets the columns added since (nullable, at the end).
-        have = {r[0] for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main'",
-            [table.name],
-        ).fetchall()}
+        have = _column_types(con, table.name)
         for field in table.schema:
             if field.name not in have:
                 con.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{field.name}" {schema.duckdb_type(field)}')
+    ensure_session_summary(con)
     con.execute((sql_dir() / "schema" / "views.sql").read_text())
+
+
+def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        "WHERE table_name = ? AND schema_name = 'main'",
+        [table],
+    ).fetchall()
+    return {str(name): str(type_) for name, type_ in rows}
+
+
+def _struct_type(table: schema.Table, leave_out: tuple[str, ...]) -> str:
+    fields = (f for f in table.schema if f.name not in leave_out)
+    return "STRUCT(" + ", ".join(f'"{f.name}" {schema.duckdb_type(f)}' for f in fields) + ")"
+
+
+# The summary a session row carries of the session's other rows, kept by the load (not in the
+# lake): name, DuckDB type, what it holds. Every rule that used to join or scan those tables per
+# session reads these instead.
+SESSION_SUMMARY: tuple[tuple[str, str, str], ...] = (
+    ("connection_tag_map", "MAP(VARCHAR, VARCHAR)",
+     "the session's connection_tags as tag_key -> tag_value; null when it has none"),
+    ("review", _struct_type(schema.REVIEWS, ("session_id", "start_day")),
+     "the session's reviews row (every column but session_id and start_day); null without one"),
+    ("approved_by", "VARCHAR[]",
+     "distinct emails of the reviewers whose review_groups row of the session's review is "
+     "APPROVED, sorted; null when there is none"),
+    ("first_event_time", "TIMESTAMPTZ", "earliest event_time of its session_events"),
+    ("last_event_time", "TIMESTAMPTZ", "latest event_time of its session_events"),
+    ("timed_event_count", "BIGINT",
+     "how many of its session_events rows have an event_time; null when none has"),
+)
+
+# Every row of a session carries the session's start_day, so the summary of the days in
+# [$first_day, $last_day] is made from those days' rows alone.
+_FILL_SESSION_SUMMARY = """
+UPDATE sessions AS s
+SET connection_tag_map = d.connection_tag_map,
+    review = d.review,
+    approved_by = d.approved_by,
+    first_event_time = d.first_event_time,
+    last_event_time = d.last_event_time,
+    timed_event_count = d.timed_event_count
+FROM (
+    SELECT x.session_id, x.start_day, t.connection_tag_map, r.review, a.approved_by,
+           e.first_event_time, e.last_event_time, e.timed_event_count
+    FROM sessions AS x
+    LEFT JOIN (
+        SELECT session_id, start_day,
+               map_from_entries(list((tag_key, tag_value) ORDER BY tag_key)) AS connection_tag_map
+        FROM connection_tags
+        WHERE start_day BETWEEN $first_day AND $last_day
+        GROUP BY session_id, start_day
+    ) AS t ON t.session_id = x.session_id AND t.start_day = x.start_day
+    LEFT JOIN (
+        SELECT review_id, start_day, {review_struct} AS review
+        FROM reviews
+        WHERE start_day BETWEEN $first_day AND $last_day
+    ) AS r ON r.review_id = x.review_id AND r.start_day = x.start_day
+    LEFT JOIN (
+        SELECT review_id, start_day,
+               list(DISTINCT reviewer_email ORDER BY reviewer_email)
+                   FILTER (WHERE status = 'APPROVED' AND reviewer_email IS NOT NULL) AS approved_by
+        FROM review_groups
+        WHERE start_day BETWEEN $first_day AND $last_day
+        GROUP BY review_id, start_day
+    ) AS a ON a.review_id = x.review_id AND a.start_day = x.start_day
+    LEFT JOIN (
+        SELECT session_id, start_day,
+               min(event_time) AS first_event_time,
+               max(event_time) AS last_event_time,
+               count(event_time) AS timed_event_count
+        FROM session_events
+        WHERE start_day BETWEEN $first_day AND $last_day
+        GROUP BY session_id, start_day
+    ) AS e ON e.session_id = x.session_id AND e.start_day = x.start_day
+    WHERE x.start_day BETWEEN $first_day AND $last_day
+) AS d
+WHERE s.session_id = d.session_id AND s.start_day = d.start_day
+""".format(
+    review_struct="{"
+    + ", ".join(f"'{name}': \"{name}\"" for name in schema.REVIEWS.columns
+                if name not in ("session_id", "start_day"))
+    + "}"
+)
+
+
+def fill_session_summary(
+    con: duckdb.DuckDBPyConnection, first_day: date = date.min, last_day: date = date.max
+) -> None:
+    """Recompute the ``SESSION_SUMMARY`` columns of the sessions of ``[first_day, last_day]``."""
+    con.execute(_FILL_SESSION_SUMMARY, {"first_day": first_day, "last_day": last_day})
+
+
+def missing_session_summary(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The ``SESSION_SUMMARY`` columns that an existing ``sessions`` table lacks."""
+    have = _column_types(con, "sessions")
+    return [name for name, _, _ in SESSION_SUMMARY if have and name not in have]
+
+
+def ensure_session_summary(con: duckdb.DuckDBPyConnection) -> None:
+    """Give ``sessions`` the ``SESSION_SUMMARY`` columns, filled for every day, if it lacks them.
+
+    A column whose type changed (the reviews table gained a column) is made again. One
+    transaction: a warehouse has the columns filled, or not at all. Call it outside a transaction.
+    """
+    have = _column_types(con, "sessions")
+    if not have:
+        return
+    stale = []
+    for name, type_, _ in SESSION_SUMMARY:
+        # DuckDB's own spelling of the type, to compare with the one it reports for the column.
+        (spelled,) = con.execute(f"SELECT typeof(CAST(NULL AS {type_}))").fetchall()[0]
+        if have.get(name) != spelled:
+            stale.append((name, type_))
+    if not stale:
+        return
+    (rows,) = con.execute("SELECT count(*) FROM sessions").fetchall()[0]
+    if rows:
+        log.info("computing the session summary columns of %d loaded sessions", rows)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, type_ in stale:
+            if name in have:
+                con.execute(f'ALTER TABLE sessions DROP COLUMN "{name}"')
+            con.execute(f'ALTER TABLE sessions ADD COLUMN "{name}" {type_}')
+        fill_session_summary(con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -120,6 +254,7 @@ def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[
             )
             row = con.execute(f'SELECT count(*) FROM "{table.name}" WHERE start_day = ?', [day]).fetchone()
             counts[table.name] = int(row[0]) if row else 0
+        fill_session_summary(con, day, day)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
