@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -140,6 +141,36 @@ def _build_and_load_in_worker(
         raise HoopSessionsError(f"{type(exc).__name__}: {exc}") from None
 
 
+def _start_worker(parent: int) -> None:
+    """Set-up of the build worker process, before it builds anything."""
+    _die_with_parent(parent)
+    _lean_build_process()
+
+
+class _NoPandas:
+    """An import finder that refuses pandas: the build worker never uses it (see below)."""
+
+    def find_spec(self, name: str, path: object, target: object = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is not used in the build worker")
+
+
+def _lean_build_process() -> None:
+    """Keep the build worker's memory down (measured on 3 days x 2,000 sessions x 30 events).
+
+    - pyarrow imports pandas, when it is installed, on its first ``pa.array`` call only to ask
+      whether the values are a pandas object: 378 modules and about 35 MiB that building Arrow
+      arrays from Python lists never uses. Refusing the import makes pyarrow treat pandas as
+      absent (peak 216 -> 181 MiB).
+    - Arrow's default allocator (mimalloc) keeps freed pages between days; the system allocator,
+      trimmed after each day (``build.release_memory``), returns them (181 -> 150 MiB).
+      It must be chosen before pyarrow is imported, so this runs first in the worker.
+    """
+    sys.meta_path.insert(0, _NoPandas())
+    if "pyarrow" not in sys.modules:
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
 def _die_with_parent(parent: int) -> None:
     """In the build worker: end when the run that started it is killed (Linux), not live on."""
     try:
@@ -261,7 +292,7 @@ async def sync_days_async(
                     worker = ProcessPoolExecutor(
                         max_workers=1,
                         mp_context=multiprocessing.get_context("spawn"),
-                        initializer=_die_with_parent,
+                        initializer=_start_worker,
                         initargs=(os.getpid(),),
                     )
                 future = loop.run_in_executor(

@@ -4,7 +4,7 @@ DuckDB lets one process write a database file or several processes read it, not 
 keep read-only connections open, so the loader waits for the lock (up to a timeout) and says who
 holds it, instead of failing at once, and holds the file only while it loads.
 
-Each session row also carries a summary of the session's other rows (``SESSION_SUMMARY``: its
+Each session row also carries a summary of the session's other rows (``session_summary()``: its
 tags, its review, who approved it, the span of its events), which the load keeps in the same
 transaction as the day's rows. The compliance rules read it instead of joining and scanning the
 other tables for every session.
@@ -18,14 +18,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
-from hoop_sessions import schema
 from hoop_sessions.errors import WarehouseLockedError
-from hoop_sessions.lake import table_path
 from hoop_sessions.paths import sql_dir
+
+if TYPE_CHECKING:
+    from hoop_sessions import schema
+
+# The contract's schema (and with it pyarrow) is imported by the functions that create or load
+# tables, not here: the process that reads hoop only asks the warehouse what is loaded, and the
+# build worker must choose Arrow's allocator before pyarrow is first imported.
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +88,8 @@ def connect(
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every contract table and the analyst views, if missing."""
+    from hoop_sessions import schema
+
     for table in schema.ALL_TABLES:
         con.execute(schema.ddl(table))
         # A warehouse made by an earlier version gets the columns added since (nullable, at the end).
@@ -102,6 +111,8 @@ def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
 
 
 def _struct_type(table: schema.Table, leave_out: tuple[str, ...]) -> str:
+    from hoop_sessions import schema
+
     fields = (f for f in table.schema if f.name not in leave_out)
     return "STRUCT(" + ", ".join(f'"{f.name}" {schema.duckdb_type(f)}' for f in fields) + ")"
 
@@ -109,23 +120,32 @@ def _struct_type(table: schema.Table, leave_out: tuple[str, ...]) -> str:
 # The summary a session row carries of the session's other rows, kept by the load (not in the
 # lake): name, DuckDB type, what it holds. Every rule that used to join or scan those tables per
 # session reads these instead.
-SESSION_SUMMARY: tuple[tuple[str, str, str], ...] = (
-    ("connection_tag_map", "MAP(VARCHAR, VARCHAR)",
-     "the session's connection_tags as tag_key -> tag_value; null when it has none"),
-    ("review", _struct_type(schema.REVIEWS, ("session_id", "start_day")),
-     "the session's reviews row (every column but session_id and start_day); null without one"),
-    ("approved_by", "VARCHAR[]",
-     "distinct emails of the reviewers whose review_groups row of the session's review is "
-     "APPROVED, sorted; null when there is none"),
-    ("first_event_time", "TIMESTAMPTZ", "earliest event_time of its session_events"),
-    ("last_event_time", "TIMESTAMPTZ", "latest event_time of its session_events"),
-    ("timed_event_count", "BIGINT",
-     "how many of its session_events rows have an event_time; null when none has"),
-)
+@cache
+def session_summary() -> tuple[tuple[str, str, str], ...]:
+    """The summary columns: name, DuckDB type, what each holds."""
+    from hoop_sessions import schema
+
+    return (
+        ("connection_tag_map", "MAP(VARCHAR, VARCHAR)",
+         "the session's connection_tags as tag_key -> tag_value; null when it has none"),
+        ("review", _struct_type(schema.REVIEWS, ("session_id", "start_day")),
+         "the session's reviews row (every column but session_id and start_day); null without one"),
+        ("approved_by", "VARCHAR[]",
+         "distinct emails of the reviewers whose review_groups row of the session's review is "
+         "APPROVED, sorted; null when there is none"),
+        ("first_event_time", "TIMESTAMPTZ", "earliest event_time of its session_events"),
+        ("last_event_time", "TIMESTAMPTZ", "latest event_time of its session_events"),
+        ("timed_event_count", "BIGINT",
+         "how many of its session_events rows have an event_time; null when none has"),
+    )
 
 # Every row of a session carries the session's start_day, so the summary of the days in
 # [$first_day, $last_day] is made from those days' rows alone.
-_FILL_SESSION_SUMMARY = """
+@cache
+def _fill_session_summary_sql() -> str:
+    from hoop_sessions import schema
+
+    return """
 UPDATE sessions AS s
 SET connection_tag_map = d.connection_tag_map,
     review = d.review,
@@ -170,28 +190,28 @@ FROM (
 ) AS d
 WHERE s.session_id = d.session_id AND s.start_day = d.start_day
 """.format(
-    review_struct="{"
-    + ", ".join(f"'{name}': \"{name}\"" for name in schema.REVIEWS.columns
-                if name not in ("session_id", "start_day"))
-    + "}"
-)
+        review_struct="{"
+        + ", ".join(f"'{name}': \"{name}\"" for name in schema.REVIEWS.columns
+                    if name not in ("session_id", "start_day"))
+        + "}"
+    )
 
 
 def fill_session_summary(
     con: duckdb.DuckDBPyConnection, first_day: date = date.min, last_day: date = date.max
 ) -> None:
-    """Recompute the ``SESSION_SUMMARY`` columns of the sessions of ``[first_day, last_day]``."""
-    con.execute(_FILL_SESSION_SUMMARY, {"first_day": first_day, "last_day": last_day})
+    """Recompute the ``session_summary()`` columns of the sessions of ``[first_day, last_day]``."""
+    con.execute(_fill_session_summary_sql(), {"first_day": first_day, "last_day": last_day})
 
 
 def missing_session_summary(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The ``SESSION_SUMMARY`` columns that an existing ``sessions`` table lacks."""
+    """The ``session_summary()`` columns that an existing ``sessions`` table lacks."""
     have = _column_types(con, "sessions")
-    return [name for name, _, _ in SESSION_SUMMARY if have and name not in have]
+    return [name for name, _, _ in session_summary() if have and name not in have]
 
 
 def ensure_session_summary(con: duckdb.DuckDBPyConnection) -> None:
-    """Give ``sessions`` the ``SESSION_SUMMARY`` columns, filled for every day, if it lacks them.
+    """Give ``sessions`` the ``session_summary()`` columns, filled for every day, if it lacks them.
 
     A column whose type changed (the reviews table gained a column) is made again. One
     transaction: a warehouse has the columns filled, or not at all. Call it outside a transaction.
@@ -200,7 +220,7 @@ def ensure_session_summary(con: duckdb.DuckDBPyConnection) -> None:
     if not have:
         return
     stale = []
-    for name, type_, _ in SESSION_SUMMARY:
+    for name, type_, _ in session_summary():
         # DuckDB's own spelling of the type, to compare with the one it reports for the column.
         (spelled,) = con.execute(f"SELECT typeof(CAST(NULL AS {type_}))").fetchall()[0]
         if have.get(name) != spelled:
@@ -239,6 +259,9 @@ def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[
     Rows need not keep the files' order, and DuckDB is held to a memory limit: together they
     took the load of a day with a 100 MiB stream from 1.2 GiB to 0.8 GiB (DuckDB spills instead).
     """
+    from hoop_sessions import schema
+    from hoop_sessions.lake import table_path
+
     con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
     con.execute("SET preserve_insertion_order = false")
     ensure_schema(con)
@@ -305,6 +328,8 @@ def final_session_ids(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    from hoop_sessions import schema
+
     counts = {}
     for table in schema.ALL_TABLES:
         if not has_table(con, table.name):

@@ -1,4 +1,4 @@
-"""The summary each session row carries of its other rows, kept by the load (``SESSION_SUMMARY``).
+"""The summary each session row carries of its other rows, kept by the load (``warehouse.session_summary()``).
 
 Against real DuckDB files built through the ingest path: after a load, after a day is loaded again
 with changed content, and in a warehouse made before the summary existed, every session's summary
@@ -23,7 +23,7 @@ from tests.records import DROP, b64, session_record
 DAY = date(2026, 11, 1)
 NEXT_DAY = date(2026, 11, 2)
 SYNCED = datetime(2026, 11, 10, tzinfo=UTC)
-SUMMARY = [name for name, _, _ in warehouse.SESSION_SUMMARY]
+SUMMARY = [name for name, _, _ in warehouse.session_summary()]
 
 
 def sid(n: int) -> str:
