@@ -6,7 +6,6 @@ import contextlib
 import ctypes
 import logging
 import sys
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from hoop_sessions.flatten import DayBuilder
 from hoop_sessions.raw import RawDay
 from hoop_sessions.values import (
     PAYLOAD_LIMIT,
+    BuildResult,
     RecordRejected,
     Reject,
     describe_principal,
@@ -30,18 +30,6 @@ from hoop_sessions.values import (
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    day: date
-    sessions_listed: int
-    sessions_loaded: int
-    sessions_rejected: int
-    rows: dict[str, int]
-    unknown_fields: dict[str, int]
-    stream_status: dict[str, int]
-    session_status: dict[str, int]
 
 
 def build_tables(raw_dir: Path, day: date) -> tuple[dict[str, pa.Table], BuildResult]:

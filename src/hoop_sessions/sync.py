@@ -17,19 +17,16 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hoop_sessions import warehouse
 from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
 from hoop_sessions.extract import ExtractResult, PreviousDay, extract_day
-from hoop_sessions.values import parse_time, principal_sees_all
-
-if TYPE_CHECKING:
-    from hoop_sessions.build import BuildResult
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.raw import header_stamp, read_header
+from hoop_sessions.values import BuildResult, parse_time, principal_sees_all
 from hoop_sessions.windows import days_between, is_closed
 
 log = logging.getLogger(__name__)

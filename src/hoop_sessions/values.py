@@ -114,3 +114,18 @@ def describe_principal(principal: dict[str, Any]) -> str:
     who = principal.get("email") or principal.get("id") or "unknown"
     groups = ",".join(str(g) for g in principal.get("groups") or [])
     return f"{who} (groups: {groups})"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What building a day made. Here rather than in build.py: the build worker sends it back to
+    the reading process, and unpickling it must not import Arrow there."""
+
+    day: date
+    sessions_listed: int
+    sessions_loaded: int
+    sessions_rejected: int
+    rows: dict[str, int]
+    unknown_fields: dict[str, int]
+    stream_status: dict[str, int]
+    session_status: dict[str, int]

@@ -6,8 +6,11 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from datetime import date
 
 from hoop_sessions import sync
+
+FIRST = date(2026, 11, 1)
 
 
 def _arrow_state() -> tuple[bool, str, bool]:
@@ -28,6 +31,23 @@ def test_the_build_worker_uses_the_system_allocator_and_never_imports_pandas():
     assert has_arrow
     assert not has_pandas
     assert backend == "system"
+
+
+def test_a_build_result_comes_back_from_the_worker_without_arrow():
+    """The worker's answer is unpickled in the reading process: its class must not need Arrow."""
+    import pickle
+
+    from hoop_sessions.values import BuildResult
+
+    result = BuildResult(FIRST, 1, 1, 0, {"sessions": 1}, {}, {"ok": 1}, {"done": 1})
+    code = (
+        "import pickle, sys; r = pickle.loads(sys.stdin.buffer.read()); "
+        "print(r.sessions_loaded, 'pyarrow' in sys.modules)"
+    )
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(result), capture_output=True, check=True)
+    assert out.stdout.decode().split() == ["1", "False"]
 
 
 def test_importing_the_sync_does_not_import_arrow():
