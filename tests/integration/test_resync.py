@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import gzip
 from datetime import UTC, datetime, time, timedelta
 
 import duckdb
+import orjson
+import pytest
 
+from hoop_sessions.raw import TRAILER_KEY, RawDayWriter, raw_path
 from hoop_sessions.sync import sync_days
 from tests.conftest import FIRST_DAY, NOW, RUN_TIME_COLUMNS, settings_for, table_contents
 
 DAYS = [FIRST_DAY, FIRST_DAY + timedelta(days=1)]
 
 
-def test_reading_unchanged_days_again_lists_them_and_reads_no_session(gateway_factory, tmp_path):
+def test_reading_unchanged_days_again_lists_them_and_reads_no_session(gateway_factory, tmp_path, monkeypatch):
     gateway = gateway_factory(days=3, sessions_per_day=80, seed=31)
     settings = settings_for(gateway, tmp_path)
     assert sync_days(settings, DAYS, now=NOW).ok
     before = table_contents(tmp_path / "warehouse.duckdb")
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         open_sessions = con.execute("SELECT count(*) FROM sessions WHERE NOT is_final").fetchone()[0]
+    raw_files = {day: raw_path(settings.raw_dir, day) for day in DAYS}
+    raw_before = {day: (path.stat().st_ino, path.stat().st_mtime_ns, path.read_bytes()) for day, path in raw_files.items()}
     gateway.reset_stats()
+    written: list[int] = []
+    real_write = RawDayWriter.write
+    monkeypatch.setattr(RawDayWriter, "write", lambda self, body: (written.append(len(body)), real_write(self, body))[1])
     again = sync_days(settings, DAYS, now=NOW)
     assert again.ok
     gets = gateway.stats.requests.get("get", 0)
@@ -28,9 +37,23 @@ def test_reading_unchanged_days_again_lists_them_and_reads_no_session(gateway_fa
     assert gets == open_sessions
     assert [d.build for d in again.days] == [None, None]
     assert table_contents(tmp_path / "warehouse.duckdb") == before
+    # Compared by digest, an unchanged day's raw file is not even written again.
+    assert written == []
+    raw_after = {day: (path.stat().st_ino, path.stat().st_mtime_ns, path.read_bytes()) for day, path in raw_files.items()}
+    assert raw_after == raw_before
+    assert not list(settings.raw_dir.glob("*/.*.tmp")) and not list(settings.raw_dir.glob("*/.*.bodies"))
 
 
-def test_a_session_that_finished_since_the_last_read_is_updated(gateway_factory, tmp_path):
+def _drop_digests(path) -> None:
+    """Make a raw file look like one written before bodies had digests in its record."""
+    lines = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
+    record = orjson.loads(lines[0])
+    del record[TRAILER_KEY]["digests"]
+    path.write_bytes(gzip.compress(orjson.dumps(record) + b"\n" + b"".join(lines[1:])))
+
+
+@pytest.mark.parametrize("previous_file", ["with digests", "from an older version, without digests"])
+def test_a_session_that_finished_since_the_last_read_is_updated(gateway_factory, tmp_path, previous_file):
     end_of_day = datetime.combine(DAYS[1] + timedelta(days=1), time(0, 1), tzinfo=UTC)
     gateway = gateway_factory(days=3, sessions_per_day=80, seed=31, now=end_of_day)
     first_now = gateway.now
@@ -39,6 +62,8 @@ def test_a_session_that_finished_since_the_last_read_is_updated(gateway_factory,
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         open_before = {r[0] for r in con.execute("SELECT session_id FROM sessions WHERE status = 'open'").fetchall()}
     assert open_before, "no session was still open right after the day ended"
+    if previous_file != "with digests":
+        _drop_digests(raw_path(settings.raw_dir, DAYS[1]))
     later = first_now + timedelta(days=10)
     gateway.set_now(later)
     assert sync_days(settings, [DAYS[1]], now=later).ok
