@@ -426,9 +426,6 @@ async def extract_day(
                 fetched.append(sid)
             else:
                 changed = True
-        if held is not None and (changed or rejects):
-            for held_sid, held_body in held:  # (not reached: a change flushes at once)
-                write(held_sid, held_body)
         changed = changed or bool(rejects)
         header = {
             "format": 1,
