@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import duckdb
 import orjson
@@ -31,6 +32,7 @@ from hoop_sessions.config import Secret, Settings
 from hoop_sessions.errors import HoopSessionsError, PartialVisibilityError
 from hoop_sessions.schema import ALL_TABLES
 from hoop_sessions.sync import sync_days
+from hoop_sessions.transport import Http
 from tests.records import session_record
 from tests.reliability.conftest import content_hash
 from tests.reliability.hostile import (
@@ -538,8 +540,31 @@ def test_a_hostile_value_is_stored_verbatim_and_harmlessly(case, hostile, tmp_pa
         case.expect.check(con)
 
 
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, date | None]]:
+    """(path, start_date day) of every request in the order the client sent it.
+
+    The gateway's own record is in the order its threads parsed the requests: one connection's
+    thread can parse a request the client wrote before it moved on only after another
+    connection's later request, so it cannot tell what the client did first.
+    """
+    order: list[tuple[str, date | None]] = []
+    exchange = Http._exchange
+
+    async def spy(self: Http, lane: Any, request: Any) -> Any:
+        path, _, query = request.url.target.decode("ascii").partition("?")
+        start = parse_qs(query).get("start_date", [None])[0]
+        order.append((path, date.fromisoformat(start[:10]) if start else None))
+        return await exchange(self, lane, request)
+
+    monkeypatch.setattr(Http, "_exchange", spy)
+    return order
+
+
 @pytest.mark.parametrize("case", [c.param() for c in DAY_FAILED])
-def test_a_response_that_makes_the_day_unreadable_fails_it_clearly_and_keeps_its_old_rows(case, hostile, tmp_path):
+def test_a_response_that_makes_the_day_unreadable_fails_it_clearly_and_keeps_its_old_rows(
+    case, hostile, tmp_path, sent
+):
     hostile.add_day(NEXT, NEXT_DAY)
     hostile.add_day(DAY, GOOD)
     settings = settings_for(hostile, tmp_path, case.timeout)
@@ -547,15 +572,16 @@ def test_a_response_that_makes_the_day_unreadable_fails_it_clearly_and_keeps_its
     before = content_hash(tmp_path / "warehouse.duckdb", day=DAY)
 
     case.script(hostile)
+    sent.clear()
     result = sync_bounded(hostile, settings, case.bound, [DAY, NEXT])
 
     assert list(result.failed) == [DAY], result.failed
     assert re.search(case.expect.reason, result.failed[DAY]), result.failed[DAY]
     # Nothing of the failed day was left running once the run moved on to the next day.
-    paths = [(r.path, r.window_day) for r in hostile.requests]
-    next_started = next(i for i, (_, day) in enumerate(paths) if day == NEXT)
-    late = [p for p, day in paths[next_started:] if day == DAY or p.removeprefix("/api/sessions/") in DAY_IDS]
-    assert late == [], f"{len(late)} request(s) for the failed day after the next day started: {late[:3]}"
+    assert any(day == DAY for _, day in sent) and any(day == NEXT for _, day in sent), sent[:5]
+    next_started = next(i for i, (_, day) in enumerate(sent) if day == NEXT)
+    late = [p for p, day in sent[next_started:] if day == DAY or p.removeprefix("/api/sessions/") in DAY_IDS]
+    assert late == [], f"{len(late)} request(s) for the failed day sent after the next day started: {late[:3]}"
     assert [d.day for d in result.days] == [NEXT]
     assert content_hash(tmp_path / "warehouse.duckdb", day=DAY) == before
     with warehouse(tmp_path) as con:
