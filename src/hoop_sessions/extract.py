@@ -14,7 +14,8 @@ import asyncio
 import hashlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -246,8 +247,12 @@ async def _page_window(
 
 async def ordered_map(
     items: Iterable[T], fn: Callable[[T], Awaitable[R]], *, limit: int
-) -> AsyncIterator[R]:
-    """``fn`` over items, at most ``limit`` at a time, results yielded in input order."""
+) -> AsyncGenerator[R, None]:
+    """``fn`` over items, at most ``limit`` at a time, results yielded in input order.
+
+    Close it (``contextlib.aclosing``) when done: closing cancels the items still running and
+    waits until they have stopped, so a failed day has nothing in flight once its caller moves on.
+    """
     pending: deque[asyncio.Task[R]] = deque()
     semaphore = asyncio.Semaphore(limit)
 
@@ -266,6 +271,8 @@ async def ordered_map(
     finally:
         for task in pending:
             task.cancel()
+        if pending:
+            await asyncio.wait(pending)
 
 
 @dataclass(frozen=True)
@@ -392,40 +399,41 @@ async def extract_day(
                     raise RawDataError(f"the previous raw file of {day} lost the body of {sid}: sync it again")
             writer.write(body)
 
-        async for sid, body in ordered_map(order, fetch, limit=concurrency):
-            progress.session_fetched(day)
-            if body is None:
-                changed = True
-            elif body is REUSE:
-                reused += 1
-            if held is not None:
+        async with aclosing(ordered_map(order, fetch, limit=concurrency)) as results:
+            async for sid, body in results:
+                progress.session_fetched(day)
+                if body is None:
+                    changed = True
+                elif body is REUSE:
+                    reused += 1
+                if held is not None:
+                    if body is REUSE:
+                        held.append((sid, None))
+                        digests[sid] = old.digests[sid]
+                        fetched.append(sid)
+                    elif body is not None:
+                        digests[sid] = body_digest(body)
+                        changed = changed or digests[sid] != old.digests.get(sid)
+                        held.append((sid, body))
+                        held_bytes += len(body)
+                        fetched.append(sid)
+                    if changed or held_bytes > HELD_BYTES:
+                        for held_sid, held_body in held:
+                            write(held_sid, held_body)
+                        held = None
+                    continue
+                previous_body = old.body(sid)
                 if body is REUSE:
-                    held.append((sid, None))
-                    digests[sid] = old.digests[sid]
+                    body = previous_body
+                elif body is not None and body.rstrip(b"\r\n") != previous_body:
+                    changed = True
+                if body is not None:
+                    writer.write(body)
+                    reused_digest = old.digests.get(sid) if body is previous_body else None
+                    digests[sid] = reused_digest or body_digest(body)
                     fetched.append(sid)
-                elif body is not None:
-                    digests[sid] = body_digest(body)
-                    changed = changed or digests[sid] != old.digests.get(sid)
-                    held.append((sid, body))
-                    held_bytes += len(body)
-                    fetched.append(sid)
-                if changed or held_bytes > HELD_BYTES:
-                    for held_sid, held_body in held:
-                        write(held_sid, held_body)
-                    held = None
-                continue
-            previous_body = old.body(sid)
-            if body is REUSE:
-                body = previous_body
-            elif body is not None and body.rstrip(b"\r\n") != previous_body:
-                changed = True
-            if body is not None:
-                writer.write(body)
-                reused_digest = old.digests.get(sid) if body is previous_body else None
-                digests[sid] = reused_digest or body_digest(body)
-                fetched.append(sid)
-            else:
-                changed = True
+                else:
+                    changed = True
         changed = changed or bool(rejects)
         header = {
             "format": 1,

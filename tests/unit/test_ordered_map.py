@@ -1,0 +1,67 @@
+"""ordered_map: results in input order, a bounded number in flight, and nothing left running
+once the caller stops reading (a failed day must not keep requesting while the next one runs)."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import aclosing
+
+import pytest
+
+from hoop_sessions.extract import ordered_map
+
+
+def test_results_come_in_input_order_with_at_most_limit_running() -> None:
+    running = 0
+    most = 0
+
+    async def slow(i: int) -> int:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.001 * (i % 5))  # later items often finish first
+        running -= 1
+        return i * 10
+
+    async def main() -> list[int]:
+        async with aclosing(ordered_map(range(50), slow, limit=4)) as results:
+            return [r async for r in results]
+
+    assert asyncio.run(main()) == [i * 10 for i in range(50)]
+    assert most == 4
+
+
+@pytest.mark.parametrize("where", ["caller", "item"])
+def test_nothing_is_left_running_once_reading_stops_on_an_error(where: str) -> None:
+    running = 0
+    started = 0
+
+    async def item(i: int) -> int:
+        nonlocal running, started
+        started += 1
+        running += 1
+        try:
+            if where == "item" and i == 3:
+                raise ValueError("item 3 failed")
+            await asyncio.sleep(0.05)
+            return i
+        finally:
+            running -= 1
+
+    async def consume() -> None:
+        async with aclosing(ordered_map(range(100), item, limit=4)) as results:
+            async for i in results:
+                if where == "caller" and i == 2:
+                    raise ValueError("the caller failed on item 2")
+
+    async def main() -> tuple[int, int, int]:
+        with pytest.raises(ValueError, match=r"item \d failed|failed on item"):
+            await consume()
+        left_running, started_then = running, started
+        await asyncio.sleep(0.2)  # long enough for any task left behind to start another item
+        return left_running, started_then, started
+
+    left_running, started_then, started_later = asyncio.run(main())
+    assert left_running == 0
+    assert started_later == started_then
+    assert started_then < 100
