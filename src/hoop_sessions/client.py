@@ -91,6 +91,7 @@ class HoopClient:
             else {"Api-Key": token.get()}
         )
         self._settings = settings
+        self.concurrency = settings.concurrency
         self.totals = _Totals()
         # One connection per request in flight: HOOP_CONCURRENCY gets, and two more so that list
         # pages of a split window need not wait behind them.
