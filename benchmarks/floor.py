@@ -1,7 +1,8 @@
 """The floor: the least a client must do to read the same data, and nothing more.
 
 It sends the requests the sync sends (the userinfo preflight, list pages of each UTC day window
-with ``limit=100`` and offset paging, then every session of the day with
+with ``limit=100`` and offset paging, the pages after the first asked for together as the sync
+does, then every session of the day with
 ``expand=event_stream,session_input``), over the same kind of connection pool (one
 ``httpx.AsyncClient``, keep-alive, concurrency 8), reads every body to the end and throws it away.
 The only parsing it does is of list pages, to learn the ids. Its wall time is what the network and
@@ -33,32 +34,51 @@ PAGE_LIMIT = 100
 GET_PARAMS = {"expand": "event_stream,session_input"}
 
 
-async def _list_day(http: Any, day: date, counts: dict[str, int]) -> list[str]:
-    """Ids of the sessions of ``day``: the window [D 00:00:00Z, D+1 00:00:00Z], rows of D only."""
+async def _list_day(http: Any, day: date, counts: dict[str, int], concurrency: int) -> list[str]:
+    """Ids of the sessions of ``day``: the window [D 00:00:00Z, D+1 00:00:00Z], rows of D only.
+
+    As the sync pages: the first page asks for the total, then the later pages are asked for
+    ``concurrency`` at a time; one page at a time only when the total is not known.
+    """
     prefix = day.isoformat()
     params = {
         "start_date": f"{prefix}T00:00:00Z",
         "end_date": f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z",
         "limit": str(PAGE_LIMIT),
-        "count": "none",
     }
     ids: dict[str, None] = {}
-    offset = 0
-    while True:
-        response = await http.get("/api/sessions", params={**params, "offset": str(offset)})
+
+    async def page(offset: int, count: str = "none") -> dict[str, Any]:
+        response = await http.get("/api/sessions", params={**params, "offset": str(offset), "count": count})
         response.raise_for_status()
         counts["requests"] += 1
         counts["bytes"] += len(response.content)
-        doc = orjson.loads(response.content)
-        rows = doc["data"]
-        for row in rows:
+        doc: dict[str, Any] = orjson.loads(response.content)
+        for row in doc["data"]:
             # Times are UTC with a Z: the date prefix says the day; a row exactly on D+1 00:00:00
             # belongs to the next day, as in the sync.
             if row["start_date"].startswith(prefix):
                 ids[row["id"]] = None
-        if not doc.get("has_next_page") or not rows:
-            return list(ids)
+        return doc
+
+    doc = await page(0, "capped")
+    rows = doc["data"]
+    total = doc.get("total")
+    if isinstance(total, int) and len(rows) == PAGE_LIMIT and doc.get("has_next_page"):
+        slots = asyncio.Semaphore(concurrency)
+
+        async def ahead(offset: int) -> dict[str, Any]:
+            async with slots:
+                return await page(offset)
+
+        await asyncio.gather(*(ahead(o) for o in range(PAGE_LIMIT, total, PAGE_LIMIT)))
+        return list(ids)
+    offset = 0
+    while doc.get("has_next_page") and rows:
         offset += len(rows)
+        doc = await page(offset)
+        rows = doc["data"]
+    return list(ids)
 
 
 async def _get_all(
@@ -117,7 +137,7 @@ async def _walk(http: Any, start: date, end: date, concurrency: int, counts: dic
     counts["requests"] += 1
     day = start
     while day <= end:
-        ids = await _list_day(http, day, counts)
+        ids = await _list_day(http, day, counts, concurrency)
         await _get_all(http, ids, concurrency, counts)
         day += timedelta(days=1)
 
