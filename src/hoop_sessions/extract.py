@@ -88,9 +88,13 @@ class _Listed:
     by_id: dict[str, tuple[datetime, WindowResult]] = field(default_factory=dict, repr=False)
     fingerprints: dict[str, str] = field(default_factory=dict, repr=False)
     rejects: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    bounds: tuple[datetime, datetime] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.bounds = day_bounds(self.day)
 
     def take(self, row: Any, owner: WindowResult, requested: Window) -> None:
-        day_start, day_end = day_bounds(self.day)
+        day_start, day_end = self.bounds
         sid = row.get("id") if isinstance(row, dict) else None
         if not isinstance(sid, str) or not UUID_RE.match(sid):
             self._reject(None, "list row has a missing or malformed id", row, owner)
@@ -278,15 +282,22 @@ async def _pages_ahead(
 
 
 async def ordered_map(
-    items: Iterable[T], fn: Callable[[T], Awaitable[R]], *, limit: int
+    items: Iterable[T],
+    fn: Callable[[T], Awaitable[R]],
+    *,
+    limit: int,
+    ready: Callable[[T], R | None] | None = None,
 ) -> AsyncGenerator[R, None]:
     """``fn`` over items, at most ``limit`` at a time, results yielded in input order.
 
     Close it (``contextlib.aclosing``) when done: closing cancels the items still running and
     waits until they have stopped, so a failed day has nothing in flight once its caller moves on.
+    An item for which ``ready`` gives a result (not None) takes that result without running ``fn``
+    and without a task (a nightly run reuses most sessions of the days it re-reads).
     """
-    pending: deque[asyncio.Task[R]] = deque()
+    pending: deque[asyncio.Future[R]] = deque()
     semaphore = asyncio.Semaphore(limit)
+    loop = asyncio.get_running_loop()
 
     async def run(item: T) -> R:
         async with semaphore:
@@ -294,7 +305,13 @@ async def ordered_map(
 
     try:
         for item in items:
-            pending.append(asyncio.ensure_future(run(item)))
+            result = ready(item) if ready is not None else None
+            if result is None:
+                pending.append(asyncio.ensure_future(run(item)))
+            else:
+                done = loop.create_future()
+                done.set_result(result)
+                pending.append(done)
             # Bound the results held for in-order delivery to a few per worker.
             if len(pending) >= limit * 4:
                 yield await pending.popleft()
@@ -390,9 +407,10 @@ async def extract_day(
     rejects = list(listed.rejects)
     old = _PreviousBodies(previous, day)
 
+    def reusable(sid: str) -> tuple[str, bytes | None] | None:
+        return (sid, REUSE) if old.reusable(sid, listed.fingerprints[sid]) else None
+
     async def fetch(sid: str) -> tuple[str, bytes | None]:
-        if old.reusable(sid, listed.fingerprints[sid]):
-            return sid, REUSE
         stats = owner[sid].stats
         try:
             body = await client.get_session(sid, stats)
@@ -431,7 +449,7 @@ async def extract_day(
                     raise RawDataError(f"the previous raw file of {day} lost the body of {sid}: sync it again")
             writer.write(body)
 
-        async with aclosing(ordered_map(order, fetch, limit=concurrency)) as results:
+        async with aclosing(ordered_map(order, fetch, limit=concurrency, ready=reusable)) as results:
             async for sid, body in results:
                 progress.session_fetched(day)
                 if body is None:

@@ -31,6 +31,25 @@ def test_results_come_in_input_order_with_at_most_limit_running() -> None:
     assert most == 4
 
 
+def test_items_with_a_ready_result_keep_their_place_and_do_not_run() -> None:
+    ran: list[int] = []
+
+    async def work(i: int) -> str:
+        ran.append(i)
+        await asyncio.sleep(0.001 * (7 - i % 7))
+        return f"ran {i}"
+
+    def ready(i: int) -> str | None:
+        return f"ready {i}" if i % 3 else None
+
+    async def main() -> list[str]:
+        async with aclosing(ordered_map(range(30), work, limit=3, ready=ready)) as results:
+            return [r async for r in results]
+
+    assert asyncio.run(main()) == [f"ready {i}" if i % 3 else f"ran {i}" for i in range(30)]
+    assert sorted(ran) == list(range(0, 30, 3))
+
+
 @pytest.mark.parametrize("where", ["caller", "item"])
 def test_nothing_is_left_running_once_reading_stops_on_an_error(where: str) -> None:
     running = 0
