@@ -126,8 +126,10 @@ def test_a_session_open_at_night_one_and_finished_before_night_two_is_final_afte
     # Yesterday only: the open day must be re-read because it is open, not because it is recent.
     monkeypatch.setenv("HOOP_ROLLING_DAYS", "1")
     # Night 2 is now: the library judges finality at the time it reads (a JIT approval ends at
-    # revoke_at), so the gateway's clock must not lag the real one at the second read.
-    night1, night2 = NOW - timedelta(days=1), NOW
+    # revoke_at), so the gateway's clock must not lag the real one at the second read. Night 1 is
+    # early yesterday, whatever the time now: a night 1 of exactly a day ago left, from about
+    # 11:00 UTC on, no simulated session of the day that was open then and final now.
+    night1, night2 = night_of(days_ago(1)), NOW
     day = days_ago(2)
     seed, session_id = late_session(day, night1, night2)
     hoop = hoop_factory(seed=seed, start=day, days=2, now=night1)
