@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
-import signal
-import sys
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -28,6 +23,7 @@ from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.raw import header_stamp, read_header
 from hoop_sessions.values import BuildResult, parse_time, principal_sees_all
 from hoop_sessions.windows import days_between, is_closed
+from hoop_sessions.worker import BuildWorker
 
 log = logging.getLogger(__name__)
 
@@ -128,60 +124,6 @@ def build_and_load(
     return built, load_day(settings, day)
 
 
-def _build_and_load_in_worker(
-    settings: Settings, day: date, changed: bool
-) -> tuple[BuildResult | None, dict[str, int]]:
-    """``build_and_load`` in a worker process; errors come back as plain text (always picklable)."""
-    try:
-        return build_and_load(settings, day, changed)
-    except Exception as exc:
-        raise HoopSessionsError(f"{type(exc).__name__}: {exc}") from None
-
-
-def _start_worker(parent: int) -> None:
-    """Set-up of the build worker process, before it builds anything."""
-    _die_with_parent(parent)
-    _lean_build_process()
-
-
-class _NoPandas:
-    """An import finder that refuses pandas: the build worker never uses it (see below)."""
-
-    def find_spec(self, name: str, path: object, target: object = None) -> None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ImportError("pandas is not used in the build worker")
-
-
-def _lean_build_process() -> None:
-    """Keep the build worker's memory down (measured on 3 days x 2,000 sessions x 30 events).
-
-    - pyarrow imports pandas, when it is installed, on its first ``pa.array`` call only to ask
-      whether the values are a pandas object: 378 modules and about 35 MiB that building Arrow
-      arrays from Python lists never uses. Refusing the import makes pyarrow treat pandas as
-      absent (peak 216 -> 181 MiB).
-    - Arrow's default allocator (mimalloc) keeps freed pages between days; the system allocator,
-      trimmed after each day (``build.release_memory``), returns them (181 -> 150 MiB).
-      It must be chosen before pyarrow is imported, so this runs first in the worker.
-    """
-    sys.meta_path.insert(0, _NoPandas())
-    if "pyarrow" not in sys.modules:
-        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-
-
-def _die_with_parent(parent: int) -> None:
-    """In the build worker: end when the run that started it is killed (Linux), not live on."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the pool's own shutdown still applies
-        pass
-    if os.getppid() != parent:  # the run died while this worker was starting
-        os._exit(1)
-
-
 def build_and_record(settings: Settings, day: date) -> BuildResult:
     """Raw file into lake files, then the day's tamper-evidence manifest."""
     # Imported here: building (Arrow, Parquet) runs in the worker process; the process that
@@ -255,7 +197,7 @@ async def sync_days_async(
     loop = asyncio.get_running_loop()
     # Started when a day must be rebuilt with more days still to read: a worker's start-up
     # (importing Arrow and DuckDB) is wasted on a run where nothing changed.
-    worker: ProcessPoolExecutor | None = None
+    worker: BuildWorker | None = None
     pending: tuple[ExtractResult, asyncio.Future[Any]] | None = None
 
     async def finish(extracted: ExtractResult, future: asyncio.Future[Any]) -> None:
@@ -286,14 +228,9 @@ async def sync_days_async(
                 if pending is not None:
                     await finish(*pending)
                 if worker is None and extracted.changed and day != days[-1]:
-                    worker = ProcessPoolExecutor(
-                        max_workers=1,
-                        mp_context=multiprocessing.get_context("spawn"),
-                        initializer=_start_worker,
-                        initargs=(os.getpid(),),
-                    )
+                    worker = BuildWorker()
                 future = loop.run_in_executor(
-                    worker, _build_and_load_in_worker if worker else build_and_load,
+                    None, worker.build_and_load if worker else build_and_load,
                     settings, day, extracted.changed,
                 )
                 pending = (extracted, future)
@@ -305,7 +242,7 @@ async def sync_days_async(
             # Leave no load half-way in a worker when the run is cut short: let it finish.
             await asyncio.wait([pending[1]])
         if worker is not None:
-            worker.shutdown(wait=True)
+            worker.close()
     result.days.sort(key=lambda d: d.day)
     return result
 
