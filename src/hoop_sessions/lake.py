@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hoop_sessions import schema
+from hoop_sessions.tempfiles import aside, remove_stale
 
 PART = "part-0.parquet"
 MANIFEST = "_manifest.json"
@@ -40,7 +41,8 @@ def write_day(lake_dir: Path, day: date, tables: dict[str, pa.Table]) -> dict[st
             raise TypeError(f"{table.name}: rows do not match the contract schema")
         path = table_path(lake_dir, table.name, day)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{PART}.{os.getpid()}.tmp")
+        remove_stale(path)
+        tmp = aside(path)
         pq.write_table(data, tmp, compression="zstd", store_schema=True, **_layout(data))
         digests[table.name] = file_sha256(tmp)
         _fsync(tmp)
@@ -103,7 +105,8 @@ def _fsync(path: Path) -> None:
 
 def _write_json(path: Path, doc: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    remove_stale(path)
+    tmp = aside(path)
     tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     _fsync(tmp)
     os.replace(tmp, path)

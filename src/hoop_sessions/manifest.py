@@ -22,6 +22,7 @@ import orjson
 from hoop_sessions import schema
 from hoop_sessions.lake import file_sha256, table_path
 from hoop_sessions.raw import raw_path
+from hoop_sessions.tempfiles import aside, remove_stale
 
 GENESIS = "0" * 64
 
@@ -54,7 +55,8 @@ def _encode(doc: dict[str, Any]) -> bytes:
 
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    remove_stale(path)
+    tmp = aside(path)
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
