@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hoop_sessions import schema
-from hoop_sessions.tempfiles import aside, remove_stale
+from hoop_sessions.tempfiles import aside
 
 PART = "part-0.parquet"
 MANIFEST = "_manifest.json"
@@ -41,7 +41,6 @@ def write_day(lake_dir: Path, day: date, tables: dict[str, pa.Table]) -> dict[st
             raise TypeError(f"{table.name}: rows do not match the contract schema")
         path = table_path(lake_dir, table.name, day)
         path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale(path)
         tmp = aside(path)
         pq.write_table(data, tmp, compression="zstd", store_schema=True, **_layout(data))
         digests[table.name] = file_sha256(tmp)
@@ -105,7 +104,6 @@ def _fsync(path: Path) -> None:
 
 def _write_json(path: Path, doc: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(path)
     tmp = aside(path)
     tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     _fsync(tmp)

@@ -22,7 +22,7 @@ import orjson
 from hoop_sessions import schema
 from hoop_sessions.lake import file_sha256, table_path
 from hoop_sessions.raw import raw_path
-from hoop_sessions.tempfiles import aside, remove_stale
+from hoop_sessions.tempfiles import aside
 
 GENESIS = "0" * 64
 
@@ -55,7 +55,6 @@ def _encode(doc: dict[str, Any]) -> bytes:
 
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(path)
     tmp = aside(path)
     tmp.write_bytes(data)
     os.replace(tmp, path)

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from hoop_sessions.errors import RawDataError
-from hoop_sessions.tempfiles import aside, remove_stale
+from hoop_sessions.tempfiles import aside
 
 TRAILER_KEY = "hoop_sessions_extract"
 RAW_FILE = "sessions.ndjson.gz"
@@ -72,7 +72,6 @@ class RawDayWriter:
     def __init__(self, raw_dir: Path, day: date, *, compresslevel: int = 1) -> None:
         self.path = raw_path(raw_dir, day)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale(self.path)
         self._tmp = aside(self.path)
         self._bodies = aside(self.path, "bodies")
         self._file = gzip.open(self._bodies, "wb", compresslevel=compresslevel)

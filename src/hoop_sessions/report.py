@@ -35,7 +35,7 @@ from hoop_sessions.compliance import (
     run_rule,
 )
 from hoop_sessions.errors import HoopSessionsError
-from hoop_sessions.tempfiles import aside, remove_stale
+from hoop_sessions.tempfiles import aside
 
 MAX_ROWS_PER_RULE = 500
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies, and in greyscale print.
@@ -161,7 +161,6 @@ def write_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     # A sibling temporary file, then a rename: same file system, so the rename is atomic; a plain
     # open() keeps the usual permissions (the report is meant to be shared).
-    remove_stale(out)
     tmp = aside(out)
     try:
         tmp.write_text(document, encoding="utf-8")

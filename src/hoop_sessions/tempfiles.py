@@ -24,7 +24,9 @@ _ASIDE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?:tmp|bodies)$")
 
 
 def aside(path: Path, kind: str = "tmp") -> Path:
-    """Where this process writes ``path`` before renaming it into place."""
+    """Where this process writes ``path`` before renaming it into place; the stale temporary
+    files of ``path`` are removed first."""
+    remove_stale(path)
     return path.with_name(f".{path.name}.{os.getpid()}.{kind}")
 
 
