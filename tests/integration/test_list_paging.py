@@ -22,6 +22,7 @@ from tests.reliability.hostile import (
     error_reply,
     list_row,
     page_reply,
+    paged,
 )
 
 DAY = date(2026, 11, 1)
@@ -78,10 +79,9 @@ def test_the_later_pages_are_asked_for_together_and_read_once(gw, tmp_path):
                 together.wait()
             except threading.BrokenBarrierError:
                 return error_reply(400, "later pages were not asked for together")
-        chunk = all_rows[request.offset : request.offset + request.limit]
-        total = len(all_rows) if request.query.get("count") == "capped" else None
-        return page_reply(chunk, has_next_page=request.offset + request.limit < len(all_rows), total=total)
+        return pages(request)
 
+    pages = paged(all_rows)
     gw.list_for_day[DAY] = route
     ids = listed_ids(gw, tmp_path)
     assert sorted(ids) == sorted(r["id"] for r in all_rows)
@@ -91,13 +91,7 @@ def test_the_later_pages_are_asked_for_together_and_read_once(gw, tmp_path):
 
 def test_with_one_request_at_a_time_the_pages_still_come_in_order(gw, tmp_path):
     all_rows = rows()
-
-    def route(request: Request) -> Reply:
-        chunk = all_rows[request.offset : request.offset + request.limit]
-        total = len(all_rows) if request.query.get("count") == "capped" else None
-        return page_reply(chunk, has_next_page=request.offset + request.limit < len(all_rows), total=total)
-
-    gw.list_for_day[DAY] = route
+    gw.list_for_day[DAY] = paged(all_rows)
     ids = listed_ids(gw, tmp_path, concurrency=1)
     assert sorted(ids) == sorted(r["id"] for r in all_rows)
     assert offsets(gw) == [0, 100, 200, 300, 400]
