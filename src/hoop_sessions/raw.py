@@ -73,7 +73,7 @@ class RawDayWriter:
         self.path = raw_path(raw_dir, day)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = aside(self.path)
-        self._bodies = aside(self.path, "bodies")
+        self._bodies = self._tmp.with_suffix(".bodies")
         self._file = gzip.open(self._bodies, "wb", compresslevel=compresslevel)
         self.count = 0
 

@@ -23,11 +23,11 @@ STALE_AFTER = 3600.0  # seconds without a write
 _ASIDE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?:tmp|bodies)$")
 
 
-def aside(path: Path, kind: str = "tmp") -> Path:
+def aside(path: Path) -> Path:
     """Where this process writes ``path`` before renaming it into place; the stale temporary
     files of ``path`` are removed first."""
     remove_stale(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.{kind}")
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 def remove_stale(path: Path, *, now: float | None = None) -> list[Path]:
