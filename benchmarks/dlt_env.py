@@ -2,14 +2,18 @@
 
 ``benchmarks/.dlt-venv`` (git-ignored) is created with the project's private uv (``.tools/bin/uv``,
 which ``make`` installs), else a ``uv`` on PATH, else ``python -m venv`` and pip. A stamp file holds
-the pinned requirement: changing the pin rebuilds the environment.
+the pinned requirement: changing the pin rebuilds the environment. Harness runs that start together
+(a test beside ``make bench``) take turns on a lock file: one installs, the others then find it made.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 # Pinned so that figures from different runs compare; bump deliberately.
@@ -19,6 +23,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 VENV_DIR = BENCH_DIR / ".dlt-venv"
 STAMP = VENV_DIR / ".installed"
+LOCK = BENCH_DIR / ".dlt-venv.lock"
 
 
 class DltUnavailable(RuntimeError):
@@ -43,8 +48,23 @@ def _run(argv: list[str]) -> None:
         raise DltUnavailable(f"`{' '.join(argv[:3])} ...` failed: {tail}")
 
 
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    with LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_dlt(requirement: str = DLT_REQUIREMENT) -> Path:
     """The python of a virtualenv holding ``requirement``; installs it when missing."""
+    with _locked():
+        return _ensure(requirement)
+
+
+def _ensure(requirement: str) -> Path:
     python = venv_python()
     if python.exists() and STAMP.exists() and STAMP.read_text().strip() == requirement:
         return python
