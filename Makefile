@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(RUN) hoop-sessions demo
 
 test: $(STAMP)
-	$(RUN) pytest -n 2 --dist loadgroup -m "not reliability"
+	$(RUN) pytest -n 2 --dist loadfile -m "not reliability"
 
 test-reliability: $(STAMP)
 	$(RUN) pytest -m reliability

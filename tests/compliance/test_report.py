@@ -22,9 +22,6 @@ from hoop_sessions.report import (
 
 from .mixed_dataset import DAYS, HOSTILE_TEXT, PERIOD
 
-# Chromium is installed once per test session; keep every test that uses it on one xdist worker.
-pytestmark = pytest.mark.xdist_group("chromium")
-
 GENERATED_AT = dt.datetime(2025, 3, 8, 6, 0, tzinfo=dt.UTC)
 
 

@@ -402,8 +402,7 @@ def assert_verify_is_clean(sequence: Sequence) -> None:
     assert f"{len(DAYS)} day(s) verified" in sequence.verify.stdout
 
 
-# One test per sequence, not one per claim: the sequence takes a minute or more, and the tests of
-# a module cannot be kept on one pytest-xdist worker (xdist_group has no effect under pytest 9).
+# One test per sequence, not one per claim: each sequence takes a minute or more.
 @pytest.mark.parametrize("kills", [pytest.param(6, id="6-kills"), pytest.param(20, id="20-kills", marks=pytest.mark.reliability)])
 def test_a_backfill_killed_at_random_moments_converges_verifies_clean_and_never_shows_half_a_day(kills, tmp_path):
     """The rerun ends identical to an uninterrupted run, temp files of the killed runs (and decoys
