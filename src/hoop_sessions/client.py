@@ -93,12 +93,12 @@ class HoopClient:
         self._settings = settings
         self.concurrency = settings.concurrency
         self.totals = _Totals()
-        # One connection per request in flight: HOOP_CONCURRENCY gets, and two more so that list
-        # pages of a split window need not wait behind them.
+        # One connection per request in flight, HOOP_CONCURRENCY in all: lists and gets of every
+        # day being read share them, the earliest day first (transport.request_priority).
         self._http = Http(
             base_url,
             {**header, "Accept": "application/json", "User-Agent": "hoop-sessions"},
-            lanes=settings.concurrency + 2,
+            lanes=settings.concurrency,
             timeout=settings.timeout_seconds,
             connect_timeout=min(10.0, settings.timeout_seconds),
             ssl_context=_tls_context(settings.ca_bundle),

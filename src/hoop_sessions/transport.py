@@ -12,6 +12,11 @@ answer must arrive within ``connect timeout + timeout`` plus one second for ever
 ``MIN_BODY_RATE`` bytes received, so a body that trickles in a byte at a time cannot hold a
 sync for as long as the server likes.
 
+When more requests wait than there are connections, the one with the lowest ``request_priority``
+(a context variable; a sync sets it to the day a request is for, and a split list window adds its
+depth) goes first, then the longest waiting: a day read ahead takes only the connections the
+earlier days leave idle.
+
 Proxies come from the usual environment variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
 ``ALL_PROXY``, ``NO_PROXY``); loopback addresses never go through one.
 """
@@ -19,9 +24,12 @@ Proxies come from the usual environment variables (``HTTPS_PROXY``, ``HTTP_PROXY
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import ssl
 import zlib
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote, unquote, urlencode, urlsplit
@@ -34,6 +42,11 @@ from hoop_sessions.config import LOOPBACK_HOSTS
 
 MIN_BODY_RATE = 16 * 1024  # bytes per second a body must average after the first allowance
 KEEPALIVE_EXPIRY = 30.0  # seconds an idle connection is kept; servers often close at 60 s
+
+
+# Lower goes first when requests wait for a connection (tuples compare item by item, and a tuple
+# before any longer one it starts); tasks inherit it from where they start.
+request_priority: ContextVar[tuple[int, ...]] = ContextVar("request_priority", default=())
 
 
 class Transport(Protocol):
@@ -85,6 +98,37 @@ class _Lane:
             self._connection = None
 
 
+class _LanePool:
+    """Idle lanes, and the requests waiting for one ordered by (priority, arrival)."""
+
+    def __init__(self, lanes: list[_Lane]) -> None:
+        self._idle = list(lanes)
+        self._waiting: list[tuple[tuple[int, ...], int, asyncio.Future[_Lane]]] = []
+        self._arrival = itertools.count()
+
+    async def take(self) -> _Lane:
+        if self._idle:  # then nobody waits: give() hands a lane to a waiter before idling it
+            return self._idle.pop()
+        handed: asyncio.Future[_Lane] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (request_priority.get(), next(self._arrival), handed))
+        try:
+            return await handed
+        except asyncio.CancelledError:
+            if handed.done() and not handed.cancelled():
+                self.give(handed.result())  # handed over just as the waiter was cancelled
+            else:
+                handed.cancel()  # skipped by give()
+            raise
+
+    def give(self, lane: _Lane) -> None:
+        while self._waiting:
+            handed = heapq.heappop(self._waiting)[2]
+            if not handed.done():
+                handed.set_result(lane)
+                return
+        self._idle.append(lane)
+
+
 def _spent(connection: Transport) -> bool:
     """A connection that cannot take the next request: closed by either side, idle too long,
     failed to connect, or left mid-exchange by a request that was cancelled."""
@@ -134,9 +178,7 @@ class Http:
             return httpcore.AsyncHTTPConnection(origin, ssl_context=ssl_context, keepalive_expiry=KEEPALIVE_EXPIRY)
 
         self._lanes = [_Lane(open_connection) for _ in range(lanes)]
-        self._free: asyncio.Queue[_Lane] = asyncio.Queue()
-        for lane in self._lanes:
-            self._free.put_nowait(lane)
+        self._free = _LanePool(self._lanes)
 
     async def __aenter__(self) -> Http:
         return self
@@ -161,14 +203,14 @@ class Http:
             headers=self._headers,
             extensions={"timeout": self._timeouts},
         )
-        lane = await self._free.get()
+        lane = await self._free.take()
         try:
             return await self._exchange(lane, request)
         except BaseException:
             lane.broken = True
             raise
         finally:
-            self._free.put_nowait(lane)
+            self._free.give(lane)
 
     async def _exchange(self, lane: _Lane, request: httpcore.Request) -> Answer:
         loop = asyncio.get_running_loop()
