@@ -32,8 +32,8 @@ class _Figures:
         self.days_total = days_total
         self.days_done = 0
         self.sessions_done = 0
-        self.sessions_in_day = 0
-        self.fetched_in_day = 0
+        # Days being read (several at once): [sessions listed, sessions read] of each.
+        self.reading: dict[date, list[int]] = {}
         self.requests = 0
         self.retries = 0
         self.started = time.monotonic()
@@ -50,8 +50,24 @@ class _Figures:
             f"{rate:.0f} requests/s, {self.retries} retries, ETA {eta_text}"
         )
 
+    def listed(self, day: date, sessions: int) -> None:
+        self.reading[day] = [sessions, 0]
+
+    def fetched(self, day: date) -> int:
+        """Count one session of ``day`` read; the number read of that day so far."""
+        self.sessions_done += 1
+        counts = self.reading.setdefault(day, [0, 0])
+        counts[1] += 1
+        return counts[1]
+
+    def done(self, day: date, summary: dict[str, Any]) -> None:
+        self.reading.pop(day, None)
+        self.days_done += 1
+        self.requests += int(summary.get("requests", 0))
+        self.retries += int(summary.get("retries", 0))
+
     def _day_fraction(self) -> float:
-        return self.fetched_in_day / self.sessions_in_day if self.sessions_in_day else 0.0
+        return sum(min(read / listed, 1.0) for listed, read in self.reading.values() if listed)
 
 
 class LogProgress:
@@ -64,13 +80,11 @@ class LogProgress:
         self._last = time.monotonic()
 
     def day_listed(self, day: date, sessions: int) -> None:
-        self.figures.sessions_in_day = sessions
-        self.figures.fetched_in_day = 0
+        self.figures.listed(day, sessions)
         self.logger.info("%s: %d sessions listed", day, sessions)
 
     def session_fetched(self, day: date) -> None:
-        self.figures.fetched_in_day += 1
-        self.figures.sessions_done += 1
+        self.figures.fetched(day)
         now = time.monotonic()
         if now - self._last >= self.every:
             self._last = now
@@ -78,9 +92,7 @@ class LogProgress:
 
     def day_done(self, day: date, summary: dict[str, Any]) -> None:
         f = self.figures
-        f.days_done += 1
-        f.requests += int(summary.get("requests", 0))
-        f.retries += int(summary.get("retries", 0))
+        f.done(day, summary)
         if "sessions_loaded" not in summary:
             self.logger.info("%s read: %s sessions listed; %s", day, summary.get("sessions_listed"), f.line())
             return
@@ -110,14 +122,11 @@ class RichProgress(LogProgress):
         self._bar.start()
 
     def day_listed(self, day: date, sessions: int) -> None:
-        self.figures.sessions_in_day = sessions
-        self.figures.fetched_in_day = 0
+        self.figures.listed(day, sessions)
         self._bar.update(self._task, description=str(day), figures=self.figures.line())
 
     def session_fetched(self, day: date) -> None:
-        self.figures.fetched_in_day += 1
-        self.figures.sessions_done += 1
-        if self.figures.fetched_in_day % 50 == 0:
+        if self.figures.fetched(day) % 50 == 0:
             self._bar.update(
                 self._task,
                 completed=self.figures.days_done + self.figures._day_fraction(),
@@ -126,9 +135,7 @@ class RichProgress(LogProgress):
 
     def day_done(self, day: date, summary: dict[str, Any]) -> None:
         f = self.figures
-        f.days_done += 1
-        f.requests += int(summary.get("requests", 0))
-        f.retries += int(summary.get("retries", 0))
+        f.done(day, summary)
         self._bar.console.print(f"{day}: {summary.get('sessions_listed')} sessions listed; {f.line()}")
         self._bar.update(self._task, completed=f.days_done, figures=f.line())
 

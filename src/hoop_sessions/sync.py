@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -18,14 +19,20 @@ from hoop_sessions import warehouse
 from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
-from hoop_sessions.extract import ExtractResult, PreviousDay, extract_day
+from hoop_sessions.extract import ExtractResult, PreviousDay, extract_day, ordered_map
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.raw import header_stamp, read_header
+from hoop_sessions.transport import request_priority
 from hoop_sessions.values import BuildResult, parse_time, principal_sees_all
 from hoop_sessions.windows import days_between, is_closed
 from hoop_sessions.worker import BuildWorker
 
 log = logging.getLogger(__name__)
+
+# Days read from hoop at once. The requests of a later day get a connection only when no earlier
+# day's request waits for one (transport.request_priority): a day read ahead fills the round trips
+# in which an earlier day waits for its list pages or the last of its gets, and never slows it.
+READ_AHEAD_DAYS = 4
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,36 @@ async def _extract(
         raise DayFailedError(day, exc) from exc
 
 
+async def _read_days(
+    settings: Settings,
+    days: list[date],
+    *,
+    client: HoopClient,
+    principal: dict[str, Any],
+    progress: Progress,
+    previous: dict[date, PreviousDay],
+) -> AsyncGenerator[tuple[date, ExtractResult | DayFailedError], None]:
+    """Each day read into its raw file, up to READ_AHEAD_DAYS at once, yielded in day order.
+
+    A failed day is yielded with its error once its own requests have stopped; the other days go on.
+    Close it (``aclosing``): a run cut short cancels the days still being read.
+    """
+
+    async def read(day: date) -> tuple[date, ExtractResult | DayFailedError]:
+        request_priority.set((day.toordinal(),))  # this task and the tasks it starts
+        try:
+            return day, await _extract(
+                settings, day, client=client, principal=principal, progress=progress,
+                previous=previous.get(day),
+            )
+        except DayFailedError as exc:
+            return day, exc
+
+    async with aclosing(ordered_map(days, read, limit=READ_AHEAD_DAYS)) as reads:
+        async for item in reads:
+            yield item
+
+
 def build_and_load(
     settings: Settings, day: date, changed: bool = True
 ) -> tuple[BuildResult | None, dict[str, int]]:
@@ -178,11 +215,12 @@ async def sync_days_async(
     transport: Any = None,
     reuse: bool = True,
 ) -> RunResult:
-    """Sync each day in turn; a failed day is reported and the others still run.
+    """Sync each day; a failed day is reported and the others still run.
 
     Days are pipelined: while day N is built and loaded in a worker process (flattening and
     Parquet encoding are CPU work that would otherwise compete with the HTTP client for the
-    interpreter), day N+1 is read from hoop. One worker keeps loads in day order, one at a time.
+    interpreter), the days after it are read from hoop (``_read_days``). One worker keeps loads in
+    day order, one at a time.
     """
     now = now or datetime.now(UTC)
     days = sorted(set(days))
@@ -215,25 +253,24 @@ async def sync_days_async(
     try:
         async with HoopClient(settings, transport=transport) as client:
             principal = await preflight(client, settings)
-            for day in days:
-                try:
-                    extracted = await _extract(
-                        settings, day, client=client, principal=principal, progress=progress,
-                        previous=previous.get(day),
+            reads = _read_days(
+                settings, days, client=client, principal=principal, progress=progress, previous=previous
+            )
+            async with aclosing(reads):
+                async for day, extracted in reads:
+                    if isinstance(extracted, DayFailedError):
+                        log.error("%s", extracted)
+                        result.failed[day] = str(extracted.cause)
+                        continue
+                    if pending is not None:
+                        await finish(*pending)
+                    if worker is None and extracted.changed and day != days[-1]:
+                        worker = BuildWorker()
+                    future = loop.run_in_executor(
+                        None, worker.build_and_load if worker else build_and_load,
+                        settings, day, extracted.changed,
                     )
-                except DayFailedError as exc:
-                    log.error("%s", exc)
-                    result.failed[day] = str(exc.cause)
-                    continue
-                if pending is not None:
-                    await finish(*pending)
-                if worker is None and extracted.changed and day != days[-1]:
-                    worker = BuildWorker()
-                future = loop.run_in_executor(
-                    None, worker.build_and_load if worker else build_and_load,
-                    settings, day, extracted.changed,
-                )
-                pending = (extracted, future)
+                    pending = (extracted, future)
             if pending is not None:
                 await finish(*pending)
                 pending = None
@@ -267,22 +304,21 @@ async def extract_days_async(
     previous = previous_days(settings, days) if reuse else {}
     async with HoopClient(settings) as client:
         principal = await preflight(client, settings)
-        for day in days:
-            try:
-                result = await _extract(
-                    settings, day, client=client, principal=principal, progress=progress,
-                    previous=previous.get(day),
+        reads = _read_days(
+            settings, days, client=client, principal=principal, progress=progress, previous=previous
+        )
+        async with aclosing(reads):
+            async for day, result in reads:
+                if isinstance(result, DayFailedError):
+                    log.error("%s: reading hoop failed, the day's previous raw file is kept: %s", day, result.cause)
+                    failed[day] = str(result.cause)
+                    continue
+                done[day] = result
+                progress.day_done(
+                    day,
+                    {"sessions_listed": result.sessions_listed, "requests": result.requests,
+                     "retries": result.retries},
                 )
-            except DayFailedError as exc:
-                log.error("%s: reading hoop failed, the day's previous raw file is kept: %s", day, exc.cause)
-                failed[day] = str(exc.cause)
-                continue
-            done[day] = result
-            progress.day_done(
-                day,
-                {"sessions_listed": result.sessions_listed, "requests": result.requests,
-                 "retries": result.retries},
-            )
     return done, failed
 
 

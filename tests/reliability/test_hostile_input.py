@@ -28,8 +28,9 @@ import duckdb
 import orjson
 import pytest
 
+from hoop_sessions import sync as sync_module
 from hoop_sessions.config import Secret, Settings
-from hoop_sessions.errors import HoopSessionsError, PartialVisibilityError
+from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
 from hoop_sessions.schema import ALL_TABLES
 from hoop_sessions.sync import sync_days
 from hoop_sessions.transport import Http
@@ -540,9 +541,13 @@ def test_a_hostile_value_is_stored_verbatim_and_harmlessly(case, hostile, tmp_pa
         case.expect.check(con)
 
 
+FAILED = "<the day failed>"
+
+
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, date | None]]:
-    """(path, start_date day) of every request in the order the client sent it.
+    """(path, start_date day) of every request in the order the client sent it, and
+    (FAILED, day) at the moment the sync gave a day up.
 
     The gateway's own record is in the order its threads parsed the requests: one connection's
     thread can parse a request the client wrote before it moved on only after another
@@ -550,6 +555,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, date | None]]:
     """
     order: list[tuple[str, date | None]] = []
     exchange = Http._exchange
+    extract = sync_module._extract
 
     async def spy(self: Http, lane: Any, request: Any) -> Any:
         path, _, query = request.url.target.decode("ascii").partition("?")
@@ -557,7 +563,15 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, date | None]]:
         order.append((path, date.fromisoformat(start[:10]) if start else None))
         return await exchange(self, lane, request)
 
+    async def extract_spy(settings: Settings, day: date, **kwargs: Any) -> Any:
+        try:
+            return await extract(settings, day, **kwargs)
+        except DayFailedError:
+            order.append((FAILED, day))
+            raise
+
     monkeypatch.setattr(Http, "_exchange", spy)
+    monkeypatch.setattr(sync_module, "_extract", extract_spy)
     return order
 
 
@@ -577,11 +591,12 @@ def test_a_response_that_makes_the_day_unreadable_fails_it_clearly_and_keeps_its
 
     assert list(result.failed) == [DAY], result.failed
     assert re.search(case.expect.reason, result.failed[DAY]), result.failed[DAY]
-    # Nothing of the failed day was left running once the run moved on to the next day.
+    # Nothing of the failed day was left running once the sync gave it up (the next day, read
+    # at the same time, goes on).
     assert any(day == DAY for _, day in sent) and any(day == NEXT for _, day in sent), sent[:5]
-    next_started = next(i for i, (_, day) in enumerate(sent) if day == NEXT)
-    late = [p for p, day in sent[next_started:] if day == DAY or p.removeprefix("/api/sessions/") in DAY_IDS]
-    assert late == [], f"{len(late)} request(s) for the failed day sent after the next day started: {late[:3]}"
+    failed_at = sent.index((FAILED, DAY))
+    late = [p for p, day in sent[failed_at + 1:] if day == DAY or p.removeprefix("/api/sessions/") in DAY_IDS]
+    assert late == [], f"{len(late)} request(s) for the failed day sent after it failed: {late[:3]}"
     assert [d.day for d in result.days] == [NEXT]
     assert content_hash(tmp_path / "warehouse.duckdb", day=DAY) == before
     with warehouse(tmp_path) as con:
