@@ -103,14 +103,16 @@ def main(verbose: bool) -> None:
 def _report(result: Any) -> None:
     for day in result.days:
         s = day.summary()
+        listed = (
+            f"listed {s['sessions_listed']}" if s["listed_again"] else
+            f"not listed again (older than HOOP_ROLLING_DAYS), "
+            f"{s['sessions_listed'] - s['sessions_reused']} sessions not final read again"
+        )
         if not s["changed"]:
-            click.echo(
-                f"{s['day']}: listed {s['sessions_listed']}, nothing changed since the last sync; "
-                f"{s['requests']} requests"
-            )
+            click.echo(f"{s['day']}: {listed}, nothing changed since the last sync; {s['requests']} requests")
             continue
         click.echo(
-            f"{s['day']}: listed {s['sessions_listed']}, loaded {s['sessions_loaded']}, "
+            f"{s['day']}: {listed}, loaded {s['sessions_loaded']}, "
             f"rejected {s['sessions_rejected']} ({s['sessions_reused']} unchanged, not read again), "
             f"{s['requests']} requests, {s['retries']} retries"
         )

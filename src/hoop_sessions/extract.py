@@ -79,6 +79,8 @@ class ExtractResult:
     windows: int
     reused: int = 0
     changed: bool = True
+    # False when the day was not listed again: only its sessions not final were read, by id.
+    listed_again: bool = True
 
 
 @dataclass
@@ -341,6 +343,9 @@ class PreviousDay:
     # True when the day's raw file is the one the warehouse holds: a run killed after replacing
     # the raw file and before loading it left a raw file that only looks "unchanged".
     raw_is_loaded: bool = True
+    # False for a day older than the rolling window: its sessions that are not final are read
+    # again by id, without listing the day (see _listed_before).
+    relist: bool = True
 
 
 class _PreviousBodies:
@@ -351,6 +356,7 @@ class _PreviousBodies:
         self.digests: dict[str, str] = {}
         self.final_ids: frozenset[str] = frozenset()
         self.ids: set[str] = set()
+        self.header: dict[str, Any] = {}
         self._pairs: Any = iter(())
         if previous is None:
             return
@@ -358,6 +364,7 @@ class _PreviousBodies:
             raw = RawDay(previous.raw_dir, day)
         except RawDataError:
             return
+        self.header = raw.header
         self.fingerprints = dict(raw.header.get("fingerprints") or {})
         self.digests = dict(raw.header.get("digests") or {})
         order = list(raw.header.get("order") or [])
@@ -408,12 +415,20 @@ async def extract_day(
     """
     progress = progress or NullProgress()
     started = datetime.now(UTC)
-    windows, listed = await list_day(client, day)
-    order = sorted(listed.by_id, key=lambda sid: (listed.by_id[sid][0], sid))
+    old = _PreviousBodies(previous, day)
+    before = (
+        _listed_before(old.header, day)
+        if previous is not None and not previous.relist and previous.raw_is_loaded
+        else None
+    )
+    if before is None:
+        windows, listed = await list_day(client, day)
+        order = sorted(listed.by_id, key=lambda sid: (listed.by_id[sid][0], sid))
+    else:
+        windows, listed, order = before
     progress.day_listed(day, len(order))
     owner = {sid: listed.by_id[sid][1] for sid in order}
     rejects = list(listed.rejects)
-    old = _PreviousBodies(previous, day)
 
     def reusable(sid: str) -> tuple[str, bytes | None] | None:
         return (sid, REUSE) if old.reusable(sid, listed.fingerprints[sid]) else None
@@ -525,4 +540,48 @@ async def extract_day(
         windows=len(windows),
         reused=reused,
         changed=changed or previous is None,
+        listed_again=before is None,
     )
+
+
+def _listed_before(
+    header: dict[str, Any], day: date
+) -> tuple[list[WindowResult], _Listed, list[str]] | None:
+    """The day as its previous sync listed it: windows, ids and list rows' digests, in file order.
+
+    A closed day past the rolling window gains no session (hoop stamps start_date at creation),
+    and its final sessions are not read again, so only its sessions not final need reading: by
+    id, without listing 2,000 rows to find 40 (a nightly run's cost then follows the sessions
+    still open, not the days that hold them). Its windows keep the sessions listed before and
+    count this run's requests; the rows rejected when listing stay rejected. None when the
+    previous file does not say enough (an older format): the day is listed again.
+    """
+    records = header.get("windows")
+    if not isinstance(records, list) or not records or not isinstance(header.get("order"), list):
+        return None
+    carried = [r for r in header.get("rejects") or [] if isinstance(r, dict) and r.get("stage") == "list"]
+    list_rejected = {r.get("session_id") for r in carried}
+    fingerprints = header.get("fingerprints") or {}
+    listed = _Listed(day)
+    listed.rejects = list(carried)
+    now = datetime.now(UTC)
+    windows: list[WindowResult] = []
+    try:
+        for record in records:
+            # Written by WindowResult.to_json (isoformat, UTC).
+            window = Window(
+                datetime.fromisoformat(record["window_start"]), datetime.fromisoformat(record["window_end"])
+            )
+            result = WindowResult(window, session_ids=list(record["session_ids"]), started_at=now, finished_at=now)
+            windows.append(result)
+            for sid in result.session_ids:
+                if sid not in list_rejected and sid not in listed.by_id:
+                    listed.by_id[sid] = (now, result)
+                    listed.fingerprints[sid] = fingerprints.get(sid, "")
+    except (KeyError, TypeError, ValueError):
+        return None
+    # The previous file's order first (its bodies are read forward in it), then the sessions that
+    # had no body (rejected when read).
+    position = {sid: i for i, sid in enumerate(header["order"])}
+    order = sorted(listed.by_id, key=lambda sid: (position.get(sid, len(position)), sid))
+    return windows, listed, order

@@ -51,6 +51,7 @@ class DayResult:
             "sessions_loaded": self.build.sessions_loaded if self.build else None,
             "sessions_rejected": self.build.sessions_rejected if self.build else None,
             "sessions_reused": self.extract.reused if self.extract else 0,
+            "listed_again": self.extract.listed_again if self.extract else True,
             "requests": self.extract.requests if self.extract else 0,
             "retries": self.extract.retries if self.extract else 0,
             "rows": self.loaded_rows,
@@ -173,11 +174,14 @@ def build_and_record(settings: Settings, day: date) -> BuildResult:
     return built
 
 
-def previous_days(settings: Settings, days: Iterable[date]) -> dict[date, PreviousDay]:
+def previous_days(settings: Settings, days: Iterable[date], *, today: date) -> dict[date, PreviousDay]:
     """For each day already loaded: its raw file and the sessions that were final when read.
 
     Asked once before a run starts, so that reading a day never waits for the load of another.
+    Days within the rolling window (and yesterday) are listed again; older ones have only their
+    sessions that are not final read again, by id.
     """
+    listed_from = today - timedelta(days=max(settings.rolling_days, 1))
     days = sorted(set(days))
     if not days or not settings.warehouse_path.exists():
         return {}
@@ -193,7 +197,8 @@ def previous_days(settings: Settings, days: Iterable[date]) -> dict[date, Previo
             stamp = header_stamp(header) if header else None
             raw_is_loaded = stamp is not None and parse_time(stamp.replace("+00:00", "Z"), "stamp") == loaded[day]
             previous[day] = PreviousDay(
-                settings.raw_dir, frozenset(warehouse.final_session_ids(con, day)), raw_is_loaded
+                settings.raw_dir, frozenset(warehouse.final_session_ids(con, day)), raw_is_loaded,
+                relist=day >= listed_from,
             )
         return previous
 
@@ -249,7 +254,7 @@ async def sync_days_async(
         result.days.append(day_result)
         progress.day_done(extracted.day, day_result.summary())
 
-    previous = previous_days(settings, days) if reuse else {}
+    previous = previous_days(settings, days, today=now.date()) if reuse else {}
     try:
         async with HoopClient(settings, transport=transport) as client:
             principal = await preflight(client, settings)
@@ -301,7 +306,7 @@ async def extract_days_async(
     done: dict[date, ExtractResult] = {}
     failed: dict[date, str] = {}
     days = sorted(set(days))
-    previous = previous_days(settings, days) if reuse else {}
+    previous = previous_days(settings, days, today=datetime.now(UTC).date()) if reuse else {}
     async with HoopClient(settings) as client:
         principal = await preflight(client, settings)
         reads = _read_days(

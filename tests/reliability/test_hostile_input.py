@@ -459,6 +459,9 @@ def settings_for(gw: HostileGateway, data_dir: Path, timeout: float = 1.0) -> Se
         retry_max_seconds=10.0,
         timeout_seconds=timeout,
         lock_timeout_seconds=30.0,
+        # DAY is 19 days before NOW: within the rolling window it is listed again when re-read,
+        # so the scripted list responses are asked for.
+        rolling_days=30,
     )
 
 
