@@ -286,9 +286,16 @@ async def _pages_ahead(
         page = await client.list_page(start=window.start, end=window.end, offset=offset, stats=stats)
         return offset, page
 
-    async with aclosing(ordered_map(offsets, fetch, limit=client.concurrency)) as pages:
+    async with aclosing(ordered_map(offsets, fetch, limit=_queued(client.concurrency))) as pages:
         async for item in pages:
             yield item
+
+
+def _queued(concurrency: int) -> int:
+    """Requests of one day started at once: twice the connections, so that while the day has
+    work left some of it always waits for a connection, and a freed one goes to it rather than to
+    a later day read at the same time (the client holds ``concurrency`` connections in all)."""
+    return 2 * concurrency
 
 
 async def ordered_map(
@@ -472,7 +479,7 @@ async def extract_day(
                     raise RawDataError(f"the previous raw file of {day} lost the body of {sid}: sync it again")
             writer.write(body)
 
-        async with aclosing(ordered_map(order, fetch, limit=concurrency, ready=reusable)) as results:
+        async with aclosing(ordered_map(order, fetch, limit=_queued(concurrency), ready=reusable)) as results:
             async for sid, body in results:
                 progress.session_fetched(day)
                 if body is None:
