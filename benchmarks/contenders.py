@@ -180,8 +180,28 @@ def run_sync_backfill(
     return result
 
 
-_DAY_LINE = re.compile(r"^(?P<day>\d{4}-\d{2}-\d{2}): listed (?P<listed>\d+)(?P<rest>.*)$")
+# `hoop-sessions sync` reports a day as "listed N, ..." or, past the rolling window, as "not listed
+# again (...): N sessions as listed before, M not final read again by id, ...".
+_DAY_LINE = re.compile(
+    r"^(?P<day>\d{4}-\d{2}-\d{2}): (?:listed |not listed again \([^)]*\): )(?P<listed>\d+)(?P<rest>.*)$"
+)
 _REQUESTS = re.compile(r"(\d+) requests")
+
+
+def nightly_report(stdout: str) -> dict[str, int]:
+    """Days, sessions they hold, requests, days rebuilt and days not listed, from the sync's report."""
+    out = dict.fromkeys(("days", "sessions", "requests", "rebuilt", "not_listed"), 0)
+    for line in stdout.splitlines():
+        match = _DAY_LINE.match(line.strip())
+        if not match:
+            continue
+        out["days"] += 1
+        out["sessions"] += int(match["listed"])
+        out["rebuilt"] += "nothing changed" not in match["rest"]
+        out["not_listed"] += "not listed again" in line
+        if count := _REQUESTS.search(match["rest"]):
+            out["requests"] += int(count.group(1))
+    return out
 
 
 def run_sync_nightly(
@@ -193,19 +213,11 @@ def run_sync_nightly(
     if result.status == "ok":
         # Its own report, one line a day: a day in which nothing changed is neither rebuilt nor
         # reloaded, so the ledger does not show it; the report does.
-        days = rebuilt = requests = listed = 0
-        for line in run.stdout.splitlines():
-            match = _DAY_LINE.match(line.strip())
-            if not match:
-                continue
-            days += 1
-            listed += int(match["listed"])
-            rebuilt += "nothing changed" not in match["rest"]
-            if count := _REQUESTS.search(match["rest"]):
-                requests += int(count.group(1))
-        result.requests = requests + 1  # and the preflight
-        result.sessions = listed
-        result.extra.update(days_synced=days, days_rebuilt=rebuilt)
+        report = nightly_report(run.stdout)
+        result.requests = report["requests"] + 1  # and the preflight
+        result.sessions = report["sessions"]
+        result.extra.update(days_synced=report["days"], days_rebuilt=report["rebuilt"],
+                            days_not_listed=report["not_listed"])
         plan = next((ln for ln in run.stderr.splitlines() if ln.startswith("syncing ")), "")
         result.extra["plan"] = plan.strip()
     return result

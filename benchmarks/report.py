@@ -127,8 +127,9 @@ def extras_table(out: dict[str, Any]) -> str:
             rows.append(
                 f"| nightly `hoop-sessions sync`, nothing new | {_fmt(nightly['wall_s'])} s wall, "
                 f"{_fmt(nightly['cpu_s'])} s CPU, {_fmt(nightly['requests'])} requests; "
-                f"{nightly['extra'].get('days_synced')} day(s) re-read, "
-                f"{nightly['extra'].get('days_rebuilt')} rebuilt | "
+                f"{nightly['extra'].get('days_synced')} day(s) re-read "
+                f"({nightly['extra'].get('days_not_listed', 0)} by the ids of their open sessions, "
+                f"not listed), {nightly['extra'].get('days_rebuilt')} rebuilt | "
                 f"{'–' if share is None else f'{100 * share:.0f}% of a full day'} |"
             )
         else:

@@ -105,8 +105,8 @@ def _report(result: Any) -> None:
         s = day.summary()
         listed = (
             f"listed {s['sessions_listed']}" if s["listed_again"] else
-            f"not listed again (older than HOOP_ROLLING_DAYS), "
-            f"{s['sessions_listed'] - s['sessions_reused']} sessions not final read again"
+            f"not listed again (older than HOOP_ROLLING_DAYS): {s['sessions_listed']} sessions as "
+            f"listed before, {s['sessions_listed'] - s['sessions_reused']} not final read again by id"
         )
         if not s["changed"]:
             click.echo(f"{s['day']}: {listed}, nothing changed since the last sync; {s['requests']} requests")
