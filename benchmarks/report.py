@@ -61,7 +61,7 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
     else:
         add("vs_dlt", None, None)
     if "sync" in ok:
-        add("rss", f"{sync['peak_rss_mib']:.0f} MiB", sync["peak_rss_mib"] < 300)  # type: ignore[index]
+        add("rss", f"{sync['peak_rss_mib']:.1f} MiB", sync["peak_rss_mib"] < 300)  # type: ignore[index]
         thirds = sync.get("rss_thirds_mib") or (0, 0, 0)  # type: ignore[union-attr]
         # The first third holds start-up (imports); growth with days shows from the middle on.
         if thirds[1]:
