@@ -21,7 +21,6 @@ from hoop_sessions import schema
 from hoop_sessions.events import STREAM_OK, STREAM_UNREADABLE, StreamError, decode_stream
 from hoop_sessions.values import (  # noqa: F401 (re-exported: callers import them from here)
     EPOCH,
-    FINAL_REVIEW_STATUSES,
     OUTPUT_MARKER,
     PAYLOAD_LIMIT,
     RFC3339_RE,
@@ -344,7 +343,7 @@ def flatten_session(
             "review_status": None,
             "event_count": len(stream.payloads),
             "stream_status": stream.status,
-            "is_final": is_final(_opt_str(record, "status"), review, synced_at),
+            "is_final": is_final(record, synced_at),
             "synced_at": synced_at,
         }
         review_row: dict[str, Any] | None = None

@@ -8,8 +8,8 @@ resident memory and 0.2 s of start-up), since building happens in a worker proce
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,7 +19,6 @@ RFC3339_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-FINAL_REVIEW_STATUSES = frozenset({"REJECTED", "REVOKED", "EXECUTED"})
 PAYLOAD_LIMIT = 4000
 # Set by the extractor on a record whose output payloads it did not keep (see protect.py).
 OUTPUT_MARKER = "hoop_sessions_output"
@@ -60,22 +59,59 @@ def to_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def is_final(record_status: str | None, review: dict[str, Any] | None, now: datetime) -> bool:
-    """The data contract's definition: this record will not change any more.
+# The longest JIT access a connection can grant: a revoked or expired JIT session that is still
+# connected keeps recording until the client disconnects, at the latest this long after its
+# revoke_at (each session runs with a timeout of the full access duration from its own connect).
+# hoop: gateway/transport/plugins/review/review.go
+MAX_ACCESS = timedelta(hours=48)
+# Review statuses of a request that never ran and never will (EXPIRED: newer gateways).
+NEVER_RUN_REVIEW_STATUSES = frozenset({"REJECTED", "EXPIRED"})
+# JIT statuses after which no new access is granted.
+ENDED_JIT_STATUSES = frozenset({"REVOKED", "EXPIRED"})
 
-    ``done`` with no review; or a review REJECTED, REVOKED or EXECUTED (the session will never
-    run again); or an APPROVED JIT review whose access has ended (``revoke_at`` passed), whatever
-    the session's status. Anything else is read again by the nightly sync.
+
+def final_from(record: dict[str, Any]) -> datetime | None:
+    """From when the record, as it is, can no longer change on the gateway; None: not as it is.
+
+    The data contract's definition (README, "Finality"):
+    - closed: ``done`` with an ``end_date`` (the gateway wrote its last events and metrics);
+    - provably never run: its review was REJECTED (or EXPIRED on newer gateways);
+    - a JIT session with no ``end_date`` whose access ended (review REVOKED, or APPROVED past its
+      ``revoke_at``): final once the longest possible access has passed since ``revoke_at``,
+      because revocation sets ``status = done`` without closing the connection
+      (hoop: gateway/transport/plugins/review/review.go).
+    A session recorded through an inspection sidecar that the gateway reaped can take events again
+    (``metadata.sidecar.reaped_at``): never final. A malformed time makes it not final (read again).
     """
+    metadata = record.get("metadata")
+    sidecar = metadata.get("sidecar") if isinstance(metadata, dict) else None
+    if isinstance(sidecar, dict) and sidecar.get("reaped_at") not in (None, ""):
+        return None
+    review = record.get("review")
+    review = review if isinstance(review, dict) else None
+    end_date = record.get("end_date")
+    if record.get("status") == "done" and end_date not in (None, ""):
+        return EPOCH
     if review is None:
-        return record_status == "done"
+        return None
     status = review.get("status")
-    if status in FINAL_REVIEW_STATUSES:
-        return True
-    if status == "APPROVED" and review.get("type") == "jit":
-        revoke_at = review.get("revoke_at")
-        return isinstance(revoke_at, str) and parse_time(revoke_at, "review.revoke_at") <= now
-    return False
+    if status in NEVER_RUN_REVIEW_STATUSES:
+        return EPOCH
+    if review.get("type") == "jit" and end_date in (None, "") and (
+        status in ENDED_JIT_STATUSES or status == "APPROVED"
+    ):
+        try:
+            revoke_at = parse_time(review.get("revoke_at"), "review.revoke_at")
+        except RecordRejected:
+            return None
+        return revoke_at + MAX_ACCESS
+    return None
+
+
+def is_final(record: dict[str, Any], now: datetime) -> bool:
+    """True when the record will not change any more as seen at ``now`` (see ``final_from``)."""
+    since = final_from(record)
+    return since is not None and since <= now
 
 
 @dataclass(frozen=True)
@@ -129,3 +165,5 @@ class BuildResult:
     unknown_fields: dict[str, int]
     stream_status: dict[str, int]
     session_status: dict[str, int]
+    # From when each loaded session's record is final (ISO time; None: not as it is).
+    final_from: dict[str, str | None] = field(default_factory=dict)

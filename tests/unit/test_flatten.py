@@ -151,25 +151,43 @@ def test_tables_match_the_contract_schema_exactly():
         assert tables[table.name].schema.equals(table.schema), table.name
 
 
+END = "2026-11-09T10:00:00Z"
+LONG_AGO = "2026-11-08T02:59:59Z"  # 48 h and a second before SYNCED
+
+
 @pytest.mark.parametrize(
-    ("status", "review", "final"),
+    ("status", "end_date", "review", "final"),
     [
-        ("done", None, True),
-        ("open", None, False),
-        ("ready", {"status": "APPROVED", "type": "onetime"}, False),
-        ("ready", {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-10T02:59:59Z"}, True),
-        ("open", {"status": "REJECTED", "type": "onetime"}, True),
-        ("done", {"status": "PENDING", "type": "onetime"}, False),
-        ("done", {"status": "REJECTED", "type": "onetime"}, True),
-        ("done", {"status": "EXECUTED", "type": "onetime"}, True),
-        ("done", {"status": "REVOKED", "type": "jit"}, True),
-        ("done", {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-10T02:59:59Z"}, True),
-        ("done", {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-10T03:00:01Z"}, False),
-        ("done", {"status": "APPROVED", "type": "onetime"}, False),
+        ("done", END, None, True),
+        ("done", None, None, False),  # a revoked review sets done without closing the stream
+        ("open", None, None, False),
+        ("ready", None, {"status": "APPROVED", "type": "onetime"}, False),
+        # An APPROVED or REVOKED JIT session with no end_date can still be connected: final only
+        # once the longest access (48 h) has passed since revoke_at.
+        ("ready", None, {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-10T02:59:59Z"}, False),
+        ("done", None, {"status": "REVOKED", "type": "jit", "revoke_at": "2026-11-10T02:59:59Z"}, False),
+        ("done", None, {"status": "REVOKED", "type": "jit", "revoke_at": LONG_AGO}, True),
+        ("open", None, {"status": "APPROVED", "type": "jit", "revoke_at": LONG_AGO}, True),
+        ("open", None, {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-08T03:00:01Z"}, False),
+        ("done", None, {"status": "REVOKED", "type": "jit"}, False),  # no revoke_at: cannot tell
+        ("open", None, {"status": "REJECTED", "type": "onetime"}, True),  # never ran
+        ("open", None, {"status": "EXPIRED", "type": "jit"}, True),  # never ran (newer gateways)
+        ("done", None, {"status": "PENDING", "type": "onetime"}, False),
+        ("done", END, {"status": "REJECTED", "type": "onetime"}, True),
+        ("done", END, {"status": "EXECUTED", "type": "onetime"}, True),
+        ("ready", None, {"status": "EXECUTED", "type": "onetime"}, False),
+        ("done", END, {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-10T03:00:01Z"}, True),
+        ("done", None, {"status": "APPROVED", "type": "onetime"}, False),
     ],
 )
-def test_finality_follows_the_contract(status, review, final):
-    assert is_final(status, review, SYNCED) is final
+def test_finality_follows_the_contract(status, end_date, review, final):
+    assert is_final({"status": status, "end_date": end_date, "review": review}, SYNCED) is final
+
+
+def test_a_session_whose_sidecar_was_reaped_is_never_final():
+    record = {"status": "done", "end_date": END, "metadata": {"sidecar": {"reaped_at": END}}}
+    assert is_final(record, SYNCED) is False
+    assert is_final({**record, "metadata": {"sidecar": {}}}, SYNCED) is True
 
 
 MALFORMED = {
