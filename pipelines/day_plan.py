@@ -28,6 +28,8 @@ import pyarrow.parquet as pq
 
 from hoop_sessions import lake, raw, warehouse
 from hoop_sessions.config import Settings
+from hoop_sessions.ledger import Ledger
+from hoop_sessions.plan import plan_days
 
 Stamp = int  # microseconds since the epoch, UTC
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -104,24 +106,41 @@ def warehouse_days(settings: Settings, first: date, last: date) -> dict[date, Wa
 
 
 def plan_read(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
+    """The days to read from hoop: what the library's sync plan (``hoop_sessions.plan``) says,
+    except a day read by an earlier attempt and not loaded yet, which the next stages take from
+    its raw file."""
     days = sorted(days)
     plan = Plan()
     if redo or not days:
         plan.todo = days
         return plan
-    held = warehouse_days(settings, days[0], days[-1])
+    sync_plan = plan_days(settings, first=days[0], last=days[-1], now=datetime.now(UTC))
+    reasons = {task.day: task.reason for task in sync_plan.todo}
+    ledger = Ledger(settings.data_dir)
     for day in days:
-        loaded = held.get(day)
+        entry = ledger.get(day)
         read = raw_stamp(settings, day)
-        if loaded is not None and loaded.final:
-            plan.skipped[day] = "loaded, and every session of it is final"
-        elif read is not None and (loaded is None or read > loaded.stamp):
+        loaded = _parse_stamp(entry.loaded_stamp) if entry is not None else None
+        if day not in reasons:
+            plan.skipped[day] = "done: listed completely, every session read and final"
+        elif read is not None and entry is not None and entry.read_stamp is not None and (
+            loaded is None or read > loaded
+        ):
             plan.skipped[day] = (
                 "read by an earlier attempt, not loaded yet: built and loaded from its raw file"
             )
         else:
             plan.todo.append(day)
     return plan
+
+
+def _parse_stamp(text: str | None) -> Stamp | None:
+    if not text:
+        return None
+    try:
+        return _stamp(datetime.fromisoformat(text))
+    except ValueError:
+        return None
 
 
 def plan_build(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:

@@ -1,14 +1,13 @@
-"""The nightly schedule: yesterday, the recent rolling window, and days still holding sessions
-that may change (``hoop_sessions.sync.nightly_days``), one run per day.
+"""The nightly schedule: every day the sync plan says is not done (never read completely, recent,
+or holding sessions that may change: ``hoop_sessions.sync.nightly_days``), in one run per tick.
 
-Run keys ``nightly-<tick date>-<day>`` make a tick idempotent: evaluating the same tick twice
+Run keys ``nightly-<tick date>`` make a tick idempotent: evaluating the same tick twice
 (daemon restart, failure recovery) launches nothing new. The schedule is STOPPED by default: turn
 it on in the UI (Automation) or with ``dagster schedule start hoop_nightly -w workspace.yaml``.
 """
 
 # No `from __future__ import annotations`: Dagster reads the config and resource annotations.
-from dataclasses import replace
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
     AssetCheckKey,
@@ -18,9 +17,12 @@ from dagster import (
     SkipReason,
     schedule,
 )
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from hoop_sessions.config import Settings
-from hoop_sessions.errors import WarehouseLockedError
 from hoop_sessions.sync import nightly_days
 from pipelines.assets import lake_tables
 from pipelines.checks import YESTERDAY_LOADED, hoop_checks
@@ -29,8 +31,6 @@ from pipelines.partitions import hoop_days
 from pipelines.resources import WarehouseResource
 
 NIGHTLY_CRON = "15 1 * * *"
-# A schedule tick must answer within Dagster's evaluation timeout: do not wait long for a load.
-TICK_LOCK_TIMEOUT_SECONDS = 20.0
 
 CHECK_KEYS: tuple[AssetCheckKey, ...] = tuple(
     sorted(
@@ -40,35 +40,31 @@ CHECK_KEYS: tuple[AssetCheckKey, ...] = tuple(
 )
 
 
-def days_to_sync(context: ScheduleEvaluationContext, settings: Settings, today: date) -> list[date]:
-    """``nightly_days``; if a load holds the warehouse, yesterday and the rolling window only."""
-    try:
-        days = nightly_days(
-            replace(
-                settings,
-                lock_timeout_seconds=min(settings.lock_timeout_seconds, TICK_LOCK_TIMEOUT_SECONDS),
-            ),
-            today=today,
-        )
-    except WarehouseLockedError as exc:
-        context.log.warning(
-            f"{exc}; scheduling yesterday and the rolling window only, days still open are "
-            "picked up by the next night"
-        )
-        days = nightly_days(settings, today=today, has_warehouse=False)
+def days_to_sync(context: ScheduleEvaluationContext, settings: Settings, now: datetime) -> list[date]:
+    """The library's nightly plan (``hoop_sessions.sync.nightly_days``) within the partitions."""
+    plan = nightly_days(settings, now=now)
+    for day, why in sorted(plan.left.items()):
+        context.log.warning(f"{day}: left by HOOP_FINAL_HORIZON_DAYS: {why}")
     first = hoop_days.start.date()
-    return [d for d in days if d >= first]
+    return [d for d in plan.days if d >= first]
 
 
-def nightly_run_request(today: date, day: date) -> RunRequest:
+def nightly_run_request(today: date, days: list[date]) -> RunRequest:
+    """One run for the whole tick: one preflight and one pool of HOOP_CONCURRENCY connections
+    for every day (a run per day would multiply the load on the gateway). The days in the range
+    that are done are skipped by the assets' own plan."""
     yesterday = today - timedelta(days=1)
-    # "Yesterday is loaded" would fail in the runs that finish before yesterday's: check it there.
-    checks = [k for k in CHECK_KEYS if day == yesterday or k.name != YESTERDAY_LOADED]
+    # "Yesterday is loaded" is judged only by a run whose range holds yesterday.
+    checks = [k for k in CHECK_KEYS if max(days) == yesterday or k.name != YESTERDAY_LOADED]
     return RunRequest(
-        run_key=f"nightly-{today.isoformat()}-{day.isoformat()}",
-        partition_key=day.isoformat(),
+        run_key=f"nightly-{today.isoformat()}",
         asset_check_keys=checks,
-        tags={"hoop/trigger": "nightly", "hoop/nightly_of": today.isoformat()},
+        tags={
+            "hoop/trigger": "nightly",
+            "hoop/nightly_of": today.isoformat(),
+            ASSET_PARTITION_RANGE_START_TAG: min(days).isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: max(days).isoformat(),
+        },
     )
 
 
@@ -79,16 +75,17 @@ def nightly_run_request(today: date, day: date) -> RunRequest:
     job=hoop_sync_job,
     default_status=DefaultScheduleStatus.STOPPED,
     description="Every night at 01:15 UTC: sync yesterday, re-read the last days and every day "
-    "within the horizon that still holds a session that may change, one run per day.",
+    "that still holds a session that may change or was never read completely, in one run.",
 )
 def hoop_nightly(
     context: ScheduleEvaluationContext, warehouse: WarehouseResource
 ) -> list[RunRequest] | SkipReason:
-    today = context.scheduled_execution_time.astimezone(UTC).date()
-    days = days_to_sync(context, warehouse.settings(), today)
+    now = context.scheduled_execution_time.astimezone(UTC)
+    today = now.date()
+    days = days_to_sync(context, warehouse.settings(), now)
     if not days:
         return SkipReason(
             f"no day to sync for {today}: partitions start on {hoop_days.start.date()}"
         )
     context.log.info(f"nightly of {today}: {', '.join(str(d) for d in days)}")
-    return [nightly_run_request(today, day) for day in days]
+    return [nightly_run_request(today, days)]

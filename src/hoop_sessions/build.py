@@ -23,6 +23,7 @@ from hoop_sessions.values import (
     RecordRejected,
     Reject,
     describe_principal,
+    final_from,
     parse_time,
     principal_sees_all,
     truncate_payload,
@@ -48,6 +49,7 @@ def build_tables(raw_dir: Path, day: date) -> tuple[dict[str, pa.Table], BuildRe
         if reject.get("session_id"):
             rejected.add(reject["session_id"])
     count = 0
+    finals: dict[str, str | None] = {}
     for body in raw.bodies():
         if count >= len(order):
             raise RawDataError(f"raw file of {day} holds more bodies than its record names: sync it again")
@@ -67,6 +69,8 @@ def build_tables(raw_dir: Path, day: date) -> tuple[dict[str, pa.Table], BuildRe
             if isinstance(record, dict) and isinstance(record.get("id"), str) and record["id"].lower() != sid:
                 raise RecordRejected(f"asked for session {sid}, the gateway answered with {record['id']!r}", sid)
             builder.add_session(record, synced_at=synced_at)
+            since = final_from(record)
+            finals[sid] = since.isoformat() if since is not None else None
         except RecordRejected as exc:
             builder.add_reject(Reject(day, sid, "flatten", exc.reason, truncate_payload(head), synced_at))
             rejected.add(sid)
@@ -106,6 +110,7 @@ def build_tables(raw_dir: Path, day: date) -> tuple[dict[str, pa.Table], BuildRe
         unknown_fields=dict(builder.unknown_fields),
         stream_status=_value_counts(sessions.column("stream_status").to_pylist()),
         session_status=_value_counts(sessions.column("status").to_pylist()),
+        final_from=finals,
     )
     if builder.unknown_fields:
         log.warning("%s: fields unknown to this version, kept in the raw file: %s", day, builder.unknown_fields)

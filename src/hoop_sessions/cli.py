@@ -118,11 +118,27 @@ def _report(result: Any) -> None:
         )
     for day in result.skipped:
         click.echo(f"{day}: already loaded and final, skipped (use --redo to sync it again)")
+    for day in result.not_closed:
+        click.echo(f"{day}: not read yet, it ended less than HOOP_CLOSE_MARGIN_MINUTES ago on the gateway's clock")
+    for day, why in sorted(result.left.items()):
+        click.echo(f"{day}: left by HOOP_FINAL_HORIZON_DAYS: {why}")
+    problems = []
     if result.failed:
-        lines = "\n".join(f"  {d}: {why}" for d, why in sorted(result.failed.items()))
+        problems.append(
+            f"{len(result.failed)} day(s) failed; their previous content is kept:\n"
+            + "\n".join(f"  {d}: {why}" for d, why in sorted(result.failed.items()))
+        )
+    if result.incomplete:
+        count = sum(len(items) for items in result.incomplete.values())
+        problems.append(
+            f"{count} item(s) in {len(result.incomplete)} day(s) are incomplete; the rest of "
+            "each day is loaded:\n"
+            + "\n".join(f"  {d}: {item}" for d, items in sorted(result.incomplete.items()) for item in items)
+        )
+    if problems:
         raise click.ClickException(
-            f"{len(result.failed)} day(s) failed; their previous content is kept. Run the same "
-            f"command again to retry them:\n{lines}"
+            "\n".join(problems) + "\nRun the same command again to retry them "
+            "(`hoop-sessions status` lists what is left)."
         )
 
 
@@ -166,21 +182,55 @@ def backfill(start: date, end: date, redo: bool) -> None:
 @main.command()
 @friendly_errors
 def sync() -> None:
-    """The nightly job: yesterday, recent days, and days still holding sessions that may change."""
+    """The nightly job: every day not yet read completely, recent days, and open sessions."""
     from hoop_sessions.sync import nightly_days, sync_days
 
     settings = Settings.from_env()
     settings.require_api()
-    days = nightly_days(settings, today=datetime.now(UTC).date())
-    click.echo(f"syncing {len(days)} day(s): {', '.join(str(d) for d in days)}", err=True)
-    progress = _progress(len(days))
+    plan = nightly_days(settings)
+    click.echo(
+        f"syncing {len(plan.todo)} day(s)"
+        + "".join(f"\n  {t.day}: {t.reason}" for t in plan.todo),
+        err=True,
+    )
+    progress = _progress(len(plan.todo))
     try:
-        result = sync_days(settings, days, progress=progress)
+        result = sync_days(settings, plan.days, progress=progress, relist=plan.relist)
     finally:
         _close(progress)
+    result.left = plan.left
     if any(day.build is not None for day in result.days):
         _refresh_findings(settings)  # findings change only when a day's rows did
     _report(result)
+
+
+@main.command()
+@click.option("--start", callback=_parse_day, help="First UTC day (default: the first partition day).")
+@click.option("--end", callback=_parse_day, help="Last UTC day (default: the last closed day).")
+@friendly_errors
+def status(start: date | None, end: date | None) -> None:
+    """What the sync ledger still has open: days to read, sessions not read or not final."""
+    from datetime import timedelta
+
+    from hoop_sessions.ledger import Ledger
+    from hoop_sessions.plan import first_day, last_closed_day, plan_days
+    from hoop_sessions.sync import incomplete_days
+
+    settings = Settings.from_env()
+    now = datetime.now(UTC)
+    first = start or first_day(settings, now.date())
+    last = end or last_closed_day(now, timedelta(minutes=settings.close_margin_minutes))
+    plan = plan_days(settings, first=first, last=last, now=now)
+    incomplete = incomplete_days(Ledger(settings.data_dir), plan.days)
+    click.echo(f"{first} .. {last}: {len(plan.done)} day(s) done, {len(plan.todo)} to read")
+    for task in plan.todo:
+        click.echo(f"  {task.day}: {task.reason} ({'listed again' if task.relist else 'read by id'})")
+        for item in incomplete.get(task.day, []):
+            click.echo(f"    {item}")
+    for day, why in sorted(plan.left.items()):
+        click.echo(f"  {day}: left by HOOP_FINAL_HORIZON_DAYS: {why}")
+    if incomplete:
+        raise SystemExit(1)
 
 
 @main.command()

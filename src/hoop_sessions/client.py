@@ -14,7 +14,8 @@ import random
 import ssl
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
@@ -93,6 +94,7 @@ class HoopClient:
         self._settings = settings
         self.concurrency = settings.concurrency
         self.totals = _Totals()
+        self._date_header: str | None = None
         # One connection per request in flight, HOOP_CONCURRENCY in all: lists and gets of every
         # day being read share them, the earliest day first (transport.request_priority).
         self._http = Http(
@@ -104,6 +106,16 @@ class HoopClient:
             ssl_context=_tls_context(settings.ca_bundle),
             transport=transport,
         )
+
+    def gateway_now(self) -> datetime | None:
+        """The gateway's clock as its last answer's Date header gave it (None without one)."""
+        if not self._date_header:
+            return None
+        try:
+            moment = parsedate_to_datetime(self._date_header)
+        except (TypeError, ValueError):
+            return None
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     async def __aenter__(self) -> HoopClient:
         return self
@@ -216,6 +228,7 @@ class HoopClient:
                 ) from None
             raise TransientApiError(path, exc.reason) from None
         status, body = answer.status, answer.body
+        self._date_header = answer.headers.get("date") or self._date_header
         if status in TRANSIENT_STATUSES:
             raise TransientApiError(
                 path, f"HTTP {status} {_message(body)}", _retry_after(answer.headers.get("retry-after"))

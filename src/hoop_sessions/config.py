@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,8 +53,14 @@ class Settings:
     retry_max_seconds: float = 300.0
     allow_partial_visibility: bool = False
     lock_timeout_seconds: float = 300.0
-    final_horizon_days: int = 30
+    # 0: no cap. Set, sessions of days older than this that are still not final are not read
+    # again (the run says which days it left).
+    final_horizon_days: int = 0
     rolling_days: int = 3
+    # A day is read only once this long past its end on the gateway's clock.
+    close_margin_minutes: float = 15.0
+    # A day listed less than this long after its end is listed again later.
+    settle_hours: float = 25.0
     ca_bundle: str | None = None
     allow_insecure_http: bool = False
     store_output: str = "full"
@@ -76,7 +82,9 @@ class Settings:
             retry_max_seconds=_float(env, "HOOP_RETRY_MAX_SECONDS", 300.0),
             allow_partial_visibility=_bool(env, "HOOP_ALLOW_PARTIAL_VISIBILITY"),
             lock_timeout_seconds=_float(env, "HOOP_WAREHOUSE_LOCK_TIMEOUT", 300.0),
-            final_horizon_days=_int(env, "HOOP_FINAL_HORIZON_DAYS", 30, minimum=0),
+            final_horizon_days=_int(env, "HOOP_FINAL_HORIZON_DAYS", 0, minimum=0),
+            close_margin_minutes=_float(env, "HOOP_CLOSE_MARGIN_MINUTES", 15.0, allow_zero=True),
+            settle_hours=_float(env, "HOOP_SETTLE_HOURS", 25.0, allow_zero=True),
             rolling_days=_int(env, "HOOP_ROLLING_DAYS", 3, minimum=0),
             ca_bundle=env.get("HOOP_CA_BUNDLE") or None,
             allow_insecure_http=_bool(env, "HOOP_ALLOW_HTTP"),
@@ -110,9 +118,11 @@ class Settings:
         return self.data_dir
 
     def first_day(self, today: date | None = None) -> date:
-        """First day of the daily partitions: HOOP_SYNC_START_DATE, else 30 days before today."""
-        today = today or datetime.now(UTC).date()
-        return self.sync_start_date or (today - timedelta(days=30))
+        """First day of the daily partitions: HOOP_SYNC_START_DATE, else the day the first run
+        recorded in the sync ledger, else 30 days before today (see ``plan.first_day``)."""
+        from hoop_sessions.plan import first_day
+
+        return first_day(self, today or datetime.now(UTC).date())
 
     def require_api(self) -> tuple[str, Secret]:
         """The base URL and token, validated; raises ConfigError with what to set."""
@@ -159,7 +169,7 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False) -> float:
     raw = env.get(name)
     if not raw:
         return default
@@ -167,8 +177,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not value > 0:
-        raise ConfigError(f"{name} must be positive, not {raw!r}")
+    if not (value >= 0 if allow_zero else value > 0):
+        raise ConfigError(f"{name} must be {'zero or more' if allow_zero else 'positive'}, not {raw!r}")
     return value
 
 

@@ -32,9 +32,11 @@ def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str
         todo, skipped = backfill_days(settings, first, last)
         echo(f"backfill {first} .. {last}: {len(todo)} day(s) to sync, {len(skipped)} already final")
         backfill = sync_days(settings, todo, progress=LogProgress(len(todo)), now=now)
-        nightly = nightly_days(settings, today=today)
-        echo(f"nightly sync: {', '.join(str(d) for d in nightly)}")
-        night = sync_days(settings, nightly, progress=LogProgress(len(nightly)), now=now)
+        nightly = nightly_days(settings, now=now)
+        echo(f"nightly sync: {', '.join(str(d) for d in nightly.days)}")
+        night = sync_days(
+            settings, nightly.days, progress=LogProgress(len(nightly.days)), now=now, relist=nightly.relist
+        )
         failed = {**backfill.failed, **night.failed}
         if failed:
             raise SystemExit(f"demo failed on {sorted(failed)}: {failed}")

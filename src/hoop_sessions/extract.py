@@ -25,15 +25,19 @@ import orjson
 
 from hoop_sessions.client import PAGE_LIMIT, HoopClient, ListPage, RequestStats
 from hoop_sessions.errors import (
+    AuthenticationError,
+    ConfigError,
     ForbiddenError,
+    HoopSessionsError,
     NotFoundError,
     PagingError,
     RawDataError,
+    RetriesExhaustedError,
     UnreadableBodyError,
 )
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.protect import protect_output
-from hoop_sessions.raw import RawDay, RawDayWriter
+from hoop_sessions.raw import RawDay, RawDayWriter, header_stamp
 from hoop_sessions.transport import request_priority
 from hoop_sessions.values import UUID_RE, RecordRejected, parse_time, truncate_payload
 from hoop_sessions.windows import Window, day_bounds, day_window
@@ -81,6 +85,17 @@ class ExtractResult:
     changed: bool = True
     # False when the day was not listed again: only its sessions not final were read, by id.
     listed_again: bool = True
+    # The raw file's stamp (its finished_at), the ids listed, and those read (or confirmed
+    # unchanged by their list row) in this run.
+    stamp: str | None = None
+    listed_ids: tuple[str, ...] = ()
+    read_ids: tuple[str, ...] = ()
+    # Sessions that could not be read, with the cause; of them, those read before whose previous
+    # body was kept (stale), and those the gateway answered 404 for (gone).
+    failures: dict[str, str] = field(default_factory=dict)
+    stale: frozenset[str] = frozenset()
+    gone: frozenset[str] = frozenset()
+    gaps: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass
@@ -138,6 +153,17 @@ def fingerprint(row: dict[str, Any]) -> str:
     groups), so a session already final whose row is unchanged is not read again.
     """
     return hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def _failure_cause(exc: HoopSessionsError) -> str:
+    """Why a listed session could not be read, for the ledger and ``rejects``."""
+    if isinstance(exc, NotFoundError):
+        return f"listed but not found when read (404 {exc.message!r}); deleted after listing?"
+    if isinstance(exc, ForbiddenError):
+        return f"listed but the token may not read it (403 {exc.message!r})"
+    if isinstance(exc, UnreadableBodyError):
+        return f"the gateway kept answering with a body that is not JSON: {exc}"
+    return f"could not be read: {exc}"
 
 
 def _reject_row(sid: str | None, stage: str, reason: str, payload: Any) -> dict[str, Any]:
@@ -353,6 +379,8 @@ class PreviousDay:
     # False for a day older than the rolling window: its sessions that are not final are read
     # again by id, without listing the day (see _listed_before).
     relist: bool = True
+    # A session's record has become final by the clock since it was built: rebuild the day.
+    rebuild: bool = False
 
 
 class _PreviousBodies:
@@ -393,6 +421,10 @@ class _PreviousBodies:
 
 
 REUSE = b""
+# Reads failing one after another without a success between them: the gateway, not a session.
+FAILURES_IN_A_ROW = 20
+# A session read before whose read failed now: its previous body is written again.
+STALE = b"\x00stale"
 # Bodies held back while a re-read day still looks unchanged (see extract_day); past this much
 # the day is written out as it goes, as when it has changed.
 HELD_BYTES = 64 * 1024 * 1024
@@ -440,26 +472,47 @@ async def extract_day(
     def reusable(sid: str) -> tuple[str, bytes | None] | None:
         return (sid, REUSE) if old.reusable(sid, listed.fingerprints[sid]) else None
 
+    failures: dict[str, str] = {}
+    in_a_row = [0]
+    stale: set[str] = set()
+    gone: set[str] = set()
+
     async def fetch(sid: str) -> tuple[str, bytes | None]:
         stats = owner[sid].stats
         try:
             body = await client.get_session(sid, stats)
+            in_a_row[0] = 0
             return sid, protect_output(body, store_output) if store_output != "full" else body
-        except NotFoundError as exc:
-            rejects.append(_reject_row(sid, "get", f"listed but not found when read (404 {exc.message!r}); "
-                                       "deleted after listing?", None))
-        except ForbiddenError as exc:
-            rejects.append(_reject_row(sid, "get", f"listed but the token may not read it (403 "
-                                       f"{exc.message!r})", None))
-        except UnreadableBodyError as exc:
-            rejects.append(_reject_row(sid, "get", f"the gateway kept answering with a body that is "
-                                       f"not JSON: {exc}", None))
+        except (AuthenticationError, ConfigError):
+            raise  # the run cannot go on: the token or the settings are wrong
+        except HoopSessionsError as exc:
+            error = exc
+        cause = _failure_cause(error)
+        failures[sid] = cause
+        in_a_row[0] += 1
+        if in_a_row[0] >= FAILURES_IN_A_ROW and len(failures) >= FAILURES_IN_A_ROW:
+            # Not one bad session but the gateway failing every read: give the day up (its
+            # previous content stays) instead of retrying each of its sessions in turn.
+            raise RetriesExhaustedError(
+                f"{in_a_row[0]} sessions in a row could not be read (last: {sid}: {cause})"
+            )
+        if sid in old.ids:
+            # Read before: the session keeps its previous body and rows, marked stale in the
+            # ledger; one bad answer never deletes audit evidence.
+            stale.add(sid)
+            if isinstance(error, NotFoundError):
+                gone.add(sid)
+            log.warning("%s: session %s could not be read again, its previous copy is kept: %s", day, sid, cause)
+            return sid, STALE
+        rejects.append(_reject_row(sid, "get", cause, None))
         return sid, None
 
     fetched: list[str] = []
     digests: dict[str, str] = {}
     reused = 0
-    changed = set(order) != old.ids or bool(rejects) or (previous is not None and not previous.raw_is_loaded)
+    changed = set(order) != old.ids or bool(rejects) or (
+        previous is not None and (not previous.raw_is_loaded or previous.rebuild)
+    )
     # A re-read day that may turn out unchanged (the nightly case) is not written while it looks
     # unchanged: bodies are compared with the previous file's digests, and only once something
     # differs are the bodies so far written, the reused ones copied from the previous file. An
@@ -487,7 +540,7 @@ async def extract_day(
                 elif body is REUSE:
                     reused += 1
                 if held is not None:
-                    if body is REUSE:
+                    if body is REUSE or body is STALE:
                         held.append((sid, None))
                         digests[sid] = old.digests[sid]
                         fetched.append(sid)
@@ -503,7 +556,7 @@ async def extract_day(
                         held = None
                     continue
                 previous_body = old.body(sid)
-                if body is REUSE:
+                if body is REUSE or body is STALE:
                     body = previous_body
                 elif body is not None and body.rstrip(b"\r\n") != previous_body:
                     changed = True
@@ -530,9 +583,11 @@ async def extract_day(
         }
         if changed or previous is None:
             path = writer.commit(header)
+            stamp = header_stamp(header)
         else:
             writer.discard()
             path = writer.path
+            stamp = header_stamp(old.header) if old.header else None
     total = RequestStats()
     for w in windows:
         total.add(w.stats)
@@ -548,6 +603,12 @@ async def extract_day(
         reused=reused,
         changed=changed or previous is None,
         listed_again=before is None,
+        stamp=stamp,
+        listed_ids=tuple(order),
+        read_ids=tuple(sid for sid in fetched if sid not in stale),
+        failures=failures,
+        stale=frozenset(stale),
+        gone=frozenset(gone),
     )
 
 

@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Collection, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from hoop_sessions import warehouse
+from hoop_sessions import warehouse, windows
 from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
 from hoop_sessions.extract import ExtractResult, PreviousDay, extract_day, ordered_map
+from hoop_sessions.ledger import Ledger, record_built, record_failed, record_loaded, record_read
+from hoop_sessions.plan import SyncPlan, is_closed, nightly_plan, plan_days, record_first_day
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.raw import header_stamp, read_header
 from hoop_sessions.transport import request_priority
-from hoop_sessions.values import BuildResult, parse_time, principal_sees_all
-from hoop_sessions.windows import days_between, is_closed
+from hoop_sessions.values import BuildResult, principal_sees_all
 from hoop_sessions.worker import BuildWorker
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,16 @@ class RunResult:
     days: list[DayResult] = field(default_factory=list)
     failed: dict[date, str] = field(default_factory=dict)
     skipped: list[date] = field(default_factory=list)
+    # Days not over yet on the gateway's clock (with HOOP_CLOSE_MARGIN_MINUTES): left for later.
+    not_closed: list[date] = field(default_factory=list)
+    # What is still incomplete after the run, per day: sessions that could not be read, gaps.
+    incomplete: dict[date, list[str]] = field(default_factory=dict)
+    # Days the HOOP_FINAL_HORIZON_DAYS cap left out.
+    left: dict[date, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.incomplete and not self.not_closed
 
 
 async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
@@ -92,8 +99,12 @@ async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
 
 def load_day(settings: Settings, day: date) -> dict[str, int]:
     """Lake files of a day into the warehouse, waiting for readers to let go of the file."""
+    header = read_header(settings.raw_dir, day)
     with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
         counts = warehouse.load_day(con, settings.lake_dir, day)
+    # The lake files were built from the raw file there now (a reader of hoop replaces it only
+    # under the one-writer lock, never while a day is loaded).
+    record_loaded(Ledger(settings.data_dir), day, header_stamp(header) if header else None)
     return counts
 
 
@@ -171,36 +182,47 @@ def build_and_record(settings: Settings, day: date) -> BuildResult:
 
     built = build_day(settings.raw_dir, settings.lake_dir, day)
     manifest.record_day(settings.data_dir, day)
+    record_built(Ledger(settings.data_dir), day, built.final_from)
     return built
 
 
-def previous_days(settings: Settings, days: Iterable[date], *, today: date) -> dict[date, PreviousDay]:
-    """For each day already loaded: its raw file and the sessions that were final when read.
+def previous_days(
+    settings: Settings, days: Iterable[date], *, now: datetime, relist: Collection[date] | None = None
+) -> dict[date, PreviousDay]:
+    """For each day read before: its raw file and, from the sync ledger, its final sessions.
 
     Asked once before a run starts, so that reading a day never waits for the load of another.
-    Days within the rolling window (and yesterday) are listed again; older ones have only their
-    sessions that are not final read again, by id.
+    Days in ``relist`` (by default: within the rolling window, and yesterday) are listed again;
+    the others have only their sessions that are not final (or failed) read again, by id.
     """
-    listed_from = today - timedelta(days=max(settings.rolling_days, 1))
-    days = sorted(set(days))
-    if not days or not settings.warehouse_path.exists():
-        return {}
-    with warehouse.connect(
-        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
-    ) as con:
-        loaded = warehouse.loaded_stamps(con, days[0], days[-1])
-        previous = {}
-        for day in days:
-            if day not in loaded:
-                continue
-            header = read_header(settings.raw_dir, day)
-            stamp = header_stamp(header) if header else None
-            raw_is_loaded = stamp is not None and parse_time(stamp.replace("+00:00", "Z"), "stamp") == loaded[day]
-            previous[day] = PreviousDay(
-                settings.raw_dir, frozenset(warehouse.final_session_ids(con, day)), raw_is_loaded,
-                relist=day >= listed_from,
-            )
-        return previous
+    if relist is None:
+        listed_from = now.date() - timedelta(days=max(settings.rolling_days, 1))
+        relist = [d for d in days if d >= listed_from]
+    ledger = Ledger(settings.data_dir)
+    previous = {}
+    for day in sorted(set(days)):
+        entry = ledger.get(day)
+        if entry is None:
+            continue
+        header = read_header(settings.raw_dir, day)
+        stamp = header_stamp(header) if header else None
+        if stamp is None:
+            continue
+        previous[day] = PreviousDay(
+            settings.raw_dir,
+            entry.final_ids(),
+            raw_is_loaded=entry.loaded_stamp is not None and same_stamp(stamp, entry.loaded_stamp),
+            relist=day in relist,
+            rebuild=entry.due_final(now),
+        )
+    return previous
+
+
+def same_stamp(a: str, b: str) -> bool:
+    try:
+        return datetime.fromisoformat(a.replace("Z", "+00:00")) == datetime.fromisoformat(b.replace("Z", "+00:00"))
+    except ValueError:
+        return False
 
 
 def rebuild_day(settings: Settings, day: date) -> DayResult:
@@ -219,24 +241,26 @@ async def sync_days_async(
     now: datetime | None = None,
     transport: Any = None,
     reuse: bool = True,
+    relist: Collection[date] | None = None,
 ) -> RunResult:
     """Sync each day; a failed day is reported and the others still run.
 
     Days are pipelined: while day N is built and loaded in a worker process (flattening and
     Parquet encoding are CPU work that would otherwise compete with the HTTP client for the
     interpreter), the days after it are read from hoop (``_read_days``). One worker keeps loads in
-    day order, one at a time.
+    day order, one at a time. Every step is recorded in the sync ledger as it completes.
     """
     now = now or datetime.now(UTC)
     days = sorted(set(days))
     for day in days:
-        if not is_closed(day, now):
+        if not windows.is_closed(day, now):
             raise HoopSessionsError(
                 f"{day} is not over yet (now is {now:%Y-%m-%d %H:%M} UTC): only closed UTC days can "
                 "be synced completely"
             )
     progress = progress or NullProgress()
     result = RunResult()
+    ledger = Ledger(settings.data_dir)
     loop = asyncio.get_running_loop()
     # Started when a day must be rebuilt with more days still to read: a worker's start-up
     # (importing Arrow and DuckDB) is wasted on a run where nothing changed.
@@ -254,10 +278,23 @@ async def sync_days_async(
         result.days.append(day_result)
         progress.day_done(extracted.day, day_result.summary())
 
-    previous = previous_days(settings, days, today=now.date()) if reuse else {}
     try:
+        settings.ensure_data_dir()
+        record_first_day(settings, now.date())
         async with HoopClient(settings, transport=transport) as client:
             principal = await preflight(client, settings)
+            # Closed on the gateway's clock: a day is read once HOOP_CLOSE_MARGIN_MINUTES past its
+            # end there (a session stamped before midnight can be committed after it).
+            gateway_now = client.gateway_now() or now
+            margin = timedelta(minutes=settings.close_margin_minutes)
+            result.not_closed = [d for d in days if not is_closed(d, min(gateway_now, now), margin)]
+            for day in result.not_closed:
+                log.warning(
+                    "%s: not read: it ended less than %g minutes ago on the gateway's clock (%s)",
+                    day, settings.close_margin_minutes, f"{gateway_now:%Y-%m-%d %H:%M:%S} UTC",
+                )
+            days = [d for d in days if d not in result.not_closed]
+            previous = previous_days(settings, days, now=now, relist=relist) if reuse else {}
             reads = _read_days(
                 settings, days, client=client, principal=principal, progress=progress, previous=previous
             )
@@ -266,7 +303,9 @@ async def sync_days_async(
                     if isinstance(extracted, DayFailedError):
                         log.error("%s", extracted)
                         result.failed[day] = str(extracted.cause)
+                        record_failed(ledger, day, str(extracted.cause), at=gateway_now)
                         continue
+                    _record_read(ledger, extracted, gateway_now)
                     if pending is not None:
                         await finish(*pending)
                     if worker is None and extracted.changed and day != days[-1]:
@@ -286,7 +325,41 @@ async def sync_days_async(
         if worker is not None:
             worker.close()
     result.days.sort(key=lambda d: d.day)
+    result.incomplete = incomplete_days(ledger, [d.day for d in result.days])
     return result
+
+
+def _record_read(ledger: Ledger, extracted: ExtractResult, gateway_now: datetime) -> None:
+    record_read(
+        ledger,
+        extracted.day,
+        gateway_now=gateway_now,
+        stamp=extracted.stamp,
+        listed=extracted.listed_again,
+        read_ids=extracted.read_ids,
+        listed_ids=extracted.listed_ids,
+        failures=extracted.failures,
+        stale=extracted.stale,
+        gone=extracted.gone,
+        gaps=list(extracted.gaps),
+    )
+
+
+def incomplete_days(ledger: Ledger, days: Iterable[date]) -> dict[date, list[str]]:
+    """What the ledger still misses of each day: sessions that could not be read, gaps."""
+    found: dict[date, list[str]] = {}
+    for entry in ledger.entries(sorted(set(days))):
+        items = [
+            f"session {sid}: {s.last_error} ({s.failures} run(s) in a row"
+            + (", previous copy kept" if s.stale_since else "")
+            + (f", gone from the gateway since {s.gone_since}" if s.gone_since else "")
+            + ")"
+            for sid, s in entry.failing_sessions().items()
+        ]
+        items += [f"listing gap {g.get('window_start')} .. {g.get('window_end')}: {g.get('reason')}" for g in entry.gaps]
+        if items:
+            found[entry.day] = items
+    return found
 
 
 async def extract_days_async(
@@ -303,12 +376,15 @@ async def extract_days_async(
     """
     progress = progress or NullProgress()
     settings.ensure_data_dir()
+    record_first_day(settings, datetime.now(UTC).date())
     done: dict[date, ExtractResult] = {}
     failed: dict[date, str] = {}
     days = sorted(set(days))
-    previous = previous_days(settings, days, today=datetime.now(UTC).date()) if reuse else {}
+    ledger = Ledger(settings.data_dir)
+    previous = previous_days(settings, days, now=datetime.now(UTC)) if reuse else {}
     async with HoopClient(settings) as client:
         principal = await preflight(client, settings)
+        gateway_now = client.gateway_now() or datetime.now(UTC)
         reads = _read_days(
             settings, days, client=client, principal=principal, progress=progress, previous=previous
         )
@@ -317,7 +393,9 @@ async def extract_days_async(
                 if isinstance(result, DayFailedError):
                     log.error("%s: reading hoop failed, the day's previous raw file is kept: %s", day, result.cause)
                     failed[day] = str(result.cause)
+                    record_failed(ledger, day, str(result.cause), at=gateway_now)
                     continue
+                _record_read(ledger, result, gateway_now)
                 done[day] = result
                 progress.day_done(
                     day,
@@ -334,34 +412,18 @@ def sync_days(settings: Settings, days: Iterable[date], **kwargs: Any) -> RunRes
 def backfill_days(
     settings: Settings, start: date, end: date, *, resume: bool = True, now: datetime | None = None
 ) -> tuple[list[date], list[date]]:
-    """The days of a backfill, and those skipped because they are loaded and final.
+    """The days of a backfill, and those skipped because the sync ledger says they are done.
 
-    With ``resume`` a rerun after a failure does not redo days that are already loaded and hold
-    no session that may still change; ``resume=False`` redoes every day.
+    With ``resume`` a rerun after a failure does not redo days that are done (listed completely
+    and settled, every session read and final); ``resume=False`` redoes every day.
     """
-    days = days_between(start, end)
-    if not resume or not settings.warehouse_path.exists():
-        return days, []
-    with warehouse.connect(
-        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
-    ) as con:
-        loaded = set(warehouse.loaded_days(con, start, end))
-        open_days = set(warehouse.non_final_days(con, start, end))
-    done = [d for d in days if d in loaded and d not in open_days]
-    return [d for d in days if d not in done], done
+    plan = plan_days(settings, first=start, last=end, now=now or datetime.now(UTC), redo=not resume)
+    return plan.days, plan.done
 
 
-def nightly_days(settings: Settings, *, today: date, has_warehouse: bool | None = None) -> list[date]:
-    """Yesterday, the recent rolling window, and earlier days within the horizon not yet final."""
-    yesterday = today - timedelta(days=1)
-    first = settings.first_day(today)
-    days = {yesterday}
-    days.update(yesterday - timedelta(days=i) for i in range(settings.rolling_days))
-    if settings.warehouse_path.exists() if has_warehouse is None else has_warehouse:
-        with warehouse.connect(
-            settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
-        ) as con:
-            horizon = today - timedelta(days=settings.final_horizon_days)
-            days.update(warehouse.non_final_days(con, horizon, yesterday))
-    return sorted(d for d in days if first <= d <= yesterday)
-
+def nightly_days(settings: Settings, *, now: datetime | None = None) -> SyncPlan:
+    """The nightly set: every day from the first partition day to the last closed one that the
+    ledger does not call done, whatever its age (see ``plan.py``)."""
+    now = now or datetime.now(UTC)
+    record_first_day(settings, now.date())
+    return nightly_plan(settings, now=now)

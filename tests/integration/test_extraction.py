@@ -149,8 +149,34 @@ def test_a_day_that_keeps_failing_keeps_its_previous_content_and_other_days_comp
     assert sync_days(settings_for(good, tmp_path), days, now=NOW).ok
     before = warehouse_ids(tmp_path, days[0])
     broken = gateway_factory(days=2, sessions_per_day=30, seed=8, failing_days=frozenset({days[0]}))
-    result = sync_days(settings_for(broken, tmp_path, retry_attempts=3), days, now=NOW)
+    # Listed again: the list itself fails, so the whole day fails and keeps its content.
+    result = sync_days(settings_for(broken, tmp_path, retry_attempts=3), days, now=NOW, relist=days)
     assert list(result.failed) == [days[0]]
     assert "kept failing" in result.failed[days[0]]
     assert [d.day for d in result.days] == [days[1]]
     assert warehouse_ids(tmp_path, days[0]) == before
+    assert not result.ok
+
+
+def test_sessions_that_cannot_be_read_again_keep_their_previous_copy_and_are_reported(gateway_factory, tmp_path):
+    """Past the rolling window only the open sessions are read, by id; each failing get keeps
+    the session's previous body and rows, and the run names them as incomplete."""
+    days = [FIRST_DAY, FIRST_DAY + timedelta(days=1)]
+    good = gateway_factory(days=2, sessions_per_day=30, seed=8)
+    assert sync_days(settings_for(good, tmp_path), days, now=NOW).ok
+    before = warehouse_ids(tmp_path, days[0])
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        open_ids = {r[0] for r in con.execute(
+            "SELECT session_id FROM sessions WHERE start_day = ? AND NOT is_final", [days[0]]).fetchall()}
+    assert open_ids, "the seed should leave open sessions on the first day"
+    broken = gateway_factory(days=2, sessions_per_day=30, seed=8, failing_days=frozenset({days[0]}))
+    result = sync_days(settings_for(broken, tmp_path, retry_attempts=2), days, now=NOW)
+    assert not result.failed
+    assert warehouse_ids(tmp_path, days[0]) == before
+    reported = result.incomplete[days[0]]
+    assert len(reported) == len(open_ids)
+    assert all("previous copy kept" in item for item in reported)
+    assert not result.ok
+    # A plain rerun against a healthy gateway reads them.
+    again = sync_days(settings_for(good, tmp_path), days, now=NOW)
+    assert again.ok and not again.incomplete

@@ -63,7 +63,7 @@ def _sessions(warehouse) -> dict[str, tuple]:
 @pytest.mark.parametrize("previous_file", ["with digests", "from an older version, without digests"])
 def test_a_session_that_finished_since_the_last_read_is_updated(gateway_factory, tmp_path, previous_file):
     """Within the rolling window the day is listed again: the result equals a full read."""
-    end_of_day = datetime.combine(DAYS[1] + timedelta(days=1), time(0, 1), tzinfo=UTC)
+    end_of_day = datetime.combine(DAYS[1] + timedelta(days=1), time(0, 20), tzinfo=UTC)
     gateway = gateway_factory(days=3, sessions_per_day=80, seed=31, now=end_of_day)
     first_now = gateway.now
     settings = settings_for(gateway, tmp_path)
@@ -93,7 +93,7 @@ def test_a_session_that_finished_since_the_last_read_is_updated(gateway_factory,
 def test_a_day_past_the_rolling_window_reads_its_open_sessions_by_id_without_listing(gateway_factory, tmp_path):
     """Past the rolling window only the sessions not final are read again, and they end exactly as
     a full read has them; the final ones stay as they were read; the day still reconciles."""
-    end_of_day = datetime.combine(DAYS[1] + timedelta(days=1), time(0, 1), tzinfo=UTC)
+    end_of_day = datetime.combine(DAYS[1] + timedelta(days=1), time(0, 20), tzinfo=UTC)
     gateway = gateway_factory(days=3, sessions_per_day=80, seed=31, now=end_of_day)
     settings = settings_for(gateway, tmp_path)
     assert sync_days(settings, [DAYS[1]], now=gateway.now).ok

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,10 @@ from dagster import RunRequest, build_schedule_context
 
 from hoop_sessions.flatten import is_final
 from hoop_sessions.ingest import ingest_records
+from hoop_sessions.ledger import DayEntry, Ledger, SessionEntry
+from hoop_sessions.values import EPOCH
+from hoop_sessions.windows import days_between
+from pipelines.partitions import hoop_days
 from hoop_sessions.simulator import Dataset, SimulatorConfig
 from pipelines.definitions import defs
 from pipelines.resources import WarehouseResource
@@ -40,7 +44,7 @@ def records(seed: int, day: date, at: datetime) -> list[dict]:
 
 
 def still_open(record: dict) -> bool:
-    return not is_final(record["status"], record.get("review"), LATER)
+    return not is_final(record, LATER)
 
 
 def synced_with_an_open_session(data_dir: Path, day: date, *, read_at: datetime) -> None:
@@ -60,30 +64,52 @@ def default_windows(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_a_tick_requests_yesterday_the_last_three_days_and_a_day_still_open(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    open_day = days_ago(10)
-    synced_with_an_open_session(
-        data_dir, open_day, read_at=datetime.combine(open_day, time(23, 30), UTC)
+def ledger_with_days_done(data_dir: Path, days: list[date], *, open_day: date | None = None) -> None:
+    """A sync ledger that calls every day of ``days`` done, except one session of ``open_day``."""
+    ledger = Ledger(data_dir)
+    for day in days:
+        listed = datetime.combine(day, time(12), UTC) + timedelta(days=3)
+        stamp = listed.isoformat()
+        entry = DayEntry(day, listed_at=stamp, read_at=stamp, read_stamp=stamp, loaded_stamp=stamp)
+        entry.sessions["a"] = SessionEntry(read_at=stamp, final_from=EPOCH.isoformat())
+        if day == open_day:
+            entry.sessions["b"] = SessionEntry(read_at=stamp, final_from=None)
+        ledger.put(entry)
+
+
+def request_days(request: RunRequest) -> tuple[str, str]:
+    return (
+        request.tags["dagster/asset_partition_range_start"],
+        request.tags["dagster/asset_partition_range_end"],
     )
+
+
+def test_a_tick_asks_one_run_from_the_oldest_day_not_done_to_yesterday(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = hoop_days.start.date()
+    open_day = days_ago(10)
+    ledger_with_days_done(data_dir, days_between(first, days_ago(4)), open_day=open_day)
     today = days_ago(0)
 
     requests = tick(night_of(today), data_dir)
 
-    assert [r.partition_key for r in requests] == [
-        open_day.isoformat(),
-        days_ago(3).isoformat(),
-        days_ago(2).isoformat(),
-        days_ago(1).isoformat(),
-    ]
-    assert [r.run_key for r in requests] == [f"nightly-{today}-{r.partition_key}" for r in requests]
-    freshness = {
-        r.partition_key: any(k.name == "yesterday_loaded" for k in r.asset_check_keys or ())
-        for r in requests
-    }
-    assert freshness == {
-        r.partition_key: r.partition_key == days_ago(1).isoformat() for r in requests
-    }
+    # One run for the tick: the open day, the rolling window, yesterday (the days in between that
+    # are done are skipped by the run's own plan).
+    assert len(requests) == 1
+    assert request_days(requests[0]) == (open_day.isoformat(), days_ago(1).isoformat())
+    assert requests[0].run_key == f"nightly-{today}"
+    assert any(k.name == "yesterday_loaded" for k in requests[0].asset_check_keys or ())
+
+
+def test_a_tick_catches_up_every_day_never_read_whatever_its_age(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = hoop_days.start.date()
+    # Six nights missed: days 9..4 ago were never read; everything before is done.
+    ledger_with_days_done(data_dir, days_between(first, days_ago(10)))
+
+    requests = tick(night_of(days_ago(0)), data_dir)
+
+    assert request_days(requests[0]) == (days_ago(9).isoformat(), days_ago(1).isoformat())
 
 
 def test_the_same_tick_evaluated_twice_asks_for_the_same_runs(tmp_path: Path) -> None:
@@ -92,9 +118,7 @@ def test_the_same_tick_evaluated_twice_asks_for_the_same_runs(tmp_path: Path) ->
     first, second = tick(when, tmp_path / "data"), tick(when, tmp_path / "data")
 
     assert [r.run_key for r in first] == [r.run_key for r in second]
-    assert [r.partition_key for r in first] == [
-        d.isoformat() for d in (days_ago(3), days_ago(2), days_ago(1))
-    ]
+    assert [request_days(r) for r in first] == [request_days(r) for r in second]
 
 
 def late_session(day: date, night1: datetime, night2: datetime) -> tuple[int, str]:
@@ -103,7 +127,7 @@ def late_session(day: date, night1: datetime, night2: datetime) -> tuple[int, st
         later = {r["id"]: r for r in records(seed, day, night2)}
         for record in records(seed, day, night1):
             changed = later[record["id"]]
-            if still_open(record) and is_final(changed["status"], changed.get("review"), night2):
+            if still_open(record) and is_final(changed, night2):
                 return seed, record["id"]
     raise AssertionError(f"no simulated session of {day} finishes between {night1} and {night2}")
 
@@ -112,12 +136,11 @@ def run_nightly(hoop: Hoop, requests: list[RunRequest]) -> None:
     job = defs.resolve_job_def("hoop_sync")
     for request in requests:
         result = job.execute_in_process(
-            partition_key=request.partition_key,
             instance=hoop.instance,
             tags=request.tags,
             raise_on_error=False,
         )
-        assert result.success, request.partition_key
+        assert result.success, request.tags
 
 
 def test_a_session_open_at_night_one_and_finished_before_night_two_is_final_after_night_two(
@@ -135,7 +158,8 @@ def test_a_session_open_at_night_one_and_finished_before_night_two_is_final_afte
     hoop = hoop_factory(seed=seed, start=day, days=2, now=night1)
 
     first = tick(night1, hoop.data_dir)
-    assert [r.partition_key for r in first] == [day.isoformat()]
+    # A first night reads every partition day up to the last closed one.
+    assert [request_days(r) for r in first] == [(hoop_days.start.date().isoformat(), day.isoformat())]
     run_nightly(hoop, first)
     assert hoop.query("SELECT is_final FROM sessions WHERE session_id = ?", session_id) == [
         (False,)
@@ -144,7 +168,8 @@ def test_a_session_open_at_night_one_and_finished_before_night_two_is_final_afte
     hoop.gateway.set_now(night2)
     second = tick(night2, hoop.data_dir)
 
-    assert [r.partition_key for r in second] == [day.isoformat(), days_ago(1).isoformat()]
+    # The day read 1 h 15 after its end is listed again; the empty days before it are done.
+    assert [request_days(r) for r in second] == [(day.isoformat(), days_ago(1).isoformat())]
     run_nightly(hoop, second)
     served = Dataset(hoop.config).record(session_id, now=night2)
     assert hoop.query(

@@ -61,7 +61,7 @@ def test_a_day_that_keeps_failing_is_named_with_its_cause_keeps_its_old_rows_and
     data = tmp_path / "data"
     # The day's earlier content was read a minute after the day ended, when some of its sessions
     # were still running or waiting for review: it differs from today's.
-    early = datetime.combine(failing + timedelta(days=1), time(0, 1), tzinfo=UTC)
+    early = datetime.combine(failing + timedelta(days=1), time(0, 20), tzinfo=UTC)
     before = gateway_factory(days=3, sessions_per_day=30, seed=8, now=early)
     done = run_cli("backfill", "--start", str(failing), "--end", str(failing),
                    env=cli_env(before.url, before.token, data))
