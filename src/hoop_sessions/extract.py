@@ -36,7 +36,7 @@ from hoop_sessions.errors import (
     UnreadableBodyError,
 )
 from hoop_sessions.progress import NullProgress, Progress
-from hoop_sessions.protect import protect_output
+from hoop_sessions.protect import protect_output, stricter
 from hoop_sessions.raw import RawDay, RawDayWriter, header_stamp
 from hoop_sessions.transport import request_priority
 from hoop_sessions.values import UUID_RE, RecordRejected, parse_time, truncate_payload
@@ -510,7 +510,10 @@ async def extract_day(
     fetched: list[str] = []
     digests: dict[str, str] = {}
     reused = 0
-    changed = set(order) != old.ids or bool(rejects) or (
+    # Bodies copied forward from a raw file written under a mode that kept more output are
+    # reduced again: a switch to a stricter HOOP_STORE_OUTPUT applies to every body written.
+    reprotect = old.header and stricter(store_output, str(old.header.get("store_output") or "full"))
+    changed = set(order) != old.ids or bool(rejects) or bool(reprotect) or (
         previous is not None and (not previous.raw_is_loaded or previous.rebuild)
     )
     # A re-read day that may turn out unchanged (the nightly case) is not written while it looks
@@ -530,6 +533,8 @@ async def extract_day(
                 body = old.body(sid)
                 if body is None:
                     raise RawDataError(f"the previous raw file of {day} lost the body of {sid}: sync it again")
+                if reprotect:
+                    body = protect_output(body, store_output)
             writer.write(body)
 
         async with aclosing(ordered_map(order, fetch, limit=_queued(concurrency), ready=reusable)) as results:
@@ -561,6 +566,8 @@ async def extract_day(
                 elif body is not None and body.rstrip(b"\r\n") != previous_body:
                     changed = True
                 if body is not None:
+                    if reprotect and body is previous_body:
+                        body = protect_output(body, store_output)
                     writer.write(body)
                     reused_digest = old.digests.get(sid) if body is previous_body else None
                     digests[sid] = reused_digest or body_digest(body)
@@ -571,6 +578,7 @@ async def extract_day(
         header = {
             "format": 1,
             "start_day": day.isoformat(),
+            "store_output": store_output,
             "api_url": client.base_url,
             "principal": principal,
             "started_at": started.isoformat(),

@@ -18,6 +18,14 @@ import orjson
 from hoop_sessions.values import OUTPUT_MARKER
 
 MODES = ("full", "hash", "none")
+# How much of the output each mode keeps, from most to least.
+STRICTNESS = {"full": 0, "hash": 1, "none": 2}
+
+
+def stricter(mode: str, than: str) -> bool:
+    """True when ``mode`` keeps less output than ``than`` (a body kept under ``than`` must be
+    reduced again before it is written under ``mode``)."""
+    return STRICTNESS.get(mode, 0) > STRICTNESS.get(than, 0)
 OUTPUT_TYPES = frozenset({"o", "e"})
 
 
@@ -31,6 +39,17 @@ def protect_output(body: bytes, mode: str) -> bytes:
         return body  # not JSON: the build rejects it, and there is no payload to find in it
     stream = record.get("event_stream") if isinstance(record, dict) else None
     if not isinstance(stream, list):
+        return body
+    earlier = record.get(OUTPUT_MARKER)
+    if isinstance(earlier, dict) and isinstance(earlier.get("events"), dict):
+        # Reduced before (a body copied forward from an older raw file): its payloads are gone,
+        # only their digests and lengths remain; a stricter mode drops the digests too.
+        if mode == "none":
+            for kept in earlier["events"].values():
+                if isinstance(kept, list) and kept:
+                    kept[0] = None
+            earlier["mode"] = mode
+            return orjson.dumps(record)
         return body
     withheld: dict[str, list[Any]] = {}
     for seq, event in enumerate(stream):

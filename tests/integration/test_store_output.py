@@ -82,3 +82,29 @@ def test_a_warehouse_from_before_the_column_existed_is_upgraded(gateway_factory,
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         con.execute("ALTER TABLE session_events DROP COLUMN payload_sha256")
     assert sync_days(settings, [FIRST_DAY + timedelta(days=1)], now=NOW).ok
+
+
+@pytest.mark.parametrize(("before", "after"), [("full", "hash"), ("full", "none"), ("hash", "none")])
+def test_a_switch_to_a_stricter_mode_applies_to_bodies_copied_forward_too(gateway_factory, tmp_path, before, after):
+    """Sessions final and unchanged are copied from the previous raw file, not read again: they
+    are reduced under the new mode as they are copied, and the day's rows follow."""
+    gateway = gateway_factory(days=1, sessions_per_day=40, seed=17)
+    assert sync_days(settings_for(gateway, tmp_path, store_output=before), [FIRST_DAY], now=NOW).ok
+    gateway.reset_stats()
+    again = sync_days(settings_for(gateway, tmp_path, store_output=after), [FIRST_DAY], now=NOW)
+    assert again.ok
+    assert again.days[0].extract.reused > 0, "the test must copy bodies forward"
+    assert again.days[0].build is not None, "the day must be rebuilt under the new mode"
+    truth = truth_events(gateway)
+    outputs = [(k, p) for k, (kind, p) in truth.items() if kind in "oe" and len(p) >= 16]
+    assert outputs
+    on_disk = every_file_bytes(tmp_path / "raw") + every_file_bytes(tmp_path / "lake")
+    leaked = [k for k, p in outputs if p in on_disk or base64.b64encode(p) in on_disk]
+    assert leaked == []
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        rows = {(r[0], r[1]): r[2:] for r in con.execute(
+            "SELECT session_id, seq, payload, payload_bytes, payload_sha256 FROM session_events").fetchall()}
+    for key, payload in outputs:
+        stored, size, digest = rows[key]
+        assert stored is None and size == len(payload)
+        assert digest == (hashlib.sha256(payload).hexdigest() if after == "hash" else None)
