@@ -117,7 +117,7 @@ def _report(result: Any) -> None:
             f"{s['requests']} requests, {s['retries']} retries"
         )
     for day in result.skipped:
-        click.echo(f"{day}: already loaded and final, skipped (use --redo to sync it again)")
+        click.echo(f"{day}: done (listed completely, every session read and final), skipped; use --redo to read it again")
     for day in result.not_closed:
         click.echo(f"{day}: not read yet, it ended less than HOOP_CLOSE_MARGIN_MINUTES ago on the gateway's clock")
     for day, why in sorted(result.left.items()):
@@ -167,13 +167,13 @@ def backfill(start: date, end: date, redo: bool) -> None:
         raise click.BadParameter("--end is before --start")
     settings = Settings.from_env()
     settings.require_api()
-    days, skipped = backfill_days(settings, start, end, resume=not redo)
-    progress = _progress(len(days))
+    plan = backfill_days(settings, start, end, resume=not redo)
+    progress = _progress(len(plan.todo))
     try:
-        result = sync_days(settings, days, progress=progress, reuse=not redo)
+        result = sync_days(settings, plan.days, progress=progress, reuse=not redo, relist=plan.relist)
     finally:
         _close(progress)
-    result.skipped = skipped
+    result.skipped = plan.done
     if any(day.build is not None for day in result.days):
         _refresh_findings(settings)  # findings change only when a day's rows did
     _report(result)

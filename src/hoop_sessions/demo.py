@@ -29,9 +29,11 @@ def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str
             api_url=gateway.url, api_token=Secret(gateway.token), sync_start_date=first
         )
         echo(f"local hoop gateway on {gateway.url}; data in {settings.data_dir}/")
-        todo, skipped = backfill_days(settings, first, last)
-        echo(f"backfill {first} .. {last}: {len(todo)} day(s) to sync, {len(skipped)} already final")
-        backfill = sync_days(settings, todo, progress=LogProgress(len(todo)), now=now)
+        plan = backfill_days(settings, first, last, now=now)
+        echo(f"backfill {first} .. {last}: {len(plan.todo)} day(s) to sync, {len(plan.done)} done")
+        backfill = sync_days(
+            settings, plan.days, progress=LogProgress(len(plan.todo)), now=now, relist=plan.relist
+        )
         nightly = nightly_days(settings, now=now)
         echo(f"nightly sync: {', '.join(str(d) for d in nightly.days)}")
         night = sync_days(

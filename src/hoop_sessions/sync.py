@@ -411,14 +411,14 @@ def sync_days(settings: Settings, days: Iterable[date], **kwargs: Any) -> RunRes
 
 def backfill_days(
     settings: Settings, start: date, end: date, *, resume: bool = True, now: datetime | None = None
-) -> tuple[list[date], list[date]]:
-    """The days of a backfill, and those skipped because the sync ledger says they are done.
+) -> SyncPlan:
+    """The plan of a backfill: the days to read (and which are listed again), and the days the
+    sync ledger says are done (``plan.done``).
 
     With ``resume`` a rerun after a failure does not redo days that are done (listed completely
     and settled, every session read and final); ``resume=False`` redoes every day.
     """
-    plan = plan_days(settings, first=start, last=end, now=now or datetime.now(UTC), redo=not resume)
-    return plan.days, plan.done
+    return plan_days(settings, first=start, last=end, now=now or datetime.now(UTC), redo=not resume)
 
 
 def nightly_days(settings: Settings, *, now: datetime | None = None) -> SyncPlan:

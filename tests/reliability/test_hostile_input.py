@@ -429,6 +429,12 @@ DAY_FAILED = [
     Case("list-slower-than-the-timeout-every-time", list_for_day(lambda r: Reply(delay=3.0, body=b"{}")),
          DayFailed("timed out")),
     Case("list-connection-dropped-every-time", list_for_day(lambda r: Reply(drop=True)), DayFailed("connection failed")),
+]
+
+
+# A session whose get keeps failing: it is recorded (ledger, rejects, the run's incomplete items)
+# and the rest of its day loads; the next run tries it again.
+SESSION_FAILED = [
     Case("get-500-for-one-session-every-time", bad_body(error_reply(500, "failed parsing blob stream")),
          DayFailed(f"sessions/{BAD} kept failing .*HTTP 500 failed parsing blob stream")),
     Case("get-redirects-elsewhere", bad_body(Reply(302, b"", headers={"Location": "http://127.0.0.1:9/steal"})),
@@ -622,3 +628,23 @@ def test_a_userinfo_that_cannot_be_trusted_refuses_the_run_before_reading_anythi
 def test_the_corpus_holds_at_least_thirty_distinct_hostile_responses():
     names = [c.name for c in (*REJECTED, *STORED, *DAY_FAILED, *REFUSED)]
     assert len(names) == len(set(names)) >= 30
+
+
+@pytest.mark.parametrize("case", [c.param() for c in SESSION_FAILED])
+def test_a_session_that_cannot_be_read_is_reported_and_the_rest_of_its_day_loads(case, hostile, tmp_path):
+    hostile.add_day(NEXT, NEXT_DAY)
+    case.script(hostile)
+    result = sync_bounded(hostile, settings_for(hostile, tmp_path, case.timeout), case.bound, [DAY, NEXT])
+    assert not result.failed, result.failed
+    assert list(result.incomplete) == [DAY]
+    [item] = result.incomplete[DAY]
+    assert BAD in item and re.search(case.expect.reason, item), item
+    assert not result.ok
+    with warehouse(tmp_path) as con:
+        loaded = {r[0] for r in con.execute("SELECT session_id FROM sessions WHERE start_day = ?", [DAY]).fetchall()}
+        assert loaded == GOOD_IDS
+        rejects = con.execute(
+            "SELECT session_id, stage FROM rejects WHERE start_day = ? AND stage <> 'stream'", [DAY]).fetchall()
+        assert rejects == [(BAD, "get")]
+        assert con.execute("SELECT reconciled FROM day_reconciliation WHERE start_day = ?", [DAY]).fetchone() == (True,)
+        assert_next_day_loaded(con)
