@@ -26,6 +26,9 @@ from dagster import (
 
 from hoop_sessions import schema
 from hoop_sessions import warehouse as duckdb_warehouse
+from hoop_sessions.config import Settings
+from hoop_sessions.ledger import Ledger
+from hoop_sessions.sync import incomplete_days
 from pipelines.assets import COMPLIANCE_FINDINGS, WAREHOUSE_POOL, warehouse_key
 from pipelines.metadata import markdown_table
 from pipelines.partitions import days_of
@@ -35,6 +38,7 @@ UNIQUE_KEY = "unique_key"
 RECONCILED = "listed_equals_loaded_plus_rejected"
 STREAMS_READABLE = "streams_readable"
 YESTERDAY_LOADED = "yesterday_loaded"
+SYNC_COMPLETE = "sync_complete"
 SAMPLE_ROWS = 10
 
 Days = tuple[date, date] | None  # inclusive range of days to look at; None: every day
@@ -63,6 +67,14 @@ WAREHOUSE_CHECKS: list[AssetCheckSpec] = [
         asset=warehouse_key("sessions"),
         description="No session's event stream was unreadable (hoop could not encode it) or "
         "truncated (hoop stopped recording at 110 MiB). WARN: evidence is incomplete for them.",
+    ),
+    AssetCheckSpec(
+        SYNC_COMPLETE,
+        asset=warehouse_key("sync_windows"),
+        blocking=True,
+        description="The sync ledger has nothing open for the days of the run: every session "
+        "listed was read, and every list window was read completely. Fails naming each day, "
+        "session and cause (the rest of each day is loaded; the next run tries them again).",
     ),
     AssetCheckSpec(
         YESTERDAY_LOADED,
@@ -203,6 +215,31 @@ def check_yesterday_loaded(con: duckdb.DuckDBPyConnection, today: date) -> Asset
     )
 
 
+def check_sync_complete(settings: Settings, days: Days) -> AssetCheckResult:
+    ledger = Ledger(settings.data_dir)
+    known = ledger.days()
+    scope = [d for d in known if days is None or days[0] <= d <= days[1]]
+    incomplete = incomplete_days(ledger, scope)
+    items = [(str(day), item) for day, found in sorted(incomplete.items()) for item in found]
+    return AssetCheckResult(
+        asset_key=warehouse_key("sync_windows"),
+        check_name=SYNC_COMPLETE,
+        passed=not items,
+        description=(
+            f"{len(items)} item(s) in {len(incomplete)} day(s) are incomplete: "
+            + "; ".join(f"{day}: {item}" for day, item in items[:SAMPLE_ROWS])
+        )
+        if items
+        else None,
+        metadata={
+            "days_checked": len(scope),
+            "scope": _scope(days),
+            "incomplete_items": len(items),
+            "incomplete": MetadataValue.json({str(d): found for d, found in sorted(incomplete.items())}),
+        },
+    )
+
+
 def _missing_warehouse(key: AssetCheckKey, path: str) -> AssetCheckResult:
     return AssetCheckResult(
         asset_key=key.asset_key,
@@ -237,6 +274,7 @@ def warehouse_checks(
         RECONCILED: lambda con, key: check_reconciled(con, days),
         STREAMS_READABLE: lambda con, key: check_streams_readable(con, days),
         YESTERDAY_LOADED: lambda con, key: check_yesterday_loaded(con, today),
+        SYNC_COMPLETE: lambda con, key: check_sync_complete(settings, days),
     }
     with duckdb_warehouse.connect(
         settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds

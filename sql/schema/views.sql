@@ -21,14 +21,34 @@ LEFT JOIN connection_tags team ON team.session_id = s.session_id AND team.tag_ke
 
 -- Per-day reconciliation of the ledger: listed = loaded + rejected.
 CREATE OR REPLACE VIEW day_reconciliation AS
+WITH windows AS (
+    SELECT
+        start_day,
+        sum(sessions_listed) AS sessions_listed,
+        sum(sessions_loaded) AS sessions_loaded,
+        sum(sessions_rejected) AS sessions_rejected,
+        sum(requests) AS requests,
+        sum(retries) AS retries,
+        max(finished_at) AS synced_at
+    FROM sync_windows
+    GROUP BY start_day
+)
 SELECT
-    start_day,
-    sum(sessions_listed) AS sessions_listed,
-    sum(sessions_loaded) AS sessions_loaded,
-    sum(sessions_rejected) AS sessions_rejected,
-    sum(sessions_listed) = sum(sessions_loaded) + sum(sessions_rejected) AS reconciled,
-    sum(requests) AS requests,
-    sum(retries) AS retries,
-    max(finished_at) AS synced_at
-FROM sync_windows
-GROUP BY start_day;
+    w.start_day,
+    w.sessions_listed,
+    w.sessions_loaded,
+    w.sessions_rejected,
+    w.sessions_listed = w.sessions_loaded + w.sessions_rejected AS reconciled,
+    w.requests,
+    w.retries,
+    w.synced_at,
+    -- What the sync ledger still misses of the day (sync_ledger_sessions names the sessions):
+    -- sessions whose last read failed (rejected, or loaded earlier and kept stale), list
+    -- windows that could not be read, and sessions not final yet.
+    coalesce(l.sessions_failing, 0) AS sessions_failing,
+    coalesce(l.gaps, 0) AS listing_gaps,
+    coalesce(l.sessions_open, 0) AS sessions_open,
+    w.sessions_listed = w.sessions_loaded + w.sessions_rejected
+        AND coalesce(l.sessions_failing, 0) = 0 AND coalesce(l.gaps, 0) = 0 AS complete
+FROM windows AS w
+LEFT JOIN sync_ledger AS l USING (start_day);

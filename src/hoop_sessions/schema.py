@@ -223,6 +223,51 @@ COMPLIANCE_FINDINGS = Table(
 )
 
 # Tables filled per day by the sync, in load order.
+SYNC_LEDGER = Table(
+    name="sync_ledger",
+    key=("start_day",),
+    description="The sync ledger's days (ledger/start_day=D.json), as of the last run: what was read "
+    "and what is left. Replaced as a whole after each run.",
+    schema=pa.schema(
+        [
+            _f("start_day", pa.date32(), "the day", nullable=False),
+            _f("listed_at", UTC_TS, "when the day was last listed completely, on the gateway's clock"),
+            _f("read_at", UTC_TS, "when a run last read the day"),
+            _f("settled", pa.bool_(), "listed completely HOOP_SETTLE_HOURS or more after its end"),
+            _f("loaded", pa.bool_(), "the warehouse holds the day's last raw file"),
+            _f("sessions", pa.int64(), "sessions the ledger knows for the day"),
+            _f("sessions_open", pa.int64(), "sessions not final (read again by later runs)"),
+            _f("sessions_failing", pa.int64(), "sessions whose last read failed"),
+            _f("gaps", pa.int64(), "list windows that could not be read completely"),
+            _f("error", pa.string(), "why the last run could not read the day at all (null: it could)"),
+            _f("error_failures", pa.int64(), "runs in a row that could not read the day"),
+            _f("error_since", UTC_TS, "first of those runs"),
+        ]
+    ),
+)
+
+SYNC_LEDGER_SESSIONS = Table(
+    name="sync_ledger_sessions",
+    key=("session_id",),
+    description="The sync ledger's sessions that are not final or whose last read failed: what later "
+    "runs read again, and why. Replaced as a whole after each run.",
+    schema=pa.schema(
+        [
+            _f("session_id", pa.string(), "session", nullable=False),
+            _f("start_day", pa.date32(), "partition of the session", nullable=False),
+            _f("read_at", UTC_TS, "when it was last read successfully"),
+            _f("final_from", UTC_TS, "from when its record as last read is final (null: not as it is)"),
+            _f("failures", pa.int64(), "reads in a row that failed"),
+            _f("last_error", pa.string(), "cause of the last failed read"),
+            _f("failing_since", UTC_TS, "first failed read of this run of failures"),
+            _f("stale_since", UTC_TS, "since when the warehouse holds an older copy kept after a failed read"),
+            _f("gone_since", UTC_TS, "since when the gateway answers 404 for it (its rows are kept)"),
+        ]
+    ),
+)
+
+LEDGER_TABLES: tuple[Table, ...] = (SYNC_LEDGER, SYNC_LEDGER_SESSIONS)
+
 DAY_TABLES: tuple[Table, ...] = (
     SESSIONS,
     REVIEWS,

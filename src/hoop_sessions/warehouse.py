@@ -17,14 +17,15 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from hoop_sessions.errors import WarehouseLockedError
+from hoop_sessions.ledger import Ledger
 from hoop_sessions.paths import sql_dir
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every contract table and the analyst views, if missing."""
     from hoop_sessions import schema
 
-    for table in schema.ALL_TABLES:
+    for table in (*schema.ALL_TABLES, *schema.LEDGER_TABLES):
         con.execute(schema.ddl(table))
         # A warehouse made by an earlier version gets the columns added since (nullable, at the end).
         have = _column_types(con, table.name)
@@ -342,3 +343,38 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         row = con.execute(f'SELECT count(*) FROM "{table.name}"').fetchone()
         counts[table.name] = int(row[0]) if row else 0
     return counts
+
+
+def refresh_ledger(con: duckdb.DuckDBPyConnection, ledger: Ledger, *, settle: timedelta) -> tuple[int, int]:
+    """Replace ``sync_ledger`` and ``sync_ledger_sessions`` with the ledger's content, in one
+    transaction. Returns the numbers of days and of open or failing sessions."""
+    days: list[tuple[Any, ...]] = []
+    sessions: list[tuple[Any, ...]] = []
+    for entry in ledger.entries():
+        failing = entry.failing_sessions()
+        still_open = entry.open_sessions()
+        error = entry.error or {}
+        days.append((
+            entry.day, entry.listed_at, entry.read_at, entry.settled(settle), entry.loaded,
+            len(entry.sessions), len(still_open), len(failing), len(entry.gaps),
+            error.get("error"), error.get("failures"), error.get("since"),
+        ))
+        for sid in sorted(set(still_open) | set(failing)):
+            s = entry.sessions[sid]
+            sessions.append((
+                sid, entry.day, s.read_at, s.final_from, s.failures, s.last_error,
+                s.failing_since, s.stale_since, s.gone_since,
+            ))
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM sync_ledger")
+        con.execute("DELETE FROM sync_ledger_sessions")
+        if days:
+            con.executemany(f"INSERT INTO sync_ledger VALUES ({', '.join('?' * 12)})", days)
+        if sessions:
+            con.executemany(f"INSERT INTO sync_ledger_sessions VALUES ({', '.join('?' * 9)})", sessions)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return len(days), len(sessions)

@@ -172,3 +172,22 @@ def test_yesterday_loaded_tells_whether_the_nightly_sync_ran(
         result = check_yesterday_loaded(con, today)
     assert result.passed is passed
     assert result.metadata["latest_day_loaded"].value == str(DAYS[1])
+
+
+def test_a_session_the_ledger_could_not_read_fails_the_completeness_check_naming_it(data_dir: Path) -> None:
+    from hoop_sessions.ledger import Ledger, record_read
+
+    failing = "0b9f6a3c-1111-4222-8333-00000000dead"
+    record_read(
+        Ledger(data_dir), DAYS[1], gateway_now=NOW, stamp=None, listed=True, read_ids=[],
+        listed_ids=[failing], failures={failing: "could not be read: HTTP 502"}, stale=[], gone=[],
+        gaps=[],
+    )
+
+    results = evaluate(data_dir)
+
+    passed, severity, meta = results["hoop/warehouse/sync_windows:sync_complete"]
+    assert not passed and severity == AssetCheckSeverity.ERROR
+    assert meta["incomplete_items"].value == 1
+    [item] = meta["incomplete"].value[str(DAYS[1])]
+    assert failing in item and "HTTP 502" in item

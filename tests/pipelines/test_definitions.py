@@ -89,6 +89,7 @@ EXPECTED_CHECKS = {
     "hoop/warehouse/sync_windows:listed_equals_loaded_plus_rejected": True,
     "hoop/warehouse/sessions:streams_readable": False,
     "hoop/warehouse/sync_windows:yesterday_loaded": False,
+    "hoop/warehouse/sync_windows:sync_complete": True,
     "hoop/lake/sessions:no_unknown_fields": False,
     "hoop/compliance_findings:unique_key": True,
 }
@@ -131,7 +132,7 @@ def test_every_asset_has_a_description_and_owners() -> None:
         assert graph.get(key).owners, key
 
 
-def test_the_checks_are_keys_reconciliation_streams_freshness_and_unknown_fields() -> None:
+def test_the_checks_are_keys_reconciliation_completeness_streams_freshness_and_unknown_fields() -> None:
     graph = defs.resolve_asset_graph()
     actual = {
         key.to_user_string(): graph.get_check_spec(key).blocking for key in graph.asset_check_keys

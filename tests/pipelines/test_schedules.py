@@ -11,11 +11,11 @@ from dagster import RunRequest, build_schedule_context
 from hoop_sessions.flatten import is_final
 from hoop_sessions.ingest import ingest_records
 from hoop_sessions.ledger import DayEntry, Ledger, SessionEntry
+from hoop_sessions.simulator import Dataset, SimulatorConfig
 from hoop_sessions.values import EPOCH
 from hoop_sessions.windows import days_between
-from pipelines.partitions import hoop_days
-from hoop_sessions.simulator import Dataset, SimulatorConfig
 from pipelines.definitions import defs
+from pipelines.partitions import hoop_days
 from pipelines.resources import WarehouseResource
 from pipelines.schedules import hoop_nightly
 from tests.pipelines.conftest import NOW, Hoop, HoopFactory, days_ago
