@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -205,11 +206,18 @@ def nightly_report(stdout: str) -> dict[str, int]:
 
 
 def run_sync_nightly(
-    gw: RunningGateway, data: Path, *, concurrency: int, timeout_s: float
+    gw: RunningGateway, data: Path, *, concurrency: int, timeout_s: float, first_day: date | None = None
 ) -> Result:
-    """``hoop-sessions sync`` on a warehouse just backfilled: nothing is new on the gateway."""
+    """``hoop-sessions sync`` on a warehouse just backfilled: nothing is new on the gateway.
+
+    ``first_day`` is the first partition day (HOOP_SYNC_START_DATE): the backfill's first day, so
+    that the warehouse is fully synced and the nightly has nothing to catch up.
+    """
     argv = [*hoop_sessions_argv(), "sync"]
-    result, run = _measured("hoop-sessions sync (nothing new)", argv, _env(gw, data, concurrency), gw, timeout_s)
+    env = _env(gw, data, concurrency)
+    if first_day is not None:
+        env["HOOP_SYNC_START_DATE"] = first_day.isoformat()
+    result, run = _measured("hoop-sessions sync (nothing new)", argv, env, gw, timeout_s)
     if result.status == "ok":
         # Its own report, one line a day: a day in which nothing changed is neither rebuilt nor
         # reloaded, so the ledger does not show it; the report does.

@@ -195,7 +195,8 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
             if args.nightly:
                 if sync_data is not None and results["sync"].status == "ok":
                     _log("nightly sync with nothing new")
-                    nightly = run_sync_nightly(gw, sync_data, concurrency=args.concurrency, timeout_s=args.timeout)
+                    nightly = run_sync_nightly(gw, sync_data, concurrency=args.concurrency, timeout_s=args.timeout,
+                                               first_day=workload.start)
                     full = results["sync"]
                     if full.wall_s and nightly.wall_s:
                         nightly.extra["share_of_a_full_day"] = nightly.wall_s / (full.wall_s / workload.days)

@@ -15,7 +15,7 @@ into metadata. The work is the library's: ``extract_day``, ``build_and_record``,
 # No `from __future__ import annotations`: Dagster reads the config and resource annotations.
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from dagster import (
@@ -40,7 +40,6 @@ from hoop_sessions import warehouse as duckdb_warehouse
 from hoop_sessions.compliance import refresh_findings
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
-from hoop_sessions.ledger import Ledger
 from hoop_sessions.progress import LogProgress
 from hoop_sessions.raw import raw_path
 from hoop_sessions.report import write_report
@@ -286,13 +285,10 @@ def warehouse_tables(
         what="loading the warehouse",
         done=len(plan.todo) - len(set(failed) - set(plan.missing)),
     )
+    sync.refresh_ledger_tables(settings)
     with duckdb_warehouse.connect(
-        settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds
+        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
     ) as con:
-        duckdb_warehouse.ensure_schema(con)
-        duckdb_warehouse.refresh_ledger(
-            con, Ledger(settings.data_dir), settle=timedelta(hours=settings.settle_hours)
-        )
         for table in schema.DAY_TABLES:
             for day in days:
                 context.add_asset_metadata(

@@ -142,23 +142,12 @@ def _report(result: Any) -> None:
         )
 
 
-def _refresh_findings(settings: Settings, *, findings: bool = True) -> None:
-    """After a run: the warehouse's copy of the sync ledger, and the findings if rows changed."""
-    from datetime import timedelta
-
+def _refresh_findings(settings: Settings) -> None:
     from hoop_sessions import warehouse
     from hoop_sessions.compliance import refresh_findings
-    from hoop_sessions.ledger import Ledger
 
-    if not settings.warehouse_path.exists():
-        return
     with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
-        warehouse.ensure_schema(con)
-        warehouse.refresh_ledger(
-            con, Ledger(settings.data_dir), settle=timedelta(hours=settings.settle_hours)
-        )
-        if findings:
-            refresh_findings(con)
+        refresh_findings(con)
 
 
 @main.command()
@@ -185,8 +174,8 @@ def backfill(start: date, end: date, redo: bool) -> None:
     finally:
         _close(progress)
     result.skipped = plan.done
-    # Findings change only when a day's rows did.
-    _refresh_findings(settings, findings=any(day.build is not None for day in result.days))
+    if any(day.build is not None for day in result.days):
+        _refresh_findings(settings)  # findings change only when a day's rows did
     _report(result)
 
 
@@ -210,8 +199,8 @@ def sync() -> None:
     finally:
         _close(progress)
     result.left = plan.left
-    # Findings change only when a day's rows did.
-    _refresh_findings(settings, findings=any(day.build is not None for day in result.days))
+    if any(day.build is not None for day in result.days):
+        _refresh_findings(settings)  # findings change only when a day's rows did
     _report(result)
 
 

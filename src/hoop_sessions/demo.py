@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from hoop_sessions import warehouse
 from hoop_sessions.compliance import get_rule, refresh_findings, run_rule
 from hoop_sessions.config import Secret, Settings
-from hoop_sessions.ledger import Ledger
 from hoop_sessions.progress import LogProgress
 from hoop_sessions.simulator import Dataset, SimulatorConfig, serve
 from hoop_sessions.sync import backfill_days, nightly_days, sync_days
@@ -45,7 +44,6 @@ def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str
             raise SystemExit(f"demo failed on {sorted(failed)}: {failed}")
         expected = sum(len(Dataset(config).session_ids(d, now=now)) for d in days_between(first, last))
     with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
-        warehouse.refresh_ledger(con, Ledger(settings.data_dir), settle=timedelta(hours=settings.settle_hours))
         refresh = refresh_findings(con)
         counts = warehouse.table_counts(con)
         distinct = con.execute("SELECT count(DISTINCT session_id) FROM sessions").fetchone()

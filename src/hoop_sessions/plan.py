@@ -110,7 +110,8 @@ def plan_days(
     ledger = Ledger(settings.data_dir)
     plan = SyncPlan()
     yesterday = now.astimezone(UTC).date() - timedelta(days=1)
-    rolling_from = yesterday - timedelta(days=max(settings.rolling_days, 0))
+    # The rolling window: yesterday and the days before it, HOOP_ROLLING_DAYS in all.
+    rolling_from = yesterday - timedelta(days=settings.rolling_days - 1) if settings.rolling_days else now.date()
     horizon = (
         yesterday - timedelta(days=settings.final_horizon_days) if settings.final_horizon_days else None
     )

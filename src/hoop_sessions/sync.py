@@ -192,15 +192,20 @@ def previous_days(
     """For each day read before: its raw file and, from the sync ledger, its final sessions.
 
     Asked once before a run starts, so that reading a day never waits for the load of another.
-    Days in ``relist`` (by default: within the rolling window, and yesterday) are listed again;
+    Days in ``relist`` (by default: those the sync plan lists again) are listed again;
     the others have only their sessions that are not final (or failed) read again, by id.
     """
-    if relist is None:
+    days = sorted(set(days))
+    if relist is None and days:
+        # What the sync plan lists again (never listed completely, failed, not settled, in the
+        # rolling window), and any day of the rolling window asked for.
         listed_from = now.date() - timedelta(days=max(settings.rolling_days, 1))
-        relist = [d for d in days if d >= listed_from]
+        planned = plan_days(settings, first=days[0], last=days[-1], now=now).relist
+        relist = {d for d in days if d >= listed_from} | planned
+    relist = relist or ()
     ledger = Ledger(settings.data_dir)
     previous = {}
-    for day in sorted(set(days)):
+    for day in days:
         entry = ledger.get(day)
         if entry is None:
             continue
@@ -326,7 +331,19 @@ async def sync_days_async(
             worker.close()
     result.days.sort(key=lambda d: d.day)
     result.incomplete = incomplete_days(ledger, [d.day for d in result.days])
+    refresh_ledger_tables(settings)
     return result
+
+
+def refresh_ledger_tables(settings: Settings) -> None:
+    """The warehouse's copy of the sync ledger (``sync_ledger``, ``sync_ledger_sessions``)."""
+    if not settings.warehouse_path.exists():
+        return
+    with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
+        warehouse.ensure_schema(con)
+        warehouse.refresh_ledger(
+            con, Ledger(settings.data_dir), settle=timedelta(hours=settings.settle_hours)
+        )
 
 
 def _record_read(ledger: Ledger, extracted: ExtractResult, gateway_now: datetime) -> None:

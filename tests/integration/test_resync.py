@@ -95,7 +95,8 @@ def test_a_day_past_the_rolling_window_reads_its_open_sessions_by_id_without_lis
     a full read has them; the final ones stay as they were read; the day still reconciles."""
     end_of_day = datetime.combine(DAYS[1] + timedelta(days=1), time(0, 20), tzinfo=UTC)
     gateway = gateway_factory(days=3, sessions_per_day=80, seed=31, now=end_of_day)
-    settings = settings_for(gateway, tmp_path)
+    # Read once more than HOOP_SETTLE_HOURS after its end: here any time after it.
+    settings = settings_for(gateway, tmp_path, settle_hours=0)
     assert sync_days(settings, [DAYS[1]], now=gateway.now).ok
     before = _sessions(tmp_path / "warehouse.duckdb")
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:

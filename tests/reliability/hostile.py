@@ -21,7 +21,8 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -112,6 +113,8 @@ class HostileGateway:
         self.bodies: dict[str, Reply | Callable[[Request], Reply]] = {}
         self.requests: list[Request] = []
         self.handshakes = 0
+        # The gateway's clock, as its Date header says it: this far from the machine's.
+        self.clock_offset = timedelta(0)
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -204,6 +207,11 @@ class _Handler(BaseHTTPRequestHandler):
     # client's delayed ACK (40 ms a request).
     disable_nagle_algorithm = True
     server: _Server
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, on the gateway's clock (``HostileGateway.clock_offset``)."""
+        moment = datetime.now(UTC) + self.server.gateway.clock_offset
+        return formatdate(moment.timestamp(), usegmt=True)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
