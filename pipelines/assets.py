@@ -4,7 +4,7 @@ Every partitioned asset is one daily UTC partition per day and takes a whole par
 one run (``BackfillPolicy.single_run()``: one preflight, one HTTP connection pool and one DuckDB
 writer for a backfill). A run of one partition always does its day again (the nightly schedule
 and "Materialize" of a day). A run over a range resumes: each stage skips the days whose output
-already matches its input (see ``day_plan``), so re-running a failed 90-day backfill reads only
+already matches its input (see ``hoop_sessions.stages``), so re-running a failed 90-day backfill reads only
 the days that were not read, and loads only the days that were not loaded.
 
 Each asset only translates: partitions into days, resources into ``Settings``, library results
@@ -43,8 +43,8 @@ from hoop_sessions.errors import HoopSessionsError
 from hoop_sessions.progress import LogProgress
 from hoop_sessions.raw import raw_path
 from hoop_sessions.report import write_report
+from hoop_sessions.stages import Plan, plan_build, plan_load, plan_read
 from pipelines import metadata
-from pipelines.day_plan import Plan, plan_build, plan_load, plan_read
 from pipelines.partitions import days_of, hoop_days
 from pipelines.resources import HoopApiResource, WarehouseResource
 

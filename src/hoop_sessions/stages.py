@@ -1,19 +1,21 @@
-"""Which days of a run each stage must do: how a range run resumes without redoing finished days.
+"""Which days each stage of a staged run does: how a range run resumes without redoing finished days.
 
-Not a Dagster concern: this is sync logic, kept here (it imports no Dagster) until the library
-offers it (``hoop_sessions.sync.plan_days``, requested). Every stage compares a *stamp* of its
-input with a stamp of its output. The stamp of a day's data is the latest ``finished_at`` of its
-list windows: set when hoop was read, carried unchanged from the raw file's extract record into
-the lake's and the warehouse's ``sync_windows``. So:
+The orchestrator (Dagster) runs the sync as three steps, read (hoop -> raw), build (raw -> lake)
+and load (lake -> warehouse), each over the days of the run. What to read comes from the sync plan
+(``plan.py``, the one place that decides it). The later stages compare a *stamp* of their input
+with a stamp of their output: the stamp of a day's data is the latest ``finished_at`` of its list
+windows, set when hoop was read and carried unchanged from the raw file's extract record into the
+lake's and the warehouse's ``sync_windows``. So:
 
-- read (hoop → raw): a day is skipped when the warehouse holds it and every session of it is
-  final (as ``hoop-sessions backfill`` does), or when its raw file is newer than the warehouse's
-  copy: it was read by an earlier, interrupted attempt and waits for the next two stages;
-- build (raw → lake): skipped when the lake's complete files carry the raw file's stamp;
-- load (lake → warehouse): skipped when the warehouse carries the lake's stamp.
+- read (hoop -> raw): the days the sync plan says are not done, except a day whose raw file is
+  newer than the one the warehouse holds: it was read by an earlier, interrupted attempt and waits
+  for the next two stages;
+- build (raw -> lake): skipped when the lake's complete files carry the raw file's stamp;
+- load (lake -> warehouse): skipped when the warehouse carries the lake's stamp.
 
 ``redo`` does every day that has its input. A day without its input is *missing*: the stage
-reports it after doing the others.
+reports it after doing the others. This module imports Arrow: the process that reads hoop does not
+use it.
 """
 
 from __future__ import annotations
@@ -33,12 +35,6 @@ from hoop_sessions.plan import plan_days
 
 Stamp = int  # microseconds since the epoch, UTC
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class WarehouseDay:
-    stamp: Stamp
-    final: bool
 
 
 @dataclass
@@ -79,8 +75,8 @@ def lake_stamp(settings: Settings, day: date) -> Stamp | None:
     return _stamp(latest) if latest is not None else None
 
 
-def warehouse_days(settings: Settings, first: date, last: date) -> dict[date, WarehouseDay]:
-    """Stamp and finality of every day in [first, last] that the warehouse holds."""
+def warehouse_days(settings: Settings, first: date, last: date) -> dict[date, Stamp]:
+    """Stamp of every day in [first, last] that the warehouse holds."""
     if not settings.warehouse_path.exists():
         return {}
     with warehouse.connect(
@@ -92,17 +88,9 @@ def warehouse_days(settings: Settings, first: date, last: date) -> dict[date, Wa
                 "WHERE start_day BETWEEN ? AND ? GROUP BY start_day",
                 [first, last],
             ).fetchall()
-            open_days = {
-                row[0]
-                for row in con.execute(
-                    "SELECT DISTINCT start_day FROM sessions "
-                    "WHERE NOT is_final AND start_day BETWEEN ? AND ?",
-                    [first, last],
-                ).fetchall()
-            }
         except duckdb.CatalogException:  # a warehouse file without the tables yet
             return {}
-    return {day: WarehouseDay(int(stamp), day not in open_days) for day, stamp in stamps}
+    return {day: int(stamp) for day, stamp in stamps}
 
 
 def plan_read(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
@@ -164,7 +152,7 @@ def plan_load(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
         built = lake_stamp(settings, day)
         if built is None:
             plan.missing[day] = f"no complete lake files under {settings.lake_dir}"
-        elif not redo and day in held and held[day].stamp == built:
+        elif not redo and day in held and held[day] == built:
             plan.skipped[day] = "warehouse already holds the current lake files"
         else:
             plan.todo.append(day)
