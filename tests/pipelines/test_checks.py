@@ -191,3 +191,11 @@ def test_a_session_the_ledger_could_not_read_fails_the_completeness_check_naming
     assert meta["incomplete_items"].value == 1
     [item] = meta["incomplete"].value[str(DAYS[1])]
     assert failing in item and "HTTP 502" in item
+
+
+def test_yesterday_loaded_is_not_judged_by_a_run_whose_days_end_before_yesterday(data_dir: Path) -> None:
+    with connect(data_dir) as con:
+        historical = check_yesterday_loaded(con, TODAY + timedelta(days=5), (DAYS[0], DAYS[1]))
+        nightly = check_yesterday_loaded(con, TODAY + timedelta(days=5), (DAYS[0], TODAY + timedelta(days=4)))
+    assert historical.passed and "not in scope" in (historical.description or "")
+    assert not nightly.passed
