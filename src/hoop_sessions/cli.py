@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -52,6 +53,71 @@ def _progress(days: int) -> Progress:
 def _close(progress: Progress) -> None:
     if isinstance(progress, RichProgress):
         progress.close()
+
+
+class _Kept:
+    """A progress that also remembers which days were loaded (for an interrupted run's report)."""
+
+    def __init__(self, inner: Progress) -> None:
+        self.inner = inner
+        self.days: list[date] = []
+
+    def day_listed(self, day: date, sessions: int) -> None:
+        self.inner.day_listed(day, sessions)
+
+    def session_fetched(self, day: date) -> None:
+        self.inner.session_fetched(day)
+
+    def day_done(self, day: date, summary: dict[str, Any]) -> None:
+        self.days.append(day)
+        self.inner.day_done(day, summary)
+
+
+def _sync(settings: Settings, days: list[date], **options: Any) -> Any:
+    """``sync_days`` with progress; on SIGINT or SIGTERM, stop reading, let the day being loaded
+    finish (a load is one transaction: it commits or rolls back), say which days were kept, and
+    exit 130 or 143."""
+    from hoop_sessions.sync import sync_days
+
+    received: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        received.append(signum)
+        # Treated as Ctrl-C: asyncio's own SIGINT handler cancels the run, whose clean-up lets
+        # the day being loaded finish before KeyboardInterrupt comes out of it.
+        on_interrupt = signal.getsignal(signal.SIGINT)
+        if callable(on_interrupt):
+            on_interrupt(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    progress = _Kept(_progress(len(days)))
+    try:
+        return sync_days(settings, days, progress=progress, **options)
+    except KeyboardInterrupt:
+        _close(progress.inner)
+        signum = received[0] if received else signal.SIGINT
+        kept = sorted(progress.days)
+        left = [d for d in days if d not in kept]
+        click.echo(
+            f"\ninterrupted ({signal.Signals(signum).name}): {len(kept)} of {len(days)} day(s) were "
+            "read and loaded and are kept"
+            + (f" ({_days_text(kept)})" if kept else "")
+            + (f"; not done: {_days_text(left)}" if left else "")
+            + ". Nothing half-loaded was left: run the same command again to resume.",
+            err=True,
+        )
+        raise SystemExit(128 + signum) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _close(progress.inner)
+
+
+def _days_text(days: list[date]) -> str:
+    if len(days) <= 6:
+        return ", ".join(str(d) for d in days)
+    return f"{days[0]} .. {days[-1]}, {len(days)} days"
 
 
 def _parse_day(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -161,18 +227,14 @@ def _refresh_findings(settings: Settings) -> None:
 @friendly_errors
 def backfill(start: date, end: date, redo: bool) -> None:
     """Sync every UTC day from --start to --end (inclusive); resumable."""
-    from hoop_sessions.sync import backfill_days, sync_days
+    from hoop_sessions.sync import backfill_days
 
     if end < start:
         raise click.BadParameter("--end is before --start")
     settings = Settings.from_env()
     settings.require_api()
     plan = backfill_days(settings, start, end, resume=not redo)
-    progress = _progress(len(plan.todo))
-    try:
-        result = sync_days(settings, plan.days, progress=progress, reuse=not redo, relist=plan.relist)
-    finally:
-        _close(progress)
+    result = _sync(settings, plan.days, reuse=not redo, relist=plan.relist)
     result.skipped = plan.done
     if any(day.build is not None for day in result.days):
         _refresh_findings(settings)  # findings change only when a day's rows did
@@ -183,7 +245,7 @@ def backfill(start: date, end: date, redo: bool) -> None:
 @friendly_errors
 def sync() -> None:
     """The nightly job: every day not yet read completely, recent days, and open sessions."""
-    from hoop_sessions.sync import nightly_days, sync_days
+    from hoop_sessions.sync import nightly_days
 
     settings = Settings.from_env()
     settings.require_api()
@@ -193,11 +255,7 @@ def sync() -> None:
         + "".join(f"\n  {t.day}: {t.reason}" for t in plan.todo),
         err=True,
     )
-    progress = _progress(len(plan.todo))
-    try:
-        result = sync_days(settings, plan.days, progress=progress, relist=plan.relist)
-    finally:
-        _close(progress)
+    result = _sync(settings, plan.days, relist=plan.relist)
     result.left = plan.left
     if any(day.build is not None for day in result.days):
         _refresh_findings(settings)  # findings change only when a day's rows did

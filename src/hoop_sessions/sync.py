@@ -325,8 +325,13 @@ async def sync_days_async(
                 pending = None
     finally:
         if pending is not None:
-            # Leave no load half-way in a worker when the run is cut short: let it finish.
+            # Leave no load half-way in a worker when the run is cut short: let it finish, and
+            # count it as done when it committed.
             await asyncio.wait([pending[1]])
+            extracted, future = pending
+            if not future.cancelled() and future.exception() is None:
+                built, rows = future.result()
+                progress.day_done(extracted.day, DayResult(extracted.day, extracted, built, rows).summary())
         if worker is not None:
             worker.close()
     result.days.sort(key=lambda d: d.day)
