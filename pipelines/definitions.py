@@ -14,12 +14,14 @@ from pipelines.checks import hoop_checks
 from pipelines.jobs import hoop_sync_job
 from pipelines.resources import resources_from_env
 from pipelines.schedules import hoop_nightly
+from pipelines.sensors import hoop_ledger
 
 defs = Definitions(
     assets=hoop_assets,
     asset_checks=hoop_checks,
     jobs=[hoop_sync_job],
     schedules=[hoop_nightly],
+    sensors=[hoop_ledger],
     resources=resources_from_env(),
     executor=in_process_executor,
 )
