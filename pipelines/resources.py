@@ -3,9 +3,12 @@
 Both translate into the library's ``Settings``. A field left unset (``None``) takes the value of
 the environment variable named in its description, else the library's default, exactly as the
 command line does; settings no resource exposes (nightly horizon, rolling window, retry budget,
-CA bundle, ...) always come from the environment. The token reaches the library only through
-``HoopApiResource.token``, which the definitions bind to ``EnvVar("HOOP_API_TOKEN")``: Dagster
-records the variable's name, never its value, in run records and job snapshots.
+CA bundle, ...) always come from the environment. The definitions leave ``HoopApiResource.url``
+and ``token`` unset, so the run reads ``HOOP_API_URL`` and ``HOOP_API_TOKEN`` from its own
+environment when it starts: Dagster records neither the value nor a binding in run records and job
+snapshots, and a missing variable fails the run with one line that says what to set (a binding
+through ``EnvVar`` made Dagster fail the run config with a traceback before any of this code ran).
+A deployment may still set them on the resource, the token through ``EnvVar`` only.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from pydantic import Field
 
 from hoop_sessions.config import Secret, Settings
@@ -49,9 +52,14 @@ class WarehouseResource(ConfigurableResource):
 class HoopApiResource(ConfigurableResource):
     """The hoop gateway: base URL, token and how hard to call it."""
 
-    url: str = Field(description="Gateway base URL, e.g. https://use.hoop.dev (HOOP_API_URL).")
-    token: str = Field(
-        description="API token. Bind it with EnvVar('HOOP_API_TOKEN'), never a literal."
+    url: str | None = Field(
+        default=None,
+        description="Gateway base URL, e.g. https://use.hoop.dev. Unset: HOOP_API_URL at run time.",
+    )
+    token: str | None = Field(
+        default=None,
+        description="API token. Unset: HOOP_API_TOKEN at run time. If set, bind it with "
+        "EnvVar('HOOP_API_TOKEN'), never a literal.",
     )
     auth_header: str | None = Field(
         default=None,
@@ -82,10 +90,11 @@ class HoopApiResource(ConfigurableResource):
             retry_attempts=self.retry_attempts,
             allow_partial_visibility=self.allow_partial_visibility,
         )
+        environment = Settings.from_env()
         configured = replace(
             settings,
-            api_url=self.url or None,
-            api_token=Secret(self.token) if self.token else None,
+            api_url=self.url or environment.api_url,
+            api_token=Secret(self.token) if self.token else environment.api_token,
             **overrides,
         )
         configured.require_api()
@@ -95,6 +104,6 @@ class HoopApiResource(ConfigurableResource):
 def resources_from_env() -> dict[str, ConfigurableResource]:
     """The resources of the code location, bound to the environment variables of the contract."""
     return {
-        "hoop_api": HoopApiResource(url=EnvVar("HOOP_API_URL"), token=EnvVar("HOOP_API_TOKEN")),
+        "hoop_api": HoopApiResource(),
         "warehouse": WarehouseResource(),
     }

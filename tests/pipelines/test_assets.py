@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey, DagsterInstance, serialize_value
 
 from hoop_sessions.simulator import Dataset
@@ -144,3 +145,16 @@ def test_the_token_never_reaches_run_records_event_logs_or_snapshots(
         assert not [text for text in stored if token in text]
         files = b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
         assert files and token.encode() not in files
+
+
+def test_a_run_without_the_gateway_settings_fails_with_one_line_that_says_what_to_set(
+    hoop: Hoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HOOP_API_URL")
+    result = hoop.materialize(days_ago(2).isoformat())
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith("HOOP_API_URL is not set: give the gateway's base URL")
+    assert len(description.splitlines()) == 1
+    assert "Traceback" not in failure.step_failure_data.error.message
