@@ -30,7 +30,6 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    asset,
     multi_asset,
 )
 from pydantic import Field
@@ -121,17 +120,25 @@ def _run_summary(days: Sequence[date], plan: Plan) -> dict[str, Any]:
     }
 
 
-@asset(
-    key=RAW_SESSIONS,
-    description="Every session of a UTC day as hoop's GET /api/sessions/{id} returned it "
-    "(event stream and input included), kept as received in raw/start_day=<day>/sessions.ndjson.gz "
-    "with the record of how it was listed. The lake can be rebuilt from it without calling hoop.",
+# A multi_asset of one spec: `@asset`'s backfill_policy parameter is in beta (a warning at every
+# load of the code location), multi_asset's is not, and single-run backfills need it.
+@multi_asset(
+    name="hoop__raw_sessions",
+    specs=[
+        AssetSpec(
+            RAW_SESSIONS,
+            description="Every session of a UTC day as hoop's GET /api/sessions/{id} returned it "
+            "(event stream and input included), kept as received in "
+            "raw/start_day=<day>/sessions.ndjson.gz with the record of how it was listed. The lake "
+            "can be rebuilt from it without calling hoop.",
+            group_name="hoop_ingest",
+            kinds={"python", "json"},
+            owners=DATA_OWNERS,
+            tags={"source": "hoop"},
+        )
+    ],
     partitions_def=hoop_days,
     backfill_policy=BackfillPolicy.single_run(),
-    group_name="hoop_ingest",
-    kinds={"python", "json"},
-    owners=DATA_OWNERS,
-    tags={"source": "hoop"},
 )
 def raw_sessions(
     context: AssetExecutionContext,
@@ -307,22 +314,27 @@ def warehouse_tables(
         )
 
 
-@asset(
-    key=COMPLIANCE_FINDINGS,
-    description="What every compliance rule (sql/compliance/*.sql, kind: finding) flags now: one "
-    "row per (rule, session), replaced as a whole after each load.",
-    deps=[warehouse_key(table.name) for table in schema.DAY_TABLES],
+@multi_asset(
+    name="hoop__compliance_findings",
+    specs=[
+        AssetSpec(
+            COMPLIANCE_FINDINGS,
+            description="What every compliance rule (sql/compliance/*.sql, kind: finding) flags "
+            "now: one row per (rule, session), replaced as a whole after each load.",
+            deps=[warehouse_key(table.name) for table in schema.DAY_TABLES],
+            group_name="hoop_compliance",
+            kinds={"duckdb", "sql"},
+            owners=COMPLIANCE_OWNERS,
+            metadata={
+                "dagster/column_schema": metadata.column_schema(schema.COMPLIANCE_FINDINGS),
+                "dagster/table_name": "warehouse.main.compliance_findings",
+            },
+        )
+    ],
     # Unpartitioned, so it runs once per backfill anyway; declared so that
     # `dagster asset materialize --partition-range` accepts a selection that includes it.
     backfill_policy=BackfillPolicy.single_run(),
-    group_name="hoop_compliance",
-    kinds={"duckdb", "sql"},
-    owners=COMPLIANCE_OWNERS,
     pool=WAREHOUSE_POOL,
-    metadata={
-        "dagster/column_schema": metadata.column_schema(schema.COMPLIANCE_FINDINGS),
-        "dagster/table_name": "warehouse.main.compliance_findings",
-    },
 )
 def compliance_findings(
     context: AssetExecutionContext, warehouse: WarehouseResource
@@ -366,15 +378,21 @@ class EvidenceReportConfig(Config):
     )
 
 
-@asset(
-    key=EVIDENCE_REPORT,
-    description="The compliance evidence report: one self-contained HTML file (coverage of the "
-    "period, the sync ledger, every rule's findings with charts), in <data dir>/reports/.",
-    deps=[COMPLIANCE_FINDINGS],
+@multi_asset(
+    name="hoop__evidence_report",
+    specs=[
+        AssetSpec(
+            EVIDENCE_REPORT,
+            description="The compliance evidence report: one self-contained HTML file (coverage "
+            "of the period, the sync ledger, every rule's findings with charts), in "
+            "<data dir>/reports/.",
+            deps=[COMPLIANCE_FINDINGS],
+            group_name="hoop_compliance",
+            kinds={"html"},
+            owners=COMPLIANCE_OWNERS,
+        )
+    ],
     backfill_policy=BackfillPolicy.single_run(),
-    group_name="hoop_compliance",
-    kinds={"html"},
-    owners=COMPLIANCE_OWNERS,
     pool=WAREHOUSE_POOL,
 )
 def evidence_report(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,6 +36,8 @@ concurrency:
     # chain of day manifests. Steps wait for their pool's slot; other steps run meanwhile.
     default_limit: 1
     granularity: op
+telemetry:
+  enabled: false
 python_logs:
   # The library's warnings (lock waits, retries, unknown fields) in the run logs.
   managed_python_loggers:
@@ -131,19 +134,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     env["DAGSTER_HOME"] = str(home)
     command = dagster_command(args, cwd=Path.cwd())
-    print(f"DAGSTER_HOME={home}; data in {data_dir}", file=sys.stderr, flush=True)
     if env.get("HOOP_API_URL"):
+        _say_how_to_reach(env, token_shown=False)
         return run_dagster(command, env)
     with local_gateway(settings) as (url, token):
-        print(
-            f"HOOP_API_URL is not set: local hoop simulator listening on {url} "
-            "(its token is passed to Dagster through the environment)",
-            file=sys.stderr,
-            flush=True,
-        )
         env["HOOP_API_URL"] = url
         env["HOOP_API_TOKEN"] = token
+        print(f"HOOP_API_URL is not set: a local hoop simulator listens on {url}", file=sys.stderr)
+        _say_how_to_reach(env, token_shown=settings.api_token is None)
         return run_dagster(command, env)
+
+
+def _say_how_to_reach(env: dict[str, str], *, token_shown: bool) -> None:
+    """What another shell exports to run the README's ``dagster ...`` commands on the same
+    instance and data (a real gateway's token is never printed, only the simulator's demo one)."""
+    token = shlex.quote(env["HOOP_API_TOKEN"]) if token_shown else '"$HOOP_API_TOKEN"'
+    print(
+        "to use `dagster ...` commands on this instance from another shell:\n"
+        f"  export DAGSTER_HOME={shlex.quote(env['DAGSTER_HOME'])} "
+        f"HOOP_DATA_DIR={shlex.quote(env['HOOP_DATA_DIR'])} "
+        f"HOOP_API_URL={shlex.quote(env['HOOP_API_URL'])} HOOP_API_TOKEN={token}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -125,9 +125,21 @@ def test_make_dev_serves_the_hoop_assets_checks_and_schedule_to_the_ui(devserver
     # A new DAGSTER_HOME gets one slot per pool: one writer of warehouse.duckdb at a time.
     assert pools["instance"]["poolConfig"] == {"defaultPoolLimit": 1, "poolGranularity": "op"}
     assert (home / "dagster.yaml").is_file()
-    # Without HOOP_API_URL the simulator runs, and it wants the token that only Dagster was given.
-    url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read_text())
-    assert url, log.read_text()[-2000:]
+    assert "enabled: false" in (home / "dagster.yaml").read_text().split("telemetry:")[1]
+    text = log.read_text()
+    # Without HOOP_API_URL the simulator runs; the command says its URL, its demo token and the
+    # DAGSTER_HOME, as one export line another shell can paste for the README's dagster commands.
+    url = re.search(r"listens on (http://127\.0\.0\.1:\d+)", text)
+    assert url, text[-2000:]
+    exported = re.search(r"export DAGSTER_HOME=(\S+) HOOP_DATA_DIR=\S+ HOOP_API_URL=(\S+) HOOP_API_TOKEN=(\S+)", text)
+    assert exported and exported.group(1) == str(home) and exported.group(2) == url.group(1)
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(url.group(1) + "/api/userinfo", timeout=10)
     assert refused.value.code == 401
+    request = urllib.request.Request(
+        url.group(1) + "/api/userinfo", headers={"Authorization": f"Bearer {exported.group(3)}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+    # No warning of Dagster's about this project's definitions (beta parameters, deprecations).
+    assert "BetaWarning" not in text and "DeprecationWarning" not in text
