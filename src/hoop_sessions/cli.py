@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from typing import Any, ClassVar, TypeVar
 
@@ -62,8 +62,8 @@ class _Kept:
         self.inner = inner
         self.days: list[date] = []
 
-    def day_listed(self, day: date, sessions: int) -> None:
-        self.inner.day_listed(day, sessions)
+    def day_listed(self, day: date, sessions: int, *, listed: bool = True) -> None:
+        self.inner.day_listed(day, sessions, listed=listed)
 
     def session_fetched(self, day: date) -> None:
         self.inner.session_fetched(day)
@@ -231,6 +231,12 @@ def backfill(start: date, end: date, redo: bool) -> None:
 
     if end < start:
         raise click.BadParameter("--end is before --start")
+    today = datetime.now(UTC).date()
+    if end >= today:
+        raise click.BadParameter(
+            f"--end {end} is not over yet: only closed UTC days can be synced completely; the "
+            f"latest is yesterday, {today - timedelta(days=1)}"
+        )
     settings = Settings.from_env()
     settings.require_api()
     plan = backfill_days(settings, start, end, resume=not redo)
@@ -268,7 +274,6 @@ def sync() -> None:
 @friendly_errors
 def status(start: date | None, end: date | None) -> None:
     """What the sync ledger still has open: days to read, sessions not read or not final."""
-    from datetime import timedelta
 
     from hoop_sessions.ledger import Ledger
     from hoop_sessions.plan import first_day, last_closed_day, plan_days

@@ -465,7 +465,7 @@ async def extract_day(
         order = sorted(listed.by_id, key=lambda sid: (listed.by_id[sid][0], sid))
     else:
         windows, listed, order = before
-    progress.day_listed(day, len(order))
+    progress.day_listed(day, len(order), listed=before is None)
     owner = {sid: listed.by_id[sid][1] for sid in order}
     rejects = list(listed.rejects)
 

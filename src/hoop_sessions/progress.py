@@ -11,13 +11,14 @@ log = logging.getLogger("hoop_sessions.progress")
 
 
 class Progress(Protocol):
-    def day_listed(self, day: date, sessions: int) -> None: ...
+    # ``listed`` is false for a day not listed again: ``sessions`` are those listed before.
+    def day_listed(self, day: date, sessions: int, *, listed: bool = True) -> None: ...
     def session_fetched(self, day: date) -> None: ...
     def day_done(self, day: date, summary: dict[str, Any]) -> None: ...
 
 
 class NullProgress:
-    def day_listed(self, day: date, sessions: int) -> None:
+    def day_listed(self, day: date, sessions: int, *, listed: bool = True) -> None:
         pass
 
     def session_fetched(self, day: date) -> None:
@@ -79,9 +80,12 @@ class LogProgress:
         self.every = every
         self._last = time.monotonic()
 
-    def day_listed(self, day: date, sessions: int) -> None:
+    def day_listed(self, day: date, sessions: int, *, listed: bool = True) -> None:
         self.figures.listed(day, sessions)
-        self.logger.info("%s: %d sessions listed", day, sessions)
+        if listed:
+            self.logger.info("%s: %d sessions listed", day, sessions)
+        else:
+            self.logger.info("%s: not listed again; its open sessions of %d are read by id", day, sessions)
 
     def session_fetched(self, day: date) -> None:
         self.figures.fetched(day)
@@ -119,25 +123,35 @@ class RichProgress(LogProgress):
             TimeRemainingColumn(), console=Console(stderr=True), transient=False,
         )
         self._task = self._bar.add_task("sync", total=days_total, figures="")
+        self._completed = 0.0
         self._bar.start()
 
-    def day_listed(self, day: date, sessions: int) -> None:
+    def day_listed(self, day: date, sessions: int, *, listed: bool = True) -> None:
         self.figures.listed(day, sessions)
-        self._bar.update(self._task, description=str(day), figures=self.figures.line())
+        self._refresh()
 
     def session_fetched(self, day: date) -> None:
         if self.figures.fetched(day) % 50 == 0:
-            self._bar.update(
-                self._task,
-                completed=self.figures.days_done + self.figures._day_fraction(),
-                figures=self.figures.line(),
-            )
+            self._refresh()
 
     def day_done(self, day: date, summary: dict[str, Any]) -> None:
         f = self.figures
         f.done(day, summary)
-        self._bar.console.print(f"{day}: {summary.get('sessions_listed')} sessions listed; {f.line()}")
-        self._bar.update(self._task, completed=f.days_done, figures=f.line())
+        what = (
+            f"{summary.get('sessions_listed')} sessions listed"
+            if summary.get("listed_again", True)
+            else f"not listed again, {summary.get('sessions_listed')} sessions as listed before"
+        )
+        self._bar.console.print(f"{day}: {what}; {f.line()}")
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """The label names the earliest day still in progress (several are read at once), and the
+        bar never moves backwards when a later day is listed before an earlier one is done."""
+        f = self.figures
+        self._completed = max(self._completed, f.days_done + f._day_fraction())
+        label = str(min(f.reading)) if f.reading else "sync"
+        self._bar.update(self._task, description=label, completed=self._completed, figures=f.line())
 
     def close(self) -> None:
         self._bar.stop()

@@ -42,3 +42,34 @@ def test_days_read_at_once_each_count_their_own_share():
 
 def test_the_eta_is_unknown_before_anything_is_done():
     assert _Figures(days_total=3).line().endswith("ETA ?")
+
+
+def test_the_bar_names_the_earliest_day_in_progress_and_never_moves_back():
+    from hoop_sessions.progress import RichProgress
+
+    bar = RichProgress(days_total=3)
+    try:
+        task = bar._bar.tasks[0]
+        bar.day_listed(D1, 4)
+        for _ in range(4):
+            bar.figures.fetched(D1)
+        bar.day_listed(D2, 100)  # read ahead while day 1 is still loading
+        assert task.description == str(D1)
+        seen = task.completed
+        bar.day_listed(D3, 1000)  # a third day listed: the share of the days in progress drops
+        assert task.description == str(D1) and task.completed >= seen
+        bar.day_done(D1, {"sessions_listed": 4, "listed_again": True})
+        assert task.description == str(D2) and task.completed >= 1
+    finally:
+        bar.close()
+
+
+def test_a_day_not_listed_again_is_not_said_to_be_listed(caplog):
+    import logging
+
+    from hoop_sessions.progress import LogProgress
+
+    caplog.set_level(logging.INFO)
+    progress = LogProgress(days_total=1)
+    progress.day_listed(D1, 300, listed=False)
+    assert "not listed again" in caplog.text and "300 sessions listed" not in caplog.text
