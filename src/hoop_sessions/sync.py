@@ -345,7 +345,10 @@ def refresh_ledger_tables(settings: Settings) -> None:
     if not settings.warehouse_path.exists():
         return
     with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
-        warehouse.ensure_schema(con)
+        if not warehouse.has_table(con, "sync_ledger_sessions"):
+            # Only once per warehouse: creating tables imports the contract's Arrow schemas,
+            # which the process that reads hoop otherwise never loads.
+            warehouse.ensure_schema(con)
         warehouse.refresh_ledger(
             con, Ledger(settings.data_dir), settle=timedelta(hours=settings.settle_hours)
         )

@@ -16,10 +16,11 @@ import duckdb
 import pytest
 
 from hoop_sessions.compliance import get_rule, run_rule
-from hoop_sessions.config import Secret, Settings
+from hoop_sessions.config import Settings
 from hoop_sessions.ledger import Ledger
 from hoop_sessions.simulator import Dataset
 from hoop_sessions.sync import nightly_days, sync_days
+from tests.conftest import settings_for as shared_settings_for
 from tests.records import b64, session_record
 from tests.reliability.conftest import cli_env, run_cli
 from tests.reliability.hostile import HostileGateway, Reply, error_reply
@@ -49,17 +50,8 @@ def record(n: int, day: date, **overrides: Any) -> dict[str, Any]:
 
 
 def settings_for(gateway: HostileGateway, data_dir: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "api_url": gateway.url,
-        "api_token": Secret(gateway.token),
-        "data_dir": data_dir,
-        "retry_attempts": 2,
-        "retry_max_seconds": 10.0,
-        "timeout_seconds": 5.0,
-        "lock_timeout_seconds": 30.0,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    """The shared test settings, with quick retries: the scripted failures here are permanent."""
+    return shared_settings_for(gateway, data_dir, **{"retry_attempts": 2, "timeout_seconds": 5.0, **overrides})
 
 
 def rows(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
