@@ -69,7 +69,8 @@ REFUSED_STATUSES = {401: AuthenticationError, 422: InvalidRequestError}
 # Other kinds (timeouts, resets, statuses) get HOOP_RETRY_ATTEMPTS and the exponential backoff.
 RETRY_POLICY: dict[str, tuple[int, float]] = {"refused": (3, 0.5), "unresolved": (3, 1.0)}
 # Not retried at all: raised at once with what to change.
-CONFIG_FAILURES = frozenset({"tls-mismatch", "certificate", "invalid-request"})
+CONFIG_FAILURES = frozenset({"tls-mismatch", "certificate", "invalid-request", "proxy-auth"})
+PROXY_CREDENTIALS = "The proxy wants credentials: give them in its URL (http://user:password@host:port)"
 USERINFO = "/api/userinfo"
 GET_PARAMS = {"expand": "event_stream,session_input"}
 PAGE_LIMIT = 100
@@ -211,7 +212,7 @@ class HoopClient:
         attempts = 1
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientApiError),
-            stop=_stop_after(settings.retry_attempts) | stop_after_delay(settings.retry_max_seconds),
+            stop=_StopAfter(settings.retry_attempts) | stop_after_delay(settings.retry_max_seconds),
             wait=_wait_retry_after_or_backoff,
             reraise=True,
             before_sleep=_log_retry,
@@ -296,6 +297,8 @@ class HoopClient:
                 f"GET {path}: {failure.reason}. If the gateway uses a private CA, set HOOP_CA_BUNDLE to its "
                 f"certificate bundle; if the certificate is for another name, use that name in HOOP_API_URL"
             )
+        if failure.kind == "proxy-auth":
+            return ConfigError(f"GET {path}: {failure.reason}. {PROXY_CREDENTIALS}")
         return ConfigError(f"GET {path}: {failure.reason}. Check HOOP_API_TOKEN and HOOP_API_AUTH_HEADER")
 
     def _hint(self, status: int, path: str, message: str) -> str | None:
@@ -306,7 +309,7 @@ class HoopClient:
             # Go's net/http answers so to plain HTTP on its TLS port (hoop: gateway/api/server.go).
             return f"HOOP_API_URL ({self.base_url}) says http but that port serves TLS: use https://"
         if status == 407:
-            return "The proxy wants credentials: give them in its URL (http://user:password@host:port)"
+            return PROXY_CREDENTIALS
         return None
 
     def _not_the_api(self) -> str:
@@ -342,18 +345,18 @@ def _is_html(headers: Mapping[str, str], body: bytes) -> bool:
     return "html" in headers.get("content-type", "").lower() or body.lstrip()[:1] == b"<"
 
 
-def _stop_after(budget: int) -> stop_base:
+class _StopAfter(stop_base):
     """Stop when the failure's own attempt limit (RETRY_POLICY) or the budget is reached."""
 
-    class _Stop(stop_base):
-        def __call__(self, state: RetryCallState) -> bool:
-            exc = state.outcome.exception() if state.outcome else None
-            limit = budget
-            if isinstance(exc, TransientApiError) and exc.kind in RETRY_POLICY:
-                limit = min(limit, RETRY_POLICY[exc.kind][0])
-            return state.attempt_number + 1 >= limit  # the first attempt was made before tenacity
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
 
-    return _Stop()
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        limit = self.budget
+        if isinstance(exc, TransientApiError) and exc.kind in RETRY_POLICY:
+            limit = min(limit, RETRY_POLICY[exc.kind][0])
+        return retry_state.attempt_number + 1 >= limit  # the first attempt was made before tenacity
 
 
 def _tls_context(ca_bundle: str | None) -> ssl.SSLContext | None:

@@ -32,6 +32,7 @@ import asyncio
 import errno
 import heapq
 import itertools
+import re
 import socket
 import ssl
 import unicodedata
@@ -80,6 +81,7 @@ FAILURE_KINDS = (
     "tls-mismatch",  # https:// to a port that answers plain HTTP
     "certificate",  # the server's certificate is not trusted or not for this name
     "invalid-request",  # the request cannot be sent (an illegal header value)
+    "proxy-auth",  # the proxy wants credentials (407 to CONNECT)
     "timeout",  # a connect, read or write wait, or the whole answer's deadline, ran out
     "network",  # anything else: reset, closed mid-answer, a proxy or TLS failure, a bad body
 )
@@ -380,7 +382,13 @@ def _failure(exc: BaseException, where: str) -> TransportFailure:
     if tls is not None:
         return TransportFailure(f"connection failed: TLS with {where} broke ({tls.reason or type(tls).__name__})")
     if isinstance(exc, httpcore.ProxyError):
-        return TransportFailure(f"connection failed: {where} did not open a tunnel to the gateway")
+        # httpcore's text is the proxy's status line: only its status number is taken.
+        status = re.match(r"\d{3}\b", str(exc))
+        answered = f" (it answered {status.group()})" if status else ""
+        return TransportFailure(
+            f"connection failed: {where} did not open a tunnel to the gateway{answered}",
+            kind="proxy-auth" if status and status.group() == "407" else "network",
+        )
     if isinstance(exc, httpcore.ConnectError):
         return TransportFailure(f"connection failed: could not connect to {where}{detail}")
     if isinstance(exc, httpcore.RemoteProtocolError):

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpcore
@@ -197,3 +200,54 @@ def test_the_error_h11_raises_for_an_illegal_header_is_reported_without_its_text
     assert "hpk_x" in repr(raised.args)  # the reason this matters
     failure = _failure(raised, "127.0.0.1:1")
     assert failure.kind == "invalid-request" and "hpk_x" not in str(failure)
+
+
+@contextmanager
+def proxy_answering(status_line: bytes) -> Iterator[str]:
+    """An HTTP proxy on loopback that answers every request, CONNECT included, with ``status_line``."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(status_line + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def test_a_proxy_that_wants_credentials_is_named_at_once(monkeypatch):
+    with proxy_answering(b"HTTP/1.1 407 Proxy Authentication Required") as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        error, attempts = userinfo("https://hoop.invalid")
+    assert type(error) is ConfigError and attempts == 1
+    port = proxy.rsplit(":", 1)[1]
+    assert f"the proxy 127.0.0.1:{port} did not open a tunnel to the gateway (it answered 407)" in str(error)
+    assert "http://user:password@host:port" in str(error)
+
+
+def test_a_proxy_that_cannot_reach_the_gateway_is_retried_as_a_failure_in_front_of_it(monkeypatch):
+    with proxy_answering(b"HTTP/1.1 502 Bad Gateway") as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        error, attempts = userinfo("https://hoop.invalid", retry_attempts=2)
+    assert isinstance(error, RetriesExhaustedError) and attempts == 2
+    assert "did not open a tunnel to the gateway (it answered 502)); the gateway or a proxy" in str(error)
