@@ -336,7 +336,7 @@ def _header_value(name: str, value: str) -> bytes:
 # hoop serves its API with it: hoop: gateway/api/server.go, StartAPI). OpenSSL 3.2 and later say
 # RECORD_LAYER_FAILURE where earlier versions say WRONG_VERSION_NUMBER.
 _NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
-                      "UNKNOWN_PROTOCOL", "HTTP_REQUEST"})
+                      "UNKNOWN_PROTOCOL"})
 _WAITING_FOR = {
     httpcore.ConnectTimeout: "connecting to",
     httpcore.ReadTimeout: "waiting for the answer from",
