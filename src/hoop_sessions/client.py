@@ -284,7 +284,6 @@ class HoopClient:
             raise TransientApiError(path, f"unreadable JSON body ({len(body)} bytes): it ends mid-document")
         return body
 
-
     def _misconfigured(self, path: str, failure: TransportFailure) -> ConfigError:
         if failure.kind == "tls-mismatch":
             return TlsSetupError(
