@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -38,6 +39,38 @@ class Secret:
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
+def clean_token(token: Secret) -> Secret:
+    """The token without surrounding whitespace, checked to be sendable in an HTTP header.
+
+    A token read from an .env file or a Kubernetes secret often ends with a newline, a space or a
+    CR: those are stripped. A control character or a character outside Latin-1 inside it cannot
+    be sent at all (the HTTP layer refuses it with an error that quotes the header), and a space
+    inside makes hoop refuse it (it splits ``Bearer <token>`` on spaces and wants two parts:
+    hoop: gateway/api/apiroutes/auth.go, parseToken). The error names the character and its
+    position, never the token.
+    """
+    value = token.get()
+    stripped = value.strip()
+    if not stripped:
+        raise ConfigError("HOOP_API_TOKEN holds only whitespace: export the token itself")
+    for position, char in enumerate(stripped, start=1):
+        if unicodedata.category(char) == "Cc":
+            problem = "a control character"
+        elif ord(char) > 0xFF:
+            problem = "a character outside Latin-1, which an HTTP header cannot carry"
+        elif char.isspace():
+            problem = "whitespace, which hoop does not accept inside a token"
+        else:
+            continue
+        name = unicodedata.name(char, "")
+        label = f"U+{ord(char):04X}" + (f" {name}" if name else "")
+        raise ConfigError(
+            f"HOOP_API_TOKEN holds {problem} ({label}) at position {position} of "
+            f"{len(stripped)}: copy the token again from hoop (it is not shown here)"
+        )
+    return token if stripped == value else Secret(stripped)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the sync needs to know. Build with ``Settings.from_env()`` or directly."""
@@ -65,12 +98,18 @@ class Settings:
     allow_insecure_http: bool = False
     store_output: str = "full"
 
+    def __post_init__(self) -> None:
+        # Every way a Settings gets a token passes here: from_env, a direct construction, and
+        # dataclasses.replace (the Dagster resource's way).
+        if self.api_token is not None:
+            object.__setattr__(self, "api_token", clean_token(self.api_token))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if env is None else env
         token = env.get("HOOP_API_TOKEN") or None
         start = env.get("HOOP_SYNC_START_DATE") or None
-        settings = cls(
+        values: dict[str, object] = dict(
             api_url=(env.get("HOOP_API_URL") or None),
             api_token=Secret(token) if token else None,
             auth_header=env.get("HOOP_API_AUTH_HEADER", "bearer").strip().lower() or "bearer",
@@ -90,7 +129,9 @@ class Settings:
             allow_insecure_http=_bool(env, "HOOP_ALLOW_HTTP"),
             store_output=_choice(env, "HOOP_STORE_OUTPUT", ("full", "hash", "none")),
         )
-        return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
+        # Overrides first, then one construction: a token given here replaces the environment's
+        # before it is checked (the warehouse resource passes api_token=None and needs none).
+        return cls(**{**values, **overrides})  # type: ignore[arg-type]
 
     @property
     def warehouse_path(self) -> Path:

@@ -8,7 +8,12 @@ class HoopSessionsError(Exception):
 
 
 class ConfigError(HoopSessionsError):
-    """A setting is missing or invalid."""
+    """A setting is missing or invalid. Never retried: the same request would fail the same way."""
+
+
+class TlsSetupError(ConfigError):
+    """TLS could not be set up with the gateway: ``https://`` to a plain-HTTP port, or a
+    certificate this machine does not trust. Not retried."""
 
 
 class ApiError(HoopSessionsError):
@@ -16,13 +21,14 @@ class ApiError(HoopSessionsError):
 
     hint = ""
 
-    def __init__(self, status: int, path: str, message: str) -> None:
+    def __init__(self, status: int, path: str, message: str, *, hint: str | None = None) -> None:
         self.status = status
         self.path = path
         self.message = message
+        hint = self.hint if hint is None else hint
         text = f"hoop answered {status} for GET {path}: {message!r}"
-        if self.hint:
-            text += f". {self.hint}"
+        if hint:
+            text += f". {hint}"
         super().__init__(text)
 
 
@@ -35,7 +41,8 @@ class ForbiddenError(ApiError):
 
 
 class NotFoundError(ApiError):
-    hint = "Check HOOP_API_URL: it is the gateway's base URL, without /api"
+    """404: for a session, it no longer exists; for the userinfo route, HOOP_API_URL is wrong (the
+    client says which, since only it knows the URL)."""
 
 
 class InvalidRequestError(ApiError):
@@ -43,17 +50,29 @@ class InvalidRequestError(ApiError):
 
 
 class TransientApiError(HoopSessionsError):
-    """A failure worth retrying: 429, 5xx, a dropped connection, a truncated or unreadable body."""
+    """A failure worth retrying: 429, 5xx, a dropped connection, a truncated or unreadable body.
 
-    def __init__(self, path: str, reason: str, retry_after: float | None = None) -> None:
+    ``kind`` names the failure for the retry policy (client.RETRY_POLICY): how many attempts it
+    gets and how long to wait between them.
+    """
+
+    def __init__(
+        self, path: str, reason: str, retry_after: float | None = None, *, kind: str = "transient"
+    ) -> None:
         self.path = path
         self.reason = reason
         self.retry_after = retry_after
+        self.kind = kind
         super().__init__(f"GET {path}: {reason}")
 
 
 class RetriesExhaustedError(HoopSessionsError):
     """A transient failure kept happening past the retry budget."""
+
+
+class UnreachableError(RetriesExhaustedError):
+    """The gateway could not be reached at all: the connection was refused, or its host name does
+    not resolve. Retried a few times only, then reported with the URL and what to check."""
 
 
 class UnreadableBodyError(RetriesExhaustedError):

@@ -19,16 +19,25 @@ earlier days leave idle.
 
 Proxies come from the usual environment variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
 ``ALL_PROXY``, ``NO_PROXY``); loopback addresses never go through one.
+
+A failure is reported as a ``TransportFailure`` whose ``kind`` says what happened (refused,
+unresolved, TLS to a plain-HTTP port, untrusted certificate, timeout, ...) and whose text is
+written here from that kind and the address dialled. The text of the underlying exception is
+never used: h11 quotes an illegal header value in its error, and that header can be the token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import heapq
 import itertools
+import re
+import socket
 import ssl
+import unicodedata
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,6 +48,7 @@ import certifi
 import httpcore
 
 from hoop_sessions.config import LOOPBACK_HOSTS
+from hoop_sessions.errors import ConfigError
 
 MIN_BODY_RATE = 16 * 1024  # bytes per second a body must average after the first allowance
 KEEPALIVE_EXPIRY = 30.0  # seconds an idle connection is kept; servers often close at 60 s
@@ -64,14 +74,30 @@ class Answer:
     body: bytes
 
 
+# What a TransportFailure can be; the client's retry policy is keyed on these.
+FAILURE_KINDS = (
+    "refused",  # nothing listens at the address (ECONNREFUSED)
+    "unresolved",  # the host name does not resolve
+    "tls-mismatch",  # https:// to a port that answers plain HTTP
+    "certificate",  # the server's certificate is not trusted or not for this name
+    "invalid-request",  # the request cannot be sent (an illegal header value)
+    "proxy-auth",  # the proxy wants credentials (407 to CONNECT)
+    "timeout",  # a connect, read or write wait, or the whole answer's deadline, ran out
+    "network",  # anything else: reset, closed mid-answer, a proxy or TLS failure, a bad body
+)
+
+
 class TransportFailure(Exception):
     """No complete answer: the connection failed, a timeout or the deadline passed."""
 
-    def __init__(self, reason: str, *, certificate: bool = False, timed_out: bool = False) -> None:
+    def __init__(self, reason: str, *, kind: str = "network", timed_out: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.certificate = certificate
-        self.timed_out = timed_out
+        self.kind = "timeout" if timed_out else kind
+
+    @property
+    def timed_out(self) -> bool:
+        return self.kind == "timeout"
 
 
 class _Lane:
@@ -153,7 +179,10 @@ class Http:
     ) -> None:
         parts = urlsplit(base_url)
         self._scheme = parts.scheme.encode("ascii")
-        self._host = (parts.hostname or "").encode("idna")
+        try:
+            self._host = (parts.hostname or "").encode("idna")
+        except UnicodeError:
+            raise ConfigError(f"the host name of {base_url!r} is not a valid domain name") from None
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._prefix = parts.path.rstrip("/")
         default_port = parts.port is None or parts.port == (443 if parts.scheme == "https" else 80)
@@ -161,11 +190,14 @@ class Http:
         if parts.hostname and ":" in parts.hostname:  # an IPv6 literal
             host_header = f"[{parts.hostname}]" if default_port else f"[{parts.hostname}]:{parts.port}"
         self._headers = [(b"Host", (host_header or "").encode("idna")), (b"Accept-Encoding", b"gzip")]
-        self._headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self._headers += [(k.encode("latin-1"), _header_value(k, v)) for k, v in headers.items()]
         self._timeouts = {"connect": connect_timeout, "read": timeout, "write": timeout, "pool": timeout}
         self._allowance = connect_timeout + timeout
         origin = httpcore.Origin(self._scheme, self._host, self._port)
         proxy = proxy_for(base_url)
+        # Where a connection goes, for error messages: the proxy's address has no credentials.
+        address = f"{host_header}:{self._port}" if default_port else f"{host_header}"
+        self.dialled = address if proxy is None else f"the proxy {_bare(proxy)}"
         if ssl_context is None and parts.scheme == "https":
             # The Mozilla CA bundle, as httpx and requests use; a private CA goes in HOOP_CA_BUNDLE.
             ssl_context = ssl.create_default_context(cafile=certifi.where())
@@ -216,6 +248,7 @@ class Http:
         loop = asyncio.get_running_loop()
         started = loop.time()
         received = 0
+        failure: TransportFailure | None = None
         try:
             async with asyncio.timeout(started + self._allowance) as deadline:
                 response = await lane.handle_async_request(request)
@@ -239,15 +272,15 @@ class Http:
                 f"{MIN_BODY_RATE // 1024} KiB/s after the first {self._allowance:g} s)",
                 timed_out=True,
             ) from None
-        except httpcore.TimeoutException as exc:
-            raise TransportFailure(f"timed out ({type(exc).__name__})", timed_out=True) from None
-        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError,
-                httpcore.ConnectionNotAvailable) as exc:
-            raise TransportFailure(
-                f"connection failed ({type(exc).__name__}: {exc})", certificate=_is_certificate_error(exc)
-            ) from None
+        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
+                httpcore.ProxyError, httpcore.ConnectionNotAvailable) as exc:
+            failure = _failure(exc, self.dialled)
         except zlib.error as exc:
             raise TransportFailure(f"the gzip body cannot be decoded: {exc}") from None
+        if failure is not None:
+            # Raised outside the except clause, so that the original exception (whose text may
+            # quote a header) is not kept as its __context__ for a traceback or Dagster to show.
+            raise failure
         return Answer(response.status, headers, b"".join(chunks))
 
 
@@ -282,10 +315,107 @@ def _proxy_pool(proxy: str, ssl_context: ssl.SSLContext | None) -> Transport:
     )
 
 
-def _is_certificate_error(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+def _bare(proxy: str) -> str:
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    return f"{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def _header_value(name: str, value: str) -> bytes:
+    """``value`` as header bytes; a value HTTP cannot carry is refused without quoting it."""
+    bad = next((c for c in value if unicodedata.category(c) == "Cc" or ord(c) > 0xFF), None)
+    if bad is not None:
+        raise ConfigError(
+            f"the {name} header cannot be sent: it holds U+{ord(bad):04X}, which HTTP does not "
+            "allow in a header (the value is not shown: it may be the token)"
+        )
+    return value.encode("latin-1")
+
+
+# OpenSSL's reasons for a handshake answered with something that is not TLS: a plain-HTTP server
+# answering the ClientHello with "HTTP/1.1 400 Bad Request" (Go's net/http does so at once, and
+# hoop serves its API with it: hoop: gateway/api/server.go, StartAPI). OpenSSL 3.2 and later say
+# RECORD_LAYER_FAILURE where earlier versions say WRONG_VERSION_NUMBER.
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                      "UNKNOWN_PROTOCOL"})
+_WAITING_FOR = {
+    httpcore.ConnectTimeout: "connecting to",
+    httpcore.ReadTimeout: "waiting for the answer from",
+    httpcore.WriteTimeout: "sending the request to",
+    httpcore.PoolTimeout: "waiting for a free connection to",
+}
+
+
+def _failure(exc: BaseException, where: str) -> TransportFailure:
+    """A TransportFailure for an httpcore exception, in words of this module (never ``str(exc)``)."""
+    if isinstance(exc, httpcore.TimeoutException):
+        return TransportFailure(f"timed out {_WAITING_FOR.get(type(exc), 'talking to')} {where}", kind="timeout")
+    if isinstance(exc, httpcore.LocalProtocolError):
+        return TransportFailure(
+            "the request could not be sent: a header value is not valid HTTP (not shown: it may be "
+            "the token)", kind="invalid-request",
+        )
+    causes = list(_causes(exc))
+    certificate = next((c for c in causes if isinstance(c, ssl.SSLCertVerificationError)), None)
+    if certificate is not None:
+        return TransportFailure(
+            f"the TLS certificate of {where} is not trusted ({certificate.reason}: "
+            f"{certificate.verify_message})", kind="certificate",
+        )
+    tls = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
+    if tls is not None and _not_tls(tls):
+        return TransportFailure(
+            f"the TLS handshake with {where} got an answer that is not TLS ({tls.reason or 'RECORD_LAYER_FAILURE'})",
+            kind="tls-mismatch",
+        )
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return TransportFailure(f"connection refused by {where}", kind="refused")
+    unresolved = next((c for c in causes if isinstance(c, socket.gaierror)), None)
+    if unresolved is not None:
+        temporary = unresolved.errno == socket.EAI_AGAIN
+        return TransportFailure(
+            f"{where.rsplit(':', 1)[0]} could not be resolved"
+            + (" (DNS: a temporary failure)" if temporary else " (DNS: no such name)"),
+            kind="unresolved",
+        )
+    code = next((errno.errorcode.get(c.errno, "") for c in causes if isinstance(c, OSError) and c.errno), "")
+    detail = f" ({code})" if code else ""
+    if tls is not None:
+        return TransportFailure(f"connection failed: TLS with {where} broke ({tls.reason or type(tls).__name__})")
+    if isinstance(exc, httpcore.ProxyError):
+        # httpcore's text is the proxy's status line: only its status number is taken.
+        status = re.match(r"\d{3}\b", str(exc))
+        answered = f" (it answered {status.group()})" if status else ""
+        return TransportFailure(
+            f"connection failed: {where} did not open a tunnel to the gateway{answered}",
+            kind="proxy-auth" if status and status.group() == "407" else "network",
+        )
+    if isinstance(exc, httpcore.ConnectError):
+        return TransportFailure(f"connection failed: could not connect to {where}{detail}")
+    if isinstance(exc, httpcore.RemoteProtocolError):
+        return TransportFailure(f"connection failed: {where} closed it before a complete answer, or broke HTTP")
+    if isinstance(exc, httpcore.WriteError):
+        return TransportFailure(f"connection failed while sending the request to {where}{detail}")
+    if isinstance(exc, httpcore.ReadError):
+        return TransportFailure(f"connection failed while reading the answer from {where}{detail}")
+    return TransportFailure(f"connection failed: {where} ({type(exc).__name__})")
+
+
+def _not_tls(error: ssl.SSLError) -> bool:
+    # Some OpenSSL versions give no reason code for it, only the text (an OpenSSL text: it cannot
+    # hold anything of the request).
+    text = str(error).lower()
+    return error.reason in _NOT_TLS or "record layer failure" in text or "wrong version number" in text
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, its causes and contexts, and the members of exception groups among them."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend(c for c in (current.__cause__, current.__context__) if c is not None)

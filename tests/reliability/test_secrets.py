@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import shutil
+import socket
 import ssl
 import subprocess
 import traceback
@@ -160,6 +161,76 @@ def test_a_token_that_sees_only_part_of_the_sessions_is_refused_without_showing_
 def test_settings_and_clients_do_not_show_the_token_in_their_repr(canary):
     settings = Settings.from_env({"HOOP_API_URL": "https://hoop.example", "HOOP_API_TOKEN": canary})
     assert canary not in repr(settings) + str(settings) + repr(settings.api_token) + f"{settings.api_token}"
+
+
+# -- a token as it is read from files and secrets --------------------------------------------
+
+
+@pytest.mark.parametrize("around", ["\n", " ", "\r", "\r\n"])
+def test_a_token_read_with_whitespace_around_it_syncs_and_is_never_shown(gateway_factory, tmp_path, canary,
+                                                                          caplog, around):
+    caplog.set_level(logging.DEBUG)
+    gateway = gateway_factory(days=1, sessions_per_day=3, token=canary)
+    env = {"HOOP_API_URL": gateway.url, "HOOP_API_TOKEN": f"{around}{canary}{around}", "HOOP_DATA_DIR": str(tmp_path)}
+    result = sync_days(Settings.from_env(env), [FIRST_DAY], now=NOW)
+    assert result.ok and result.days[0].build.sessions_loaded == 3
+    assert canary not in caplog.text + repr(result)
+    assert copies_in(tmp_path, canary) == []
+
+
+@pytest.mark.parametrize("inside", ["\x00", "\x1b", "\n", "\u2013", "\U0001f511"])
+def test_a_token_with_a_character_http_cannot_carry_is_refused_without_showing_any_part_of_it(
+    tmp_path, canary, caplog, inside
+):
+    caplog.set_level(logging.DEBUG)
+    head, tail = canary[:20], canary[20:]
+    env = {"HOOP_API_URL": "https://hoop.invalid", "HOOP_API_TOKEN": f"{head}{inside}{tail}",
+           "HOOP_DATA_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="HOOP_API_TOKEN holds") as info:
+        Settings.from_env(env)
+    shown = exception_text(info.value) + caplog.text
+    assert head not in shown and tail not in shown
+
+
+def test_the_command_refuses_a_token_with_a_control_character_without_showing_it(tmp_path, canary):
+    head, tail = canary[:20], canary[20:]
+    done = run_cli("-v", "backfill", "--start", str(FIRST_DAY), "--end", str(FIRST_DAY),
+                   env=cli_env("https://hoop.invalid", f"{head}\x1b{tail}\n", tmp_path))
+    assert done.returncode == 1 and "HOOP_API_TOKEN holds a control character (U+001B)" in done.stderr
+    assert head not in done.stdout + done.stderr and tail not in done.stdout + done.stderr
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_connection_failures_and_a_proxy_echoing_the_request_leave_no_copy_of_the_token(
+    gateway_factory, tmp_path, canary, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    plain = gateway_factory(days=1, sessions_per_day=1, token=canary)
+    errors: list[BaseException] = []
+    with HostileGateway(token=canary) as echoing:
+        # A proxy whose error page quotes the request it could not pass on, headers and all,
+        # the token straddling where an error message is cut (200 characters).
+        echoing.userinfo = lambda request: Reply(
+            520, f"origin error for {request.headers['authorization']:>210}".encode(), "text/html")
+        for url, expected in [
+            (f"http://127.0.0.1:{closed_port()}", "connection refused"),
+            (plain.url.replace("http://", "https://"), "not TLS"),
+            (echoing.url, "HTTP 520 origin error"),
+        ]:
+            settings = Settings(api_url=url, api_token=Secret(f"{canary}\n"), data_dir=tmp_path, retry_attempts=2)
+            with pytest.raises(HoopSessionsError, match=expected) as info:
+                sync_days(settings, [FIRST_DAY], now=NOW)
+            errors.append(info.value)
+        assert len(echoing.requests) == 2 and canary in repr(echoing.requests[0].headers)
+    assert "Bearer ****" in str(errors[-1])
+    logged = caplog.text + "".join(repr(r.args) + repr(r.__dict__) for r in caplog.records)
+    assert "retrying" in logged
+    assert canary[:16] not in logged + "".join(exception_text(e) for e in errors)
 
 
 # -- redirects ------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -70,3 +71,54 @@ def test_the_data_directory_is_created_private(tmp_path):
     s = Settings(data_dir=tmp_path / "new" / "data")
     s.ensure_data_dir()
     assert (s.data_dir.stat().st_mode & 0o777) == 0o700
+
+
+# -- the token -------------------------------------------------------------------------------
+
+TOKEN = "hpk_0123456789abcdefABCDEF"
+
+
+@pytest.mark.parametrize("read", [f"{TOKEN}\n", f" {TOKEN} ", f"{TOKEN}\r\n", f"\t{TOKEN}\r"])
+def test_whitespace_around_the_token_is_stripped(read):
+    settings = Settings.from_env({"HOOP_API_URL": "https://gw.example", "HOOP_API_TOKEN": read})
+    assert settings.api_token == Secret(TOKEN)
+    assert settings.require_api()[1].get() == TOKEN
+
+
+@pytest.mark.parametrize(
+    ("inside", "named"),
+    [
+        ("\n", "control character (U+000A)"),
+        ("\x00", "control character (U+0000)"),
+        ("\x7f", "control character (U+007F)"),
+        ("\u2013", "outside Latin-1, which an HTTP header cannot carry (U+2013 EN DASH)"),
+        ("\u00e9\u2028", "outside Latin-1"),
+        (" ", "whitespace, which hoop does not accept inside a token (U+0020 SPACE)"),
+    ],
+)
+def test_a_token_with_a_character_http_or_hoop_refuses_is_a_config_error_that_does_not_show_it(inside, named):
+    token = f"hpk_secret{inside}part"
+    with pytest.raises(ConfigError, match="HOOP_API_TOKEN holds") as info:
+        Settings.from_env({"HOOP_API_URL": "https://gw.example", "HOOP_API_TOKEN": token})
+    assert named in str(info.value)
+    assert "secret" not in str(info.value) and "part" not in str(info.value)
+
+
+def test_a_token_of_only_whitespace_is_refused():
+    with pytest.raises(ConfigError, match="only whitespace"):
+        Settings.from_env({"HOOP_API_TOKEN": " \r\n"})
+
+
+def test_every_way_a_settings_gets_a_token_checks_it():
+    # The Dagster resource gives its token with dataclasses.replace (pipelines/resources.py).
+    settings = replace(Settings(), api_token=Secret(f"{TOKEN}\n"))
+    assert settings.api_token == Secret(TOKEN)
+    assert Settings(api_token=Secret(f" {TOKEN}")).api_token == Secret(TOKEN)
+    with pytest.raises(ConfigError, match="control character"):
+        replace(settings, api_token=Secret("hpk_a\x1bb"))
+
+
+def test_a_token_given_as_an_override_replaces_the_environment_s_before_it_is_checked():
+    # The warehouse resource reads everything but the API from the environment.
+    settings = Settings.from_env({"HOOP_API_TOKEN": "hpk_a\x00b"}, api_token=None)
+    assert settings.api_token is None

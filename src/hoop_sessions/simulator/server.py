@@ -77,6 +77,14 @@ class Engine:
         self.connections: set[_Connection] = set()
 
 
+def _bad_first_line(buffer: bytearray) -> bool:
+    end = buffer.find(b"\n")
+    if end < 0:
+        return False
+    parts = bytes(buffer[:end]).rstrip(b"\r").split(b" ")
+    return len(parts) != 3 or not parts[2].startswith(b"HTTP/1.")
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -119,6 +127,11 @@ class _Connection(asyncio.Protocol):
             if end < 0:
                 if len(self.buffer) > _MAX_HEAD:
                     self._write_simple(431, b"request header too large", close=True)
+                elif _bad_first_line(self.buffer):
+                    # hoop's API runs on Go's net/http (hoop: gateway/api/server.go), which reads
+                    # the request line first and answers 400 to a malformed one at once: a TLS
+                    # ClientHello sent to this plain port gets that answer, not a wait.
+                    self._write_simple(400, b"400 Bad Request", close=True)
                 return
             lines = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
             parts = lines[0].split(" ")
