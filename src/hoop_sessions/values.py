@@ -8,7 +8,7 @@ resident memory and 0.2 s of start-up), since building happens in a worker proce
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -129,3 +129,6 @@ class BuildResult:
     unknown_fields: dict[str, int]
     stream_status: dict[str, int]
     session_status: dict[str, int]
+    # The day's record_warnings by "kind field" ("unknown_value field=value" for a value outside
+    # its known set): how many sessions had each. Empty when every record was as expected.
+    warnings: dict[str, int] = field(default_factory=dict)
