@@ -25,6 +25,7 @@ TABLES = (
     "session_events",
     "sync_windows",
     "rejects",
+    "record_warnings",
 )
 KEYED_TABLES = (
     "sessions",
@@ -89,6 +90,7 @@ EXPECTED_CHECKS = {
     "hoop/warehouse/sync_windows:listed_equals_loaded_plus_rejected": True,
     "hoop/warehouse/sessions:streams_readable": False,
     "hoop/warehouse/sync_windows:yesterday_loaded": False,
+    "hoop/warehouse/record_warnings:records_as_expected": False,
     "hoop/lake/sessions:no_unknown_fields": False,
     "hoop/compliance_findings:unique_key": True,
 }
