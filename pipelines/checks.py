@@ -1,4 +1,4 @@
-"""Asset checks on the warehouse: keys, reconciliation, streams, freshness.
+"""Asset checks on the warehouse: keys, reconciliation, streams, records, freshness.
 
 They read ``warehouse.duckdb`` read-only, in the writers' pool so that a check never waits on a
 load (DuckDB lets one process write or several read). Checks about days look at the days of the
@@ -39,6 +39,7 @@ RECONCILED = "listed_equals_loaded_plus_rejected"
 STREAMS_READABLE = "streams_readable"
 YESTERDAY_LOADED = "yesterday_loaded"
 SYNC_COMPLETE = "sync_complete"
+RECORDS_AS_EXPECTED = "records_as_expected"
 SAMPLE_ROWS = 10
 
 Days = tuple[date, date] | None  # inclusive range of days to look at; None: every day
@@ -75,6 +76,13 @@ WAREHOUSE_CHECKS: list[AssetCheckSpec] = [
         description="The sync ledger has nothing open for the days of the run: every session "
         "listed was read, and every list window was read completely. Fails naming each day, "
         "session and cause (the rest of each day is loaded; the next run tries them again).",
+    ),
+    AssetCheckSpec(
+        RECORDS_AS_EXPECTED,
+        asset=warehouse_key("record_warnings"),
+        description="Every loaded record held only values this version knows, well formed. WARN: "
+        "a value outside its known set was stored as it came, or a malformed sub-field was "
+        "stored as null; the sessions are loaded, record_warnings says which and where.",
     ),
     AssetCheckSpec(
         YESTERDAY_LOADED,
@@ -196,6 +204,39 @@ def check_streams_readable(con: duckdb.DuckDBPyConnection, days: Days) -> AssetC
     )
 
 
+def check_records_as_expected(con: duckdb.DuckDBPyConnection, days: Days) -> AssetCheckResult:
+    where, params = _where_days(days)
+    rows = con.execute(
+        f"""
+        SELECT kind, field, CASE WHEN kind = 'unknown_value' THEN value END AS value,
+               count(DISTINCT session_id) AS sessions
+        FROM record_warnings WHERE {where}
+        GROUP BY ALL ORDER BY sessions DESC, kind, field, value
+        """,
+        params,
+    ).fetchall()
+    unknown = sum(r[3] for r in rows if r[0] == "unknown_value")
+    malformed = sum(r[3] for r in rows if r[0] == "malformed")
+    return AssetCheckResult(
+        asset_key=warehouse_key("record_warnings"),
+        check_name=RECORDS_AS_EXPECTED,
+        passed=not rows,
+        severity=AssetCheckSeverity.WARN,
+        description=f"{unknown} unknown value(s) stored as sent and {malformed} malformed "
+        "field(s) stored as null, counted by session: see record_warnings"
+        if rows
+        else None,
+        metadata={
+            "unknown_values": unknown,
+            "malformed_fields": malformed,
+            "scope": _scope(days),
+            "by_field": MetadataValue.md(
+                markdown_table(["kind", "field", "value", "sessions"], rows[:SAMPLE_ROWS])
+            ),
+        },
+    )
+
+
 def check_yesterday_loaded(
     con: duckdb.DuckDBPyConnection, today: date, days: Days = None
 ) -> AssetCheckResult:
@@ -286,6 +327,7 @@ def warehouse_checks(
         STREAMS_READABLE: lambda con, key: check_streams_readable(con, days),
         YESTERDAY_LOADED: lambda con, key: check_yesterday_loaded(con, today, days),
         SYNC_COMPLETE: lambda con, key: check_sync_complete(settings, days),
+        RECORDS_AS_EXPECTED: lambda con, key: check_records_as_expected(con, days),
     }
     with duckdb_warehouse.connect(
         settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds

@@ -58,6 +58,7 @@ PREVIEW_COLUMNS: Mapping[str, tuple[str, ...]] = {
         "retries",
     ),
     "rejects": ("session_id", "stage", "reason", "seen_at"),
+    "record_warnings": ("session_id", "field", "value", "kind", "detail"),
     "compliance_findings": ("rule", "session_id", "start_day", "severity", "found_at"),
 }
 _CELL_CHARS = 60

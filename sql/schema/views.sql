@@ -52,3 +52,24 @@ SELECT
         AND coalesce(l.sessions_failing, 0) = 0 AND coalesce(l.gaps, 0) = 0 AS complete
 FROM windows AS w
 LEFT JOIN sync_ledger AS l USING (start_day);
+
+-- One row per RDP screen update (event_type 'b'): where on the screen it was drawn and its size,
+-- read from the JSON the gateway records for it (hoop: gateway/rdp/recorder.go, BitmapEvent:
+-- x, y, width, height, bits_per_pixel, compressed, data = base64 of the pixels). The columns are
+-- null for a payload that is not kept (HOOP_STORE_OUTPUT=hash|none) or is not that JSON.
+CREATE OR REPLACE VIEW rdp_frames AS
+SELECT
+    session_id, start_day, seq, elapsed_seconds, event_time,
+    try_cast(frame ->> 'x' AS INTEGER) AS x,
+    try_cast(frame ->> 'y' AS INTEGER) AS y,
+    try_cast(frame ->> 'width' AS INTEGER) AS width,
+    try_cast(frame ->> 'height' AS INTEGER) AS height,
+    try_cast(frame ->> 'bits_per_pixel' AS INTEGER) AS bits_per_pixel,
+    try_cast(frame ->> 'compressed' AS BOOLEAN) AS compressed,
+    octet_length(try(from_base64(frame ->> 'data'))) AS bitmap_bytes,
+    payload_bytes
+FROM (
+    SELECT *, try_cast(try(decode(payload)) AS JSON) AS frame
+    FROM session_events
+    WHERE event_type = 'b'
+);

@@ -111,10 +111,24 @@ def build_tables(raw_dir: Path, day: date) -> tuple[dict[str, pa.Table], BuildRe
         stream_status=_value_counts(sessions.column("stream_status").to_pylist()),
         session_status=_value_counts(sessions.column("status").to_pylist()),
         final_from=finals,
+        warnings=dict(sorted(builder.warning_counts.items())),
     )
     if builder.unknown_fields:
         log.warning("%s: fields unknown to this version, kept in the raw file: %s", day, builder.unknown_fields)
+    if builder.warning_counts:
+        log.warning(
+            "%s: %d record warning(s) (sessions loaded; see record_warnings): %s",
+            day, sum(builder.warning_counts.values()), warning_line(result.warnings),
+        )
     return tables, result
+
+
+def warning_line(warnings: dict[str, int], *, limit: int = 5) -> str:
+    """The most frequent warnings of a build as one line, e.g. for a run summary."""
+    top = sorted(warnings.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    text = "; ".join(f"{key} x{count}" for key, count in top)
+    more = len(warnings) - len(top)
+    return text + (f"; and {more} more" if more > 0 else "")
 
 
 def build_day(raw_dir: Path, lake_dir: Path, day: date) -> BuildResult:

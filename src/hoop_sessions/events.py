@@ -1,4 +1,10 @@
-"""Event stream decoding: ``[[elapsed_seconds, "i"|"o"|"e", "<base64>"], ...]`` into exact bytes."""
+"""Event stream decoding: ``[[elapsed_seconds, "<type>", "<base64>"], ...]`` into exact bytes.
+
+The type is an open set: a type this version does not know is kept as it came (and counted by the
+flattening), never refused. Terminal, database and HTTP sessions use ``i``/``o``/``e``; RDP sessions
+(``recording_format`` ``rdp`` on newer gateways) use ``h`` and ``b``. The bytes are decoded the same
+way whatever the type, so ``recording_format`` does not change how a stream is read.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 UNDECODABLE_PREFIX = "An internal error occurred: unable to decode the event stream"
-EVENT_TYPES = frozenset({"i", "o", "e"})
+# hoop: gateway/api/openapi/types.go (i input, o output, e error of terminal/database/HTTP sessions)
+# hoop: gateway/rdp/recorder.go (h: the handshake, once at 0; b: JSON of one screen bitmap update)
+KNOWN_EVENT_TYPES = frozenset({"i", "o", "e", "h", "b"})
+# The one type that is what a person typed; every other type is what came back (output).
+INPUT_TYPE = "i"
 # Ten years: no session lasts longer, and a larger offset would not fit a timestamp.
 MAX_ELAPSED_SECONDS = 10 * 366 * 86_400
 
@@ -62,8 +72,8 @@ def decode_stream(value: Any, *, present: bool, visible: bool = True) -> Decoded
         when = float(when)
         if not math.isfinite(when) or when < 0 or when > MAX_ELAPSED_SECONDS:
             raise StreamError(f"event {seq} has an invalid elapsed time {when!r}")
-        if kind not in EVENT_TYPES:
-            raise StreamError(f"event {seq} has unknown type {_short(kind)} (expected i, o or e)")
+        if not isinstance(kind, str):
+            raise StreamError(f"event {seq} has a type that is not a string: {_short(kind)}")
         if not isinstance(data, str):
             raise StreamError(f"event {seq} payload is not a base64 string: {_short(data)}")
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -18,7 +19,13 @@ import orjson
 import pyarrow as pa
 
 from hoop_sessions import schema
-from hoop_sessions.events import STREAM_OK, STREAM_UNREADABLE, StreamError, decode_stream
+from hoop_sessions.events import (
+    KNOWN_EVENT_TYPES,
+    STREAM_OK,
+    STREAM_UNREADABLE,
+    StreamError,
+    decode_stream,
+)
 from hoop_sessions.values import (  # noqa: F401 (re-exported: callers import them from here)
     EPOCH,
     OUTPUT_MARKER,
@@ -169,6 +176,8 @@ class DayBuilder:
         self.events = _Events(schema.SESSION_EVENTS, day)
         self.session_ids: set[str] = set()
         self.unknown_fields: dict[str, int] = {}
+        # "kind field" (and "=value" for an unknown value) -> how many sessions had it
+        self.warning_counts: dict[str, int] = {}
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -195,12 +204,22 @@ class DayBuilder:
         self._append_events(rows)
         for name in rows.unknown_fields:
             self.unknown_fields[name] = self.unknown_fields.get(name, 0) + 1
+        self._add_warnings(rows.session["session_id"], rows.warnings, synced_at)
         if rows.stream_message is not None:
             self.add_reject(
                 Reject(self.day, rows.session["session_id"], "stream",
                        "the gateway could not encode the event stream; session loaded with "
                        "stream_status=unreadable", rows.stream_message, synced_at)
             )
+
+    def _add_warnings(self, sid: str, warnings: list[RecordWarning], seen_at: datetime) -> None:
+        for w in warnings:
+            self.cols["record_warnings"].append(
+                {"start_day": self.day, "session_id": sid, "field": w.field, "value": w.value,
+                 "kind": w.kind, "detail": w.detail, "seen_at": seen_at}
+            )
+            key = f"{w.kind} {w.field}" + (f"={w.value}" if w.kind == UNKNOWN_VALUE else "")
+            self.warning_counts[key] = self.warning_counts.get(key, 0) + 1
 
     def _stream_visible(self, record: Any) -> bool:
         if self.principal_sees_all or not isinstance(record, dict):
@@ -236,6 +255,65 @@ class DayBuilder:
         return {t.name: tables[t.name] for t in schema.DAY_TABLES}
 
 
+MALFORMED = "malformed"
+UNKNOWN_VALUE = "unknown_value"
+WARNING_VALUE_LIMIT = 1000
+
+# hoop: gateway/models/reviews.go (ReviewStatusType); review groups carry the same type.
+REVIEW_STATUSES = frozenset({"PENDING", "APPROVED", "REJECTED", "REVOKED", "PROCESSING", "EXECUTED", "UNKNOWN"})
+# The documented values of each enumeration of a record, by the field that holds it: the one place
+# they are defined. Any other value is stored as it came and written to record_warnings as
+# unknown_value (gateways newer than 1.148 add values: review status EXPIRED, identity sidecar).
+KNOWN_VALUES: dict[str, frozenset[str]] = {
+    "status": frozenset({"open", "ready", "done"}),  # hoop: gateway/api/openapi/types.go
+    "verb": frozenset({"connect", "exec"}),  # hoop: gateway/api/openapi/types.go
+    "identity_type": frozenset({"user", "machine"}),  # hoop: gateway/api/openapi/types.go
+    # Sent by gateways after 1.148 only (the key is absent before): the values documented with it.
+    "recording_format": frozenset({"pty", "exec", "rdp", "raw"}),
+    "review.type": frozenset({"onetime", "jit"}),  # hoop: gateway/api/openapi/types.go
+    "review.status": REVIEW_STATUSES,
+    "review.review_groups_data.status": REVIEW_STATUSES,
+    "event_stream.type": KNOWN_EVENT_TYPES,
+}
+
+
+@dataclass(frozen=True)
+class RecordWarning:
+    """A sub-field nulled because it was malformed, or a value outside its known set."""
+
+    field: str
+    value: str | None  # JSON text of what hoop sent, cut to WARNING_VALUE_LIMIT characters
+    kind: str  # MALFORMED or UNKNOWN_VALUE
+    detail: str
+
+
+class _Notes:
+    """The warnings of one record, collected while it is flattened."""
+
+    def __init__(self) -> None:
+        self.warnings: list[RecordWarning] = []
+
+    def malformed(self, field: str, value: Any, detail: str) -> None:
+        self.warnings.append(RecordWarning(field, _value_text(value), MALFORMED, detail))
+
+    def known(self, field: str, value: str | None, detail: str = "") -> None:
+        if value is not None and value not in KNOWN_VALUES[field]:
+            self.warnings.append(
+                RecordWarning(field, _value_text(value), UNKNOWN_VALUE,
+                              detail or "not a value this version knows; stored as it came")
+            )
+
+
+def _value_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= WARNING_VALUE_LIMIT else text[:WARNING_VALUE_LIMIT] + "..."
+
+
 @dataclass
 class FlatSession:
     session: dict[str, Any]
@@ -249,6 +327,7 @@ class FlatSession:
     withheld: dict[int, tuple[str | None, int]]  # seq -> (SHA-256 or None, length) of payloads not kept
     stream_message: str | None
     unknown_fields: list[str]
+    warnings: list[RecordWarning]
 
 
 KNOWN_FIELDS = frozenset(
@@ -258,7 +337,7 @@ KNOWN_FIELDS = frozenset(
         "user_name", "identity_type", "machine_identity_id", "exit_code", "event_size",
         "script_size", "script", "labels", "metadata", "integrations_metadata", "metrics",
         "ai_analysis", "guardrails_info", "session_batch_id", "correlation_id", "review",
-        "event_stream",
+        "event_stream", "recording_format",
         OUTPUT_MARKER,
     }
 )
@@ -267,21 +346,24 @@ KNOWN_FIELDS = frozenset(
 def flatten_session(
     record: Any, *, day: date, synced_at: datetime, stream_visible: bool = True
 ) -> FlatSession:
-    """One session record into rows. Raises RecordRejected with a reason a person understands."""
+    """One session record into rows. Raises RecordRejected with a reason a person understands.
+
+    Only what makes the session unreadable rejects it: no id, no start_date on ``day``, an event
+    stream that cannot be decoded. A malformed sub-field is stored as null and noted in
+    ``warnings``; a value outside its known set is stored as it came and noted too.
+    """
     if not isinstance(record, dict):
         raise RecordRejected(f"record is a JSON {type(record).__name__}, expected an object")
     sid = record.get("id")
     if not isinstance(sid, str) or not UUID_RE.match(sid):
         raise RecordRejected(f"missing or malformed session id: {truncate_payload(sid)[:80]}")
     sid = sid.lower()
+    notes = _Notes()
     try:
         start = parse_time(record.get("start_date"), "start_date")
         if start.date() != day:
             raise RecordRejected(f"start_date {record.get('start_date')} is not on day {day}")
-        end = _opt_time(record, "end_date")
-        review = record.get("review")
-        if review is not None and not isinstance(review, dict):
-            raise RecordRejected(f"review is a {type(review).__name__}, expected an object or null")
+        end = _opt_time(notes, record, "end_date")
         try:
             stream = decode_stream(
                 record.get("event_stream"), present="event_stream" in record, visible=stream_visible
@@ -292,75 +374,92 @@ def flatten_session(
         withheld = _withheld_output(record.get(OUTPUT_MARKER), stream.types)
         for seq in withheld:
             payloads[seq] = None
-        metrics = _opt_map(record, "metrics")
-        masking = metrics.get("data_masking") if isinstance(metrics, dict) else None
-        integrations = _opt_map(record, "integrations_metadata")
-        script = record.get("script")
-        if script is not None and not isinstance(script, dict):
-            raise RecordRejected(f"script is a {type(script).__name__}, expected an object or null")
-        session = {
-            "session_id": sid,
-            "org_id": _opt_str(record, "org_id"),
-            "start_date": start,
-            "end_date": end,
-            "start_day": day,
-            "duration_seconds": (end - start).total_seconds() if end is not None else None,
-            "status": _opt_str(record, "status"),
-            "verb": _opt_str(record, "verb"),
-            "type": _opt_str(record, "type"),
-            "connection_subtype": _opt_str(record, "connection_subtype"),
-            "connection": _opt_str(record, "connection"),
-            "role_name": _opt_str(record, "role_name"),
-            "resource_name": _opt_str(record, "resource_name"),
-            "user_email": _opt_str(record, "user"),
-            "user_id": _opt_str(record, "user_id"),
-            "user_name": _opt_str(record, "user_name"),
-            "identity_type": _opt_str(record, "identity_type"),
-            "machine_identity_id": _opt_str(record, "machine_identity_id"),
-            "exit_code": _opt_int(record, "exit_code"),
-            "event_size": _opt_int(record, "event_size"),
-            "script_size": _opt_int(record, "script_size"),
-            "script": _opt_str(script, "data", "script.data") if script else None,
-            "session_batch_id": _opt_str(record, "session_batch_id"),
-            "correlation_id": _opt_str(record, "correlation_id"),
-            "jira_issue_key": _opt_str(integrations, "jira_issue_key", "integrations_metadata.jira_issue_key")
-            if integrations
-            else None,
-            "labels": _json_text(_opt_map(record, "labels")),
-            "metadata": _json_text(_opt_map(record, "metadata")),
-            "metrics": _json_text(metrics),
-            "integrations_metadata": _json_text(integrations),
-            "ai_analysis": _json_text(_opt_map(record, "ai_analysis")),
-            "guardrails_info": _json_text(_opt_list(record, "guardrails_info")),
-            "redacted_count": _opt_int(masking, "total_redact_count", "metrics.data_masking.total_redact_count")
-            if isinstance(masking, dict)
-            else None,
-            "masking_error_count": _opt_int(masking, "err_count", "metrics.data_masking.err_count")
-            if isinstance(masking, dict)
-            else None,
-            "stream_truncated": _opt_bool(metrics, "truncated", "metrics.truncated") if metrics else None,
-            "review_id": None,
-            "review_status": None,
-            "event_count": len(stream.payloads),
-            "stream_status": stream.status,
-            "is_final": is_final(record, synced_at),
-            "synced_at": synced_at,
-        }
-        review_row: dict[str, Any] | None = None
-        groups: list[dict[str, Any]] = []
-        if review is not None:
-            review_row, groups = _flatten_review(review, sid, day)
-            session["review_id"] = review_row["review_id"]
-            session["review_status"] = review_row["status"]
-        tags = _tags(record)
     except RecordRejected as exc:
         exc.session_id = sid
         raise
+    _note_event_types(notes, stream.types)
+    review = record.get("review")
+    if review is not None and not isinstance(review, dict):
+        notes.malformed("review", review, f"review is a {type(review).__name__}, expected an object "
+                        "or null; no review row loaded")
+        review = None
+    metrics = _opt_map(notes, record, "metrics")
+    masking = metrics.get("data_masking") if metrics is not None else None
+    if masking is not None and not isinstance(masking, dict):
+        notes.malformed("metrics.data_masking", masking, "expected an object")
+        masking = None
+    integrations = _opt_map(notes, record, "integrations_metadata")
+    script = record.get("script")
+    if script is not None and not isinstance(script, dict):
+        notes.malformed("script", script, f"script is a {type(script).__name__}, expected an object")
+        script = None
+    status = _opt_str(notes, record, "status")
+    notes.known("status", status)
+    verb = _opt_str(notes, record, "verb")
+    notes.known("verb", verb)
+    identity_type = _opt_str(notes, record, "identity_type")
+    notes.known("identity_type", identity_type)
+    recording_format = _opt_str(notes, record, "recording_format")
+    notes.known("recording_format", recording_format)
+    session = {
+        "session_id": sid,
+        "org_id": _opt_str(notes, record, "org_id"),
+        "start_date": start,
+        "end_date": end,
+        "start_day": day,
+        "duration_seconds": (end - start).total_seconds() if end is not None else None,
+        "status": status,
+        "verb": verb,
+        "type": _opt_str(notes, record, "type"),
+        "connection_subtype": _opt_str(notes, record, "connection_subtype"),
+        "recording_format": recording_format,
+        "connection": _opt_str(notes, record, "connection"),
+        "role_name": _opt_str(notes, record, "role_name"),
+        "resource_name": _opt_str(notes, record, "resource_name"),
+        "user_email": _opt_str(notes, record, "user"),
+        "user_id": _opt_str(notes, record, "user_id"),
+        "user_name": _opt_str(notes, record, "user_name"),
+        "identity_type": identity_type,
+        "machine_identity_id": _opt_str(notes, record, "machine_identity_id"),
+        "exit_code": _opt_int(notes, record, "exit_code"),
+        "event_size": _opt_int(notes, record, "event_size"),
+        "script_size": _opt_int(notes, record, "script_size"),
+        "script": _opt_str(notes, script, "data", "script.data"),
+        "session_batch_id": _opt_str(notes, record, "session_batch_id"),
+        "correlation_id": _opt_str(notes, record, "correlation_id"),
+        "jira_issue_key": _opt_str(notes, integrations, "jira_issue_key", "integrations_metadata.jira_issue_key"),
+        "labels": _json_text(_opt_map(notes, record, "labels")),
+        "metadata": _json_text(_opt_map(notes, record, "metadata")),
+        "metrics": _json_text(metrics),
+        "integrations_metadata": _json_text(integrations),
+        "ai_analysis": _json_text(_opt_map(notes, record, "ai_analysis")),
+        "guardrails_info": _json_text(_opt_list(notes, record, "guardrails_info")),
+        "redacted_count": _opt_int(notes, masking, "total_redact_count", "metrics.data_masking.total_redact_count"),
+        "masking_error_count": _opt_int(notes, masking, "err_count", "metrics.data_masking.err_count"),
+        "stream_truncated": _opt_bool(notes, metrics, "truncated", "metrics.truncated"),
+        "review_id": None,
+        "review_status": None,
+        # Counted from the stream itself: a session marked done after a gateway restart can say
+        # event_size 0 and still have a partial stream, which is loaded whole.
+        "event_count": len(stream.payloads),
+        "stream_status": stream.status,
+        "is_final": False,
+        "synced_at": synced_at,
+    }
+    review_row: dict[str, Any] | None = None
+    groups: list[dict[str, Any]] = []
+    if review is not None:
+        review_row, groups = _flatten_review(notes, review, sid, day)
+        if review_row is not None:
+            session["review_id"] = review_row["review_id"]
+            session["review_status"] = review_row["status"]
+    # The data contract's finality, judged on the record as hoop sent it (values.final_from).
+    session["is_final"] = is_final(record, synced_at)
     return FlatSession(
         session=session,
         review=review_row,
         review_groups=groups,
-        tags=tags,
+        tags=_tags(notes, record),
         start_us=to_micros(start),
         elapsed=stream.elapsed,
         types=stream.types,
@@ -368,11 +467,26 @@ def flatten_session(
         withheld=withheld,
         stream_message=stream.message if stream.status == STREAM_UNREADABLE else None,
         unknown_fields=sorted(k for k in record if k not in KNOWN_FIELDS),
+        warnings=notes.warnings,
     )
 
 
+def _note_event_types(notes: _Notes, types: list[str]) -> None:
+    """One warning per unknown event type of a stream (not one per event: a stream can hold
+    millions), saying how many events have it."""
+    known = KNOWN_VALUES["event_stream.type"]
+    unknown = set(types) - known
+    for kind in sorted(unknown):
+        count = types.count(kind)
+        notes.known("event_stream.type", kind, f"{count} event(s) of a type this version does not "
+                    "know; stored with their exact bytes")
+
+
 def _withheld_output(marker: Any, types: list[str]) -> dict[int, tuple[str | None, int]]:
-    """The output payloads the extractor did not keep (HOOP_STORE_OUTPUT=hash|none), by seq."""
+    """The output payloads the extractor did not keep (HOOP_STORE_OUTPUT=hash|none), by seq.
+
+    The marker is this project's own (protect.py): a marker that does not fit its stream means the
+    raw file is not what the extractor wrote, so it still rejects the record."""
     if marker is None:
         return {}
     events = marker.get("events") if isinstance(marker, dict) else None
@@ -390,151 +504,192 @@ def _withheld_output(marker: Any, types: list[str]) -> dict[int, tuple[str | Non
 
 
 def _flatten_review(
-    review: dict[str, Any], sid: str, day: date
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    notes: _Notes, review: dict[str, Any], sid: str, day: date
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The review row (None when it has no id) and its group rows."""
     rid = review.get("id")
+    status = _opt_str(notes, review, "status", "review.status")
+    notes.known("review.status", status)
+    review_type = _opt_str(notes, review, "type", "review.type")
+    notes.known("review.type", review_type)
+    revoke_at = _opt_time(notes, review, "revoke_at", "review.revoke_at")
     if not isinstance(rid, str) or not rid:
-        raise RecordRejected("review has no id")
+        notes.malformed("review.id", rid, "review has no id; no review row loaded")
+        return None, []
     duration = review.get("access_duration")
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
-        raise RecordRejected(f"review.access_duration is {type(duration).__name__}, expected nanoseconds")
-    window_start, window_end = _time_window(review.get("time_window"))
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, int | float) or not math.isfinite(duration)
+    ):
+        notes.malformed("review.access_duration", duration,
+                        f"review.access_duration is {type(duration).__name__}, expected nanoseconds")
+        duration = None
+    window_start, window_end = _time_window(notes, review.get("time_window"))
     force_groups = review.get("force_approval_groups")
     if force_groups is not None and (
         not isinstance(force_groups, list) or not all(isinstance(g, str) for g in force_groups)
     ):
-        raise RecordRejected("review.force_approval_groups is not a list of strings")
+        notes.malformed("review.force_approval_groups", force_groups, "not a list of strings")
+        force_groups = None
     row = {
         "review_id": rid.lower(),
         "session_id": sid,
         "start_day": day,
-        "type": _opt_str(review, "type", "review.type"),
-        "status": _opt_str(review, "status", "review.status"),
+        "type": review_type,
+        "status": status,
         "access_duration_seconds": duration / 1e9 if duration is not None else None,
-        "created_at": _opt_time(review, "created_at", "review.created_at"),
-        "revoke_at": _opt_time(review, "revoke_at", "review.revoke_at"),
+        "created_at": _opt_time(notes, review, "created_at", "review.created_at"),
+        "revoke_at": revoke_at,
         "time_window_start": window_start,
         "time_window_end": window_end,
-        "access_request_rule_name": _opt_str(review, "access_request_rule_name", "review.access_request_rule_name"),
-        "min_approvals": _opt_int(review, "min_approvals", "review.min_approvals"),
+        "access_request_rule_name": _opt_str(
+            notes, review, "access_request_rule_name", "review.access_request_rule_name"
+        ),
+        "min_approvals": _opt_int(notes, review, "min_approvals", "review.min_approvals"),
         "force_approval_groups": force_groups,
-        "rejection_reason": _opt_str(review, "rejection_reason", "review.rejection_reason"),
+        "rejection_reason": _opt_str(notes, review, "rejection_reason", "review.rejection_reason"),
     }
     groups_data = review.get("review_groups_data")
     if groups_data is None:
         groups_data = []
     if not isinstance(groups_data, list):
-        raise RecordRejected("review.review_groups_data is not a list")
+        notes.malformed("review.review_groups_data", groups_data, "not a list; no group rows loaded")
+        groups_data = []
     groups: list[dict[str, Any]] = []
     for i, group in enumerate(groups_data):
         what = f"review.review_groups_data[{i}]"
         if not isinstance(group, dict):
-            raise RecordRejected(f"{what} is not an object")
+            notes.malformed(what, group, "not an object; this group not loaded")
+            continue
         gid = group.get("id")
         if not isinstance(gid, str) or not gid:
-            raise RecordRejected(f"{what} has no id")
+            notes.malformed(f"{what}.id", gid, "group has no id; this group not loaded")
+            continue
         by = group.get("reviewed_by")
         if by is not None and not isinstance(by, dict):
-            raise RecordRejected(f"{what}.reviewed_by is not an object")
-        by = by or {}
+            notes.malformed(f"{what}.reviewed_by", by, "not an object; reviewer columns null")
+            by = None
+        group_status = _opt_str(notes, group, "status", f"{what}.status")
+        notes.known("review.review_groups_data.status", group_status)
         groups.append(
             {
                 "review_group_id": gid.lower(),
                 "review_id": row["review_id"],
                 "session_id": sid,
                 "start_day": day,
-                "group_name": _opt_str(group, "group", f"{what}.group"),
-                "status": _opt_str(group, "status", f"{what}.status"),
-                "forced_review": _opt_bool(group, "forced_review", f"{what}.forced_review"),
-                "reviewer_id": _opt_str(by, "id", f"{what}.reviewed_by.id"),
-                "reviewer_email": _opt_str(by, "email", f"{what}.reviewed_by.email"),
-                "reviewer_name": _opt_str(by, "name", f"{what}.reviewed_by.name"),
-                "reviewer_slack_id": _opt_str(by, "slack_id", f"{what}.reviewed_by.slack_id"),
-                "reviewed_at": _opt_time(group, "review_date", f"{what}.review_date"),
+                "group_name": _opt_str(notes, group, "group", f"{what}.group"),
+                "status": group_status,
+                "forced_review": _opt_bool(notes, group, "forced_review", f"{what}.forced_review"),
+                "reviewer_id": _opt_str(notes, by, "id", f"{what}.reviewed_by.id"),
+                "reviewer_email": _opt_str(notes, by, "email", f"{what}.reviewed_by.email"),
+                "reviewer_name": _opt_str(notes, by, "name", f"{what}.reviewed_by.name"),
+                "reviewer_slack_id": _opt_str(notes, by, "slack_id", f"{what}.reviewed_by.slack_id"),
+                "reviewed_at": _opt_time(notes, group, "review_date", f"{what}.review_date"),
             }
         )
     return row, groups
 
 
-def _time_window(value: Any) -> tuple[time | None, time | None]:
+def _time_window(notes: _Notes, value: Any) -> tuple[time | None, time | None]:
     if value is None:
         return None, None
     if not isinstance(value, dict) or not isinstance(value.get("configuration"), dict):
-        raise RecordRejected("review.time_window is not an object with a configuration")
+        notes.malformed("review.time_window", value, "not an object with a configuration")
+        return None, None
     conf = value["configuration"]
-    return _clock(conf.get("start_time"), "start_time"), _clock(conf.get("end_time"), "end_time")
+    return (_clock(notes, conf.get("start_time"), "start_time"),
+            _clock(notes, conf.get("end_time"), "end_time"))
 
 
-def _clock(value: Any, what: str) -> time | None:
+# hoop: gateway/api/review/review.go (ParseTimeWindow) accepts what Go's time.Parse("15:04")
+# accepts: an hour of one or two digits (0-23), a colon, exactly two minute digits (00-59).
+CLOCK_RE = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
+
+
+def _clock(notes: _Notes, value: Any, what: str) -> time | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise RecordRejected(f"review.time_window.{what} is not a string")
-    try:
-        return time.fromisoformat(value)
-    except ValueError:
-        raise RecordRejected(f"review.time_window.{what} {value[:20]!r} is not HH:MM") from None
+    match = CLOCK_RE.match(value) if isinstance(value, str) else None
+    if match is None or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        notes.malformed(f"review.time_window.configuration.{what}", value,
+                        "not a time of day as hoop takes it (H:MM or HH:MM, 24-hour)")
+        return None
+    return time(int(match.group(1)), int(match.group(2)))
 
 
-def _tags(record: dict[str, Any]) -> list[tuple[str, str | None]]:
+def _tags(notes: _Notes, record: dict[str, Any]) -> list[tuple[str, str | None]]:
     tags = record.get("connection_tags")
     if tags is None:
         return []
     if not isinstance(tags, dict):
-        raise RecordRejected(f"connection_tags is a {type(tags).__name__}, expected an object")
+        notes.malformed("connection_tags", tags,
+                        f"connection_tags is a {type(tags).__name__}, expected an object; no tag rows")
+        return []
     out: list[tuple[str, str | None]] = []
     for key in sorted(tags):
         value = tags[key]
         if value is not None and not isinstance(value, str):
-            raise RecordRejected(f"connection_tags.{key} is not a string")
+            notes.malformed(f"connection_tags.{key}", value, "not a string; tag_value null")
+            value = None
         out.append((key, value))
     return out
 
 
-def _opt_str(obj: Any, key: str, what: str | None = None) -> str | None:
+def _opt_str(notes: _Notes, obj: Any, key: str, what: str | None = None) -> str | None:
     value = obj.get(key) if isinstance(obj, dict) else None
     if value is None or isinstance(value, str):
         return value
-    raise RecordRejected(f"{what or key} is {type(value).__name__}, expected a string")
+    notes.malformed(what or key, value, f"{type(value).__name__}, expected a string")
+    return None
 
 
-def _opt_int(obj: Any, key: str, what: str | None = None) -> int | None:
+def _opt_int(notes: _Notes, obj: Any, key: str, what: str | None = None) -> int | None:
     value = obj.get(key) if isinstance(obj, dict) else None
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**63:
             return int(value)
-        raise RecordRejected(f"{what or key} is {value!r:.40}, expected an integer")
+        notes.malformed(what or key, value, "expected an integer")
+        return None
     if not -(2**63) <= value < 2**63:
-        raise RecordRejected(f"{what or key} {value} does not fit in 64 bits")
+        notes.malformed(what or key, value, "does not fit in 64 bits")
+        return None
     return value
 
 
-def _opt_bool(obj: Any, key: str, what: str | None = None) -> bool | None:
+def _opt_bool(notes: _Notes, obj: Any, key: str, what: str | None = None) -> bool | None:
     value = obj.get(key) if isinstance(obj, dict) else None
     if value is None or isinstance(value, bool):
         return value
-    raise RecordRejected(f"{what or key} is {value!r:.40}, expected true or false")
+    notes.malformed(what or key, value, "expected true or false")
+    return None
 
 
-def _opt_time(obj: dict[str, Any], key: str, what: str | None = None) -> datetime | None:
+def _opt_time(notes: _Notes, obj: dict[str, Any], key: str, what: str | None = None) -> datetime | None:
     value = obj.get(key)
-    return None if value is None else parse_time(value, what or key)
+    if value is None:
+        return None
+    try:
+        return parse_time(value, what or key)
+    except RecordRejected as exc:
+        notes.malformed(what or key, value, exc.reason)
+        return None
 
 
-def _opt_map(record: dict[str, Any], key: str) -> dict[str, Any] | None:
+def _opt_map(notes: _Notes, record: dict[str, Any], key: str) -> dict[str, Any] | None:
     value = record.get(key)
     if value is None or isinstance(value, dict):
         return value
-    raise RecordRejected(f"{key} is a {type(value).__name__}, expected an object or null")
+    notes.malformed(key, value, f"{type(value).__name__}, expected an object or null")
+    return None
 
 
-def _opt_list(record: dict[str, Any], key: str) -> list[Any] | None:
+def _opt_list(notes: _Notes, record: dict[str, Any], key: str) -> list[Any] | None:
     value = record.get(key)
     if value is None or isinstance(value, list):
         return value
-    raise RecordRejected(f"{key} is a {type(value).__name__}, expected a list or null")
+    notes.malformed(key, value, f"{type(value).__name__}, expected a list or null")
+    return None
 
 
 def _json_text(value: Any) -> str | None:
@@ -556,9 +711,11 @@ def group_by_day(records: Iterable[dict[str, Any]]) -> dict[date, list[dict[str,
 
 
 __all__ = [
+    "KNOWN_VALUES",
     "STREAM_OK",
     "DayBuilder",
     "RecordRejected",
+    "RecordWarning",
     "Reject",
     "flatten_session",
     "is_final",

@@ -1,9 +1,10 @@
 """HOOP_STORE_OUTPUT: how output and error payloads (which can hold customer data) are stored.
 
-``full`` keeps the exact bytes. ``hash`` keeps the SHA-256 and the length of each ``o``/``e``
-payload, ``none`` only the length; in both the bytes are removed from the record before it is
-written to the raw file, so they exist nowhere on disk. Input (``i``, what people typed) is always
-kept: it is the evidence of what was done. A record changed here carries the marker
+``full`` keeps the exact bytes. ``hash`` keeps the SHA-256 and the length of each output payload,
+``none`` only the length; in both the bytes are removed from the record before it is written to the
+raw file, so they exist nowhere on disk. Output is every event type but ``i``: ``o`` and ``e``, the
+RDP handshake ``h`` and screen updates ``b`` (screen content is customer data), and any type a newer
+gateway adds. Input (``i``, what people typed) is always kept: it is the evidence of what was done. A record changed here carries the marker
 ``hoop_sessions_output`` that the flattening reads.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from hoop_sessions.events import INPUT_TYPE
 from hoop_sessions.values import OUTPUT_MARKER
 
 MODES = ("full", "hash", "none")
@@ -26,7 +28,6 @@ def stricter(mode: str, than: str) -> bool:
     """True when ``mode`` keeps less output than ``than`` (a body kept under ``than`` must be
     reduced again before it is written under ``mode``)."""
     return STRICTNESS.get(mode, 0) > STRICTNESS.get(than, 0)
-OUTPUT_TYPES = frozenset({"o", "e"})
 
 
 def protect_output(body: bytes, mode: str) -> bytes:
@@ -53,7 +54,8 @@ def protect_output(body: bytes, mode: str) -> bytes:
         return body
     withheld: dict[str, list[Any]] = {}
     for seq, event in enumerate(stream):
-        if not (isinstance(event, list) and len(event) == 3 and event[1] in OUTPUT_TYPES):
+        # An unknown type is withheld too: bytes of a kind not yet understood may hold anything.
+        if not (isinstance(event, list) and len(event) == 3 and event[1] != INPUT_TYPE):
             continue
         data = event[2]
         if not isinstance(data, str):

@@ -49,17 +49,20 @@ SESSIONS = Table(
             _f("end_date", UTC_TS, "when it ended; null while running, rejected or revoked"),
             _f("start_day", pa.date32(), "UTC date of start_date; the partition", nullable=False),
             _f("duration_seconds", pa.float64(), "end_date - start_date in seconds"),
-            _f("status", pa.string(), "open, ready or done"),
+            _f("status", pa.string(), "open, ready or done, as hoop sent it"),
             _f("verb", pa.string(), "connect or exec"),
             _f("type", pa.string(), "main connection type (database, application, custom, ...)"),
             _f("connection_subtype", pa.string(), "postgres, mysql, ssh, ...; '' when unknown"),
+            _f("recording_format", pa.string(),
+               "how the session was recorded: pty, exec, rdp, raw...; null when the gateway does "
+               "not send it (older gateways)"),
             _f("connection", pa.string(), "connection name at session time"),
             _f("role_name", pa.string(), "role name (same as connection name)"),
             _f("resource_name", pa.string(), "resource name, looked up live by hoop"),
             _f("user_email", pa.string(), "email of the user (hoop's `user`)"),
             _f("user_id", pa.string(), "login subject or API key id"),
             _f("user_name", pa.string(), "display name"),
-            _f("identity_type", pa.string(), "user or machine"),
+            _f("identity_type", pa.string(), "user or machine (newer gateways: sidecar, ...)"),
             _f("machine_identity_id", pa.string(), "machine identity, when identity_type=machine"),
             _f("exit_code", pa.int64(), "exit code; null while running or never run; 254 = gateway"),
             _f("event_size", pa.int64(), "bytes of the stored encoded stream"),
@@ -150,7 +153,8 @@ CONNECTION_TAGS = Table(
 SESSION_EVENTS = Table(
     name="session_events",
     key=("session_id", "seq"),
-    description="The event stream: what was typed (i), output (o) and errors (e), exact bytes.",
+    description="The event stream, exact bytes: what was typed (i), output (o), errors (e); for RDP "
+    "sessions the handshake (h) and screen bitmap updates (b).",
     schema=pa.schema(
         [
             _f("session_id", pa.string(), "session", nullable=False),
@@ -158,11 +162,13 @@ SESSION_EVENTS = Table(
             _f("start_day", pa.date32(), "partition", nullable=False),
             _f("elapsed_seconds", pa.float64(), "seconds since the client connected"),
             _f("event_time", UTC_TS, "start_date + elapsed_seconds"),
-            _f("event_type", pa.string(), "i (input), o (output) or e (error)"),
+            _f("event_type", pa.string(),
+               "i (input), o (output), e (error), h (RDP handshake), b (RDP bitmap update, JSON), "
+               "or a newer type, as hoop sent it"),
             _f("payload", pa.binary(), "exact decoded bytes (null when HOOP_STORE_OUTPUT drops it)"),
             _f("payload_text", pa.string(), "payload as UTF-8, invalid bytes replaced"),
             _f("payload_bytes", pa.int64(), "length of payload"),
-            _f("payload_sha256", pa.string(), "SHA-256 of an output/error payload not kept (HOOP_STORE_OUTPUT=hash)"),
+            _f("payload_sha256", pa.string(), "SHA-256 of a payload other than input not kept (HOOP_STORE_OUTPUT=hash)"),
         ]
     ),
 )
@@ -202,6 +208,26 @@ REJECTS = Table(
             _f("reason", pa.string(), "what is wrong, for a person", nullable=False),
             _f("payload", pa.string(), "the offending record, truncated"),
             _f("seen_at", UTC_TS, "when it was seen", nullable=False),
+        ]
+    ),
+)
+
+RECORD_WARNINGS = Table(
+    name="record_warnings",
+    key=(),
+    description="What a loaded session held that this version did not expect: a sub-field that was "
+    "malformed (stored as null) or a value outside the known set (stored as it came).",
+    schema=pa.schema(
+        [
+            _f("start_day", pa.date32(), "partition", nullable=False),
+            _f("session_id", pa.string(), "the session, which was loaded", nullable=False),
+            _f("field", pa.string(), "where in the record, e.g. review.time_window.start_time",
+               nullable=False),
+            _f("value", pa.string(), "the value as hoop sent it (JSON text, truncated)"),
+            _f("kind", pa.string(), "malformed (the column is null) or unknown_value (kept as is)",
+               nullable=False),
+            _f("detail", pa.string(), "what is wrong, for a person"),
+            _f("seen_at", UTC_TS, "when the record was read from hoop", nullable=False),
         ]
     ),
 )
@@ -276,6 +302,7 @@ DAY_TABLES: tuple[Table, ...] = (
     SESSION_EVENTS,
     SYNC_WINDOWS,
     REJECTS,
+    RECORD_WARNINGS,
 )
 ALL_TABLES: tuple[Table, ...] = (*DAY_TABLES, COMPLIANCE_FINDINGS)
 TABLES: dict[str, Table] = {t.name: t for t in ALL_TABLES}

@@ -167,3 +167,6 @@ class BuildResult:
     session_status: dict[str, int]
     # From when each loaded session's record is final (ISO time; None: not as it is).
     final_from: dict[str, str | None] = field(default_factory=dict)
+    # The day's record_warnings by "kind field" ("unknown_value field=value" for a value outside
+    # its known set): how many sessions had each. Empty when every record was as expected.
+    warnings: dict[str, int] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from hoop_sessions.simulator import Dataset, SimulatorConfig
 from pipelines.assets import hoop_assets, lake_key, warehouse_key
 from pipelines.checks import (
     check_reconciled,
+    check_records_as_expected,
     check_streams_readable,
     check_unique_key,
     check_yesterday_loaded,
@@ -158,6 +159,28 @@ def test_unreadable_and_truncated_streams_warn(data_dir: Path) -> None:
     assert not result.passed
     assert result.severity == AssetCheckSeverity.WARN
     assert result.metadata["truncated_streams"].value == 1
+
+
+def test_unknown_values_and_malformed_fields_warn_with_their_counts(data_dir: Path) -> None:
+    with connect(data_dir) as con:
+        assert check_records_as_expected(con, None).passed
+    plant(
+        data_dir,
+        "INSERT INTO record_warnings SELECT start_day, session_id, 'review.status', '\"EXPIRED\"', "
+        "'unknown_value', 'not known', synced_at FROM sessions ORDER BY session_id LIMIT 2",
+    )
+    plant(
+        data_dir,
+        "INSERT INTO record_warnings SELECT start_day, session_id, 'review.revoke_at', '\"soon\"', "
+        "'malformed', 'not a time', synced_at FROM sessions ORDER BY session_id LIMIT 1",
+    )
+    with connect(data_dir) as con:
+        result = check_records_as_expected(con, None)
+    assert not result.passed
+    assert result.severity == AssetCheckSeverity.WARN
+    assert result.metadata["unknown_values"].value == 2
+    assert result.metadata["malformed_fields"].value == 1
+    assert '"EXPIRED"' in result.metadata["by_field"].value
 
 
 @pytest.mark.parametrize(

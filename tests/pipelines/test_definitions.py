@@ -25,6 +25,7 @@ TABLES = (
     "session_events",
     "sync_windows",
     "rejects",
+    "record_warnings",
 )
 KEYED_TABLES = (
     "sessions",
@@ -90,6 +91,7 @@ EXPECTED_CHECKS = {
     "hoop/warehouse/sessions:streams_readable": False,
     "hoop/warehouse/sync_windows:yesterday_loaded": False,
     "hoop/warehouse/sync_windows:sync_complete": True,
+    "hoop/warehouse/record_warnings:records_as_expected": False,
     "hoop/lake/sessions:no_unknown_fields": False,
     "hoop/compliance_findings:unique_key": True,
 }

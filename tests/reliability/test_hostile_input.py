@@ -298,6 +298,18 @@ def unknown_fields_ignored(con: duckdb.DuckDBPyConnection) -> None:
     assert value(con, "SELECT connection FROM sessions WHERE session_id = ?") == "pg-prod"
 
 
+def warned(field: str, kind: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """The bad session loaded, with a record_warnings row naming the field it held badly."""
+
+    def check(con: duckdb.DuckDBPyConnection) -> None:
+        rows = con.execute(
+            "SELECT field, kind FROM record_warnings WHERE session_id = ? AND start_day = ?", [BAD, DAY]
+        ).fetchall()
+        assert (field, kind) in rows, rows
+
+    return check
+
+
 def stored_lower_case(con: duckdb.DuckDBPyConnection) -> None:
     assert value(con, "SELECT count(*) FROM sessions WHERE session_id = ?") == 1
 
@@ -340,24 +352,9 @@ REJECTED = [
     Case("get-answers-a-session-of-another-day", bad_body(json_reply(record(99, day=date(2026, 11, 5)))),
          Rejected("flatten", "not on day 2026-11-01")),
     Case("get-body-is-a-json-list", bad_body(b"[1, 2, 3]"), Rejected("flatten", "record is a JSON list")),
-    Case("status-is-a-number", bad_record(status=5), Rejected("flatten", "status is int")),
-    Case("exit-code-is-a-boolean", bad_record(exit_code=True), Rejected("flatten", "exit_code is True")),
-    Case("exit-code-is-a-string", bad_record(exit_code="0"), Rejected("flatten", "exit_code is '0'")),
-    Case("exit-code-beyond-64-bits", bad_json(lambda t: t.replace(b'"exit_code":0', b'"exit_code":99999999999999999999999')),
-         Rejected("flatten", "exit_code")),
-    Case("connection-tags-is-a-string", bad_record(connection_tags="prod"), Rejected("flatten", "connection_tags is a str")),
-    Case("metadata-is-a-list", bad_record(metadata=[1, 2]), Rejected("flatten", "metadata is a list")),
-    Case("review-is-a-list", bad_record(review=["APPROVED"]), Rejected("flatten", "review is a list")),
     Case("start-date-is-null-in-the-get", serve_bad(record(99), body=json_reply(record(99, start_date=None))),
          Rejected("flatten", "start_date is NoneType")),
-    Case("review-without-id", bad_record(review={"id": None, "status": "APPROVED"}), Rejected("flatten", "review has no id")),
-    Case("review-groups-are-strings", bad_record(review={"id": OTHER, "review_groups_data": ["sre"]}),
-         Rejected("flatten", r"review_groups_data\[0\] is not an object")),
-    Case("time-window-out-of-range",
-         bad_record(review={"id": OTHER, "time_window": {"type": "time_range", "configuration": {"start_time": "25:99"}}}),
-         Rejected("flatten", "start_time '25:99' is not HH:MM")),
     Case("event-of-two-elements", bad_record(event_stream=[[0.5, "o"]]), Rejected("flatten", "not a \\[elapsed, type, data\\] triple")),
-    Case("event-of-unknown-kind", bad_record(event_stream=[[0.5, "x", "aGk="]]), Rejected("flatten", "unknown type 'x'")),
     Case("event-payload-invalid-base64", bad_record(event_stream=[[0.5, "o", "!!not base64!!"]]),
          Rejected("flatten", "not valid base64")),
     Case("event-payload-is-a-number", bad_record(event_stream=[[0.5, "o", 12345]]), Rejected("flatten", "payload is not a base64 string")),
@@ -379,6 +376,21 @@ REJECTED = [
 
 
 STORED = [
+    Case("status-is-a-number", bad_record(status=5), Stored(warned("status", "malformed"))),
+    Case("exit-code-is-a-boolean", bad_record(exit_code=True), Stored(warned("exit_code", "malformed"))),
+    Case("exit-code-is-a-string", bad_record(exit_code="0"), Stored(warned("exit_code", "malformed"))),
+    Case("exit-code-beyond-64-bits", bad_json(lambda t: t.replace(b'"exit_code":0', b'"exit_code":99999999999999999999999')),
+         Stored(warned("exit_code", "malformed"))),
+    Case("connection-tags-is-a-string", bad_record(connection_tags="prod"), Stored(warned("connection_tags", "malformed"))),
+    Case("metadata-is-a-list", bad_record(metadata=[1, 2]), Stored(warned("metadata", "malformed"))),
+    Case("review-is-a-list", bad_record(review=["APPROVED"]), Stored(warned("review", "malformed"))),
+    Case("review-without-id", bad_record(review={"id": None, "status": "APPROVED"}), Stored(warned("review.id", "malformed"))),
+    Case("review-groups-are-strings", bad_record(review={"id": OTHER, "review_groups_data": ["sre"]}),
+         Stored(warned("review.review_groups_data[0]", "malformed"))),
+    Case("time-window-out-of-range",
+         bad_record(review={"id": OTHER, "time_window": {"type": "time_range", "configuration": {"start_time": "25:99"}}}),
+         Stored(warned("review.time_window.configuration.start_time", "malformed"))),
+    Case("event-of-unknown-kind", bad_record(event_stream=[[0.5, "x", "aGk="]]), Stored(warned("event_stream.type", "unknown_value"))),
     Case("sql-in-names-tags-metadata-and-events",
          bad_record(connection=SQL, user_name="Robert" + SQL, metadata={"q": SQL},
                     connection_tags={"environment": SQL, SQL: "x"}, event_stream=[[0.5, "i", base64.b64encode(SQL.encode()).decode()]]),

@@ -38,13 +38,23 @@ def test_the_gateway_error_message_is_flagged_unreadable_not_taken_as_data():
     assert stream.payloads == []
 
 
+def test_rdp_and_unknown_event_types_decode_to_their_exact_bytes():
+    frame = b'{"x":8,"y":0,"width":16,"height":16,"bits_per_pixel":16,"compressed":false,"data":""}'
+    stream = decode_stream([[0, "h", b64(b"\x03\x00hs")], [0.4, "b", b64(frame)], [0.5, "x", "aGk="]],
+                           present=True)
+    assert stream.status == "ok"
+    assert stream.types == ["h", "b", "x"]
+    assert stream.payloads == [b"\x03\x00hs", frame, b"hi"]
+    assert stream.elapsed == [0.0, 0.4, 0.5]
+
+
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
         ({"a": 1}, "expected a list"),
         (["aGVsbG8="], "single string"),
         ([[0.1, "i"]], "triple"),
-        ([[0.1, "x", "aGk="]], "unknown type"),
+        ([[0.1, 7, "aGk="]], "type that is not a string"),
         ([["0.1", "i", "aGk="]], "non-numeric"),
         ([[True, "i", "aGk="]], "non-numeric"),
         ([[-1.0, "i", "aGk="]], "invalid elapsed"),

@@ -57,6 +57,7 @@ def test_every_session_column_gets_its_exact_value():
         "verb": "exec",
         "type": "database",
         "connection_subtype": "postgres",
+        "recording_format": None,
         "connection": "pg-prod",
         "role_name": "pg-prod",
         "resource_name": "pg-main",
@@ -190,7 +191,7 @@ def test_a_session_whose_sidecar_was_reaped_is_never_final():
     assert is_final({**record, "metadata": {"sidecar": {}}}, SYNCED) is True
 
 
-MALFORMED = {
+UNREADABLE = {
     "not an object": ["a list"],
     "missing id": session_record(id=DROP),
     "non-uuid id": session_record(id="123"),
@@ -198,41 +199,189 @@ MALFORMED = {
     "missing start_date": session_record(start_date=DROP),
     "unparsable start_date": session_record(start_date="11/01/2026 10:00"),
     "start_date on another day": session_record(start_date="2026-11-02T00:00:00Z"),
-    "unparsable end_date": session_record(end_date="soon"),
-    "exit_code as text": session_record(exit_code="0"),
-    "event_size as float": session_record(event_size=1.5),
-    "user as number": session_record(user=7),
-    "metadata as list": session_record(metadata=[1]),
-    "tags as string": session_record(connection_tags="team=banking;environment:prod"),
-    "tag value as number": session_record(connection_tags={"env": 1}),
-    "review as string": session_record(review="APPROVED"),
-    "review without id": session_record(review={"status": "APPROVED"}),
-    "duration as text": session_record(review={"id": RID, "access_duration": "30m"}),
-    "time window garbage": session_record(review={"id": RID, "time_window": {"configuration": {"start_time": "9am"}}}),
-    "groups not a list": session_record(review={"id": RID, "review_groups_data": {"a": 1}}),
-    "group without id": session_record(review={"id": RID, "review_groups_data": [{"group": "sre"}]}),
     "invalid base64": session_record(event_stream=[[0.1, "o", "%%%"]]),
     "event of wrong length": session_record(event_stream=[[0.1, "o"]]),
-    "event of wrong type": session_record(event_stream=[[0.1, "x", b64(b"a")]]),
+    "event type not a string": session_record(event_stream=[[0.1, 7, b64(b"a")]]),
     "negative elapsed": session_record(event_stream=[[-0.1, "o", b64(b"a")]]),
     "stream as object": session_record(event_stream={"o": "a"}),
-    "script as string": session_record(script="SELECT 1"),
-    "huge exit code": session_record(exit_code=2**70),
-    "forced_review as string": session_record(review={"id": RID, "review_groups_data": [{"id": GID, "forced_review": "yes"}]}),
 }
 
 
-@pytest.mark.parametrize("kind", sorted(MALFORMED))
-def test_a_malformed_record_is_rejected_with_a_reason_and_appends_nothing(kind):
+@pytest.mark.parametrize("kind", sorted(UNREADABLE))
+def test_an_unreadable_record_is_rejected_with_a_reason_and_appends_nothing(kind):
     good = session_record(id="1b9f6a3c-1111-4222-8333-444455556666")
-    tables, errors = build(MALFORMED[kind], good)
+    tables, errors = build(UNREADABLE[kind], good)
     assert len(errors) == 1
     assert errors[0].reason
     # The good session of the day still loads, and nothing of the bad one does.
-    for name in ("sessions", "reviews", "review_groups", "connection_tags", "session_events"):
+    for name in ("sessions", "reviews", "review_groups", "connection_tags", "session_events", "record_warnings"):
         ids = set(tables[name].column("session_id").to_pylist())
         assert ids <= {"1b9f6a3c-1111-4222-8333-444455556666"}, name
     assert tables["sessions"].num_rows == 1
+
+
+# A malformed sub-field: (record, the field named in record_warnings, table and column left null).
+MALFORMED_FIELDS = {
+    "unparsable end_date": (session_record(end_date="soon"), "end_date", ("sessions", "end_date")),
+    "exit_code as text": (session_record(exit_code="0"), "exit_code", ("sessions", "exit_code")),
+    "event_size as float": (session_record(event_size=1.5), "event_size", ("sessions", "event_size")),
+    "user as number": (session_record(user=7), "user", ("sessions", "user_email")),
+    "metadata as list": (session_record(metadata=[1]), "metadata", ("sessions", "metadata")),
+    "huge exit code": (session_record(exit_code=2**70), "exit_code", ("sessions", "exit_code")),
+    "script as string": (session_record(script="SELECT 1"), "script", ("sessions", "script")),
+    "metric of the wrong type": (
+        session_record(metrics={"truncated": "no", "data_masking": {"total_redact_count": "4"}}),
+        "metrics.truncated", ("sessions", "stream_truncated")),
+    "review as string": (session_record(review="APPROVED"), "review", ("sessions", "review_id")),
+    "review without id": (session_record(review={"status": "APPROVED"}), "review.id", ("sessions", "review_id")),
+    "duration as text": (session_record(review={"id": RID, "access_duration": "30m"}),
+                         "review.access_duration", ("reviews", "access_duration_seconds")),
+    "time window garbage": (
+        session_record(review={"id": RID, "time_window": {"configuration": {"start_time": "9am"}}}),
+        "review.time_window.configuration.start_time", ("reviews", "time_window_start")),
+    "time window without configuration": (
+        session_record(review={"id": RID, "time_window": "09:00-18:00"}), "review.time_window",
+        ("reviews", "time_window_end")),
+    "revoke_at not a time": (session_record(review={"id": RID, "revoke_at": "tomorrow"}),
+                             "review.revoke_at", ("reviews", "revoke_at")),
+    "created_at a number": (session_record(review={"id": RID, "created_at": 1700000000}),
+                            "review.created_at", ("reviews", "created_at")),
+    "review_date not a time": (
+        session_record(review={"id": RID, "review_groups_data": [{"id": GID, "review_date": "now"}]}),
+        "review.review_groups_data[0].review_date", ("review_groups", "reviewed_at")),
+    "forced_review as string": (
+        session_record(review={"id": RID, "review_groups_data": [{"id": GID, "forced_review": "yes"}]}),
+        "review.review_groups_data[0].forced_review", ("review_groups", "forced_review")),
+    "groups not a list": (session_record(review={"id": RID, "review_groups_data": {"a": 1}}),
+                          "review.review_groups_data", ("review_groups", "review_group_id")),
+    "group without id": (session_record(review={"id": RID, "review_groups_data": [{"group": "sre"}]}),
+                         "review.review_groups_data[0].id", ("review_groups", "review_group_id")),
+    "tags as string": (session_record(connection_tags="team=banking;environment:prod"), "connection_tags",
+                       ("connection_tags", "tag_key")),
+    "tag value as number": (session_record(connection_tags={"env": 1}), "connection_tags.env",
+                            ("connection_tags", "tag_value")),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED_FIELDS))
+def test_a_malformed_sub_field_is_nulled_and_warned_about_and_the_session_loads(kind):
+    record, field, (table, column) = MALFORMED_FIELDS[kind]
+    builder = DayBuilder(DAY)
+    builder.add_session(record, synced_at=SYNCED)
+    tables = builder.tables()
+    assert tables["sessions"].column("session_id").to_pylist() == [SID]
+    assert tables["session_events"].num_rows == 3
+    assert all(v is None for v in tables[table].column(column).to_pylist()), (table, column)
+    warnings = tables["record_warnings"].to_pylist()
+    named = [w for w in warnings if w["field"] == field]
+    assert len(named) == 1, warnings
+    assert named[0]["session_id"] == SID
+    assert named[0]["kind"] == "malformed"
+    assert named[0]["detail"]
+    assert named[0]["seen_at"] == SYNCED
+    assert builder.warning_counts[f"malformed {field}"] == 1
+
+
+def test_a_malformed_revoke_at_leaves_an_approved_jit_session_to_be_read_again():
+    # Still connected (no end_date): only revoke_at could tell when its access ends.
+    review = {"id": RID, "type": "jit", "status": "APPROVED", "revoke_at": "tomorrow"}
+    tables, errors = build(session_record(review=review, status="open", end_date=None))
+    assert errors == []
+    assert tables["sessions"].column("is_final").to_pylist() == [False]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("9:00", time(9, 0)), ("09:00", time(9, 0)), ("0:05", time(0, 5)), ("23:59", time(23, 59))],
+)
+def test_a_time_window_hoop_accepts_loads_as_a_time_of_day(text, expected):
+    window = {"type": "time_range", "configuration": {"start_time": text, "end_time": "18:00"}}
+    tables, errors = build(session_record(review={"id": RID, "time_window": window}))
+    assert errors == []
+    assert tables["reviews"].column("time_window_start").to_pylist() == [expected]
+    assert tables["record_warnings"].num_rows == 0
+
+
+@pytest.mark.parametrize("text", ["24:00", "9:5", "09:60", "009:00", "09:00:00", " 9:00", "9.00", "", "nine"])
+def test_a_time_window_go_would_refuse_is_nulled_with_a_warning(text):
+    window = {"type": "time_range", "configuration": {"start_time": text, "end_time": "18:00"}}
+    tables, errors = build(session_record(review={"id": RID, "time_window": window}))
+    assert errors == []
+    assert tables["reviews"].column("time_window_start").to_pylist() == [None]
+    assert tables["reviews"].column("time_window_end").to_pylist() == [time(18, 0)]
+    [warning] = tables["record_warnings"].to_pylist()
+    assert (warning["field"], warning["kind"]) == ("review.time_window.configuration.start_time", "malformed")
+
+
+def test_values_outside_the_known_sets_are_stored_as_they_came_and_counted():
+    record = session_record(
+        identity_type="sidecar", recording_format="vnc", status="archived", verb="stream",
+        review={"id": RID, "type": "standing", "status": "EXPIRED",
+                "review_groups_data": [{"id": GID, "status": "EXPIRED"}]},
+        event_stream=[[0.5, "i", b64(b"ls\n")], [0.6, "x", b64(b"\x00new")], [0.7, "x", b64(b"")]],
+    )
+    builder = DayBuilder(DAY)
+    builder.add_session(record, synced_at=SYNCED)
+    tables = builder.tables()
+    row = tables["sessions"].to_pylist()[0]
+    assert (row["identity_type"], row["recording_format"], row["status"], row["verb"]) == (
+        "sidecar", "vnc", "archived", "stream")
+    assert tables["reviews"].to_pylist()[0]["status"] == "EXPIRED"
+    assert tables["reviews"].to_pylist()[0]["type"] == "standing"
+    assert tables["review_groups"].to_pylist()[0]["status"] == "EXPIRED"
+    assert tables["session_events"].column("event_type").to_pylist() == ["i", "x", "x"]
+    assert tables["session_events"].column("payload").to_pylist() == [b"ls\n", b"\x00new", b""]
+    unknown = {(w["field"], w["value"]) for w in tables["record_warnings"].to_pylist()
+               if w["kind"] == "unknown_value"}
+    assert unknown == {
+        ("identity_type", '"sidecar"'), ("recording_format", '"vnc"'), ("status", '"archived"'),
+        ("verb", '"stream"'), ("review.type", '"standing"'), ("review.status", '"EXPIRED"'),
+        ("review.review_groups_data.status", '"EXPIRED"'), ("event_stream.type", '"x"'),
+    }
+    assert builder.warning_counts['unknown_value event_stream.type="x"'] == 1
+    # An EXPIRED review is not one this version knows to be final: the session is read again.
+    assert row["is_final"] is False
+
+
+def test_known_values_and_an_empty_connection_load_without_warnings():
+    record = session_record(connection="", recording_format="pty", identity_type="machine",
+                            machine_identity_id="m-1")
+    tables, errors = build(record)
+    assert errors == []
+    row = tables["sessions"].to_pylist()[0]
+    assert (row["connection"], row["recording_format"]) == ("", "pty")
+    assert tables["record_warnings"].num_rows == 0
+
+
+def test_rdp_handshake_and_bitmap_events_load_with_exact_bytes_and_times():
+    frame = b'{"x":0,"y":16,"width":64,"height":32,"bits_per_pixel":32,"compressed":true,"data":"AAEC"}'
+    record = session_record(
+        connection_subtype="rdp", recording_format="rdp",
+        event_stream=[[0, "h", b64(b"\x03\x00\x00\x13handshake")], [1.25, "b", b64(frame)]],
+    )
+    tables, errors = build(record)
+    assert errors == []
+    events = tables["session_events"].to_pylist()
+    assert [(e["event_type"], e["payload"], e["elapsed_seconds"]) for e in events] == [
+        ("h", b"\x03\x00\x00\x13handshake", 0.0), ("b", frame, 1.25)]
+    assert events[1]["event_time"] == datetime(2026, 11, 1, 10, 0, 1, 567600, tzinfo=UTC)
+    assert tables["record_warnings"].num_rows == 0
+
+
+def test_a_done_session_that_says_event_size_0_loads_the_stream_it_has():
+    record = session_record(event_size=0, metrics={"event_size": 0, "truncated": False})
+    tables, errors = build(record)
+    assert errors == []
+    assert tables["sessions"].column("event_count").to_pylist() == [3]
+    assert tables["session_events"].num_rows == 3
+
+
+def test_a_session_ended_because_its_credentials_expired_loads_as_final():
+    tables, errors = build(session_record(exit_code=None, review=None))
+    assert errors == []
+    row = tables["sessions"].to_pylist()[0]
+    assert (row["status"], row["exit_code"], row["is_final"]) == ("done", None, True)
+    assert row["end_date"] is not None
 
 
 def test_the_undecodable_stream_message_loads_the_session_and_records_a_reject():
