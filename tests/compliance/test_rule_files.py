@@ -159,6 +159,15 @@ def test_parameters_shared_by_several_rules_mean_the_same_everywhere() -> None:
     assert seen["prod_env"][1] == "prod"
 
 
+def test_every_shipped_rule_names_the_hoop_source_file_of_the_behaviour_it_relies_on() -> None:
+    for rule in load_rules().values():
+        assert rule.hoop, f"{rule.id} has no '-- hoop:' line"
+        for line in rule.hoop:
+            source = line.split(" ", 1)[0]
+            assert source.startswith(("gateway/", "agent/", "common/")), (rule.id, source)
+            assert source.endswith(".go"), (rule.id, source)
+
+
 def test_a_rule_without_a_hoop_line_still_parses_for_local_rules() -> None:
     header = "\n".join(
         line for line in GOOD_HEADER.splitlines() if "hoop" not in line and "time)" not in line
