@@ -102,8 +102,9 @@ matched AS (
     SELECT
         s.session_id, s.start_day, g.review_id, g.grant_session_id, g.review_status,
         g.grant_start, g.grant_end,
+        -- start_day in the partition (one per session anyway) lets a filter on it reach the scan.
         row_number() OVER (
-            PARTITION BY s.session_id
+            PARTITION BY s.session_id, s.start_day
             ORDER BY g.created_at DESC, g.grant_start DESC, g.review_id DESC
         ) AS pick
     FROM sessions AS s
