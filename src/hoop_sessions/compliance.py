@@ -479,7 +479,32 @@ def run_rule(
                     "refresh_findings, or open it read-write once with warehouse.ensure_schema)"
                 ) from exc
             raise
+        except duckdb.CatalogException as exc:
+            # Rules read the analyst views (session_access and its parts), which a warehouse made
+            # by an earlier version lacks until its next load.
+            if missing := missing_views(con):
+                raise RuleError(
+                    f"rule {rule.id}: this warehouse was made by an earlier version and lacks "
+                    f"the view(s) {', '.join(missing)}; the next load adds them (or run "
+                    "refresh_findings, or open it read-write once with warehouse.ensure_schema)"
+                ) from exc
+            raise
     return RuleResult(rule=rule, params=bound, columns=columns, rows=rows)
+
+
+_VIEW_NAME = re.compile(r"^CREATE OR REPLACE VIEW (\w+)", re.MULTILINE)
+
+
+def missing_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The views of ``sql/schema/views.sql`` that the warehouse does not have."""
+    wanted = _VIEW_NAME.findall((sql_dir() / "schema" / "views.sql").read_text(encoding="utf-8"))
+    have = {
+        str(name)
+        for (name,) in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'main'"
+        ).fetchall()
+    }
+    return [name for name in wanted if name not in have]
 
 
 # The findings of a refresh are made aside (a temporary table), then compliance_findings is changed
@@ -536,8 +561,9 @@ def refresh_findings(
     leaves the old findings in place. Every finding, old or new, gets ``found_at``. ``params``
     apply to every rule that declares them (e.g. ``{"prod_env": "production"}``); a name no
     finding rule declares is an error. Summary rules are not run. Pass an open read-write
-    connection (not inside a transaction) or the warehouse path. A warehouse whose sessions lack
-    the summary the rules read (made by an earlier version) gets it first.
+    connection (not inside a transaction) or the warehouse path. A warehouse made by an earlier
+    version gets first what the rules read: the sessions' summary, and the analyst views (the
+    whole schema catches up when a view is missing).
     """
     rules = rules if rules is not None else load_rules()
     findings = [r for r in rules.values() if r.kind == "finding"]
@@ -549,7 +575,10 @@ def refresh_findings(
             return refresh_findings(con, params=params, rules=rules, found_at=found_at)
 
     con = con_or_path
-    warehouse.ensure_session_summary(con)
+    if missing_views(con):  # made by an earlier version: tables, summary and views catch up
+        warehouse.ensure_schema(con)
+    else:
+        warehouse.ensure_session_summary(con)
     counts: dict[str, int] = {}
     with _rule_settings(con):
         con.execute("BEGIN TRANSACTION")
