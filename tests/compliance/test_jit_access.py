@@ -22,9 +22,12 @@ from .hoop_records import DAY, at, events, group, jit_review, name_of, review, r
 NEXT_DAY = DAY + dt.timedelta(days=1)
 
 
-def access_rows(warehouse: Path) -> dict[str, tuple[str | None, str | None]]:
+def access_rows(
+    warehouse: Path, *, time_zone: str = "UTC"
+) -> dict[str, tuple[str | None, str | None]]:
     """Each session's name -> (access_via, name of the session whose review gave access)."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        con.execute(f"SET TimeZone = '{time_zone}'")
         rows = con.execute(
             "SELECT session_id, access_via, grant_session_id FROM session_access"
         ).fetchall()
@@ -92,6 +95,8 @@ def test_a_grant_approved_before_midnight_covers_a_session_of_the_next_day(
         ]
     )
     assert access_rows(warehouse)["after-midnight"] == ("jit_grant", "late-asker")
+    # An analyst's own time zone changes nothing: grants are split into UTC days.
+    assert access_rows(warehouse, time_zone="America/Los_Angeles") == access_rows(warehouse)
     assert flagged(warehouse, "prod_access_without_approval", start=NEXT_DAY) == {
         "after-that-grant"
     }
