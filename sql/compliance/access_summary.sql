@@ -8,6 +8,9 @@
 -- param: start date = | First UTC start day to include; empty means no lower bound.
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- hoop: gateway/models/session.go (a session row: user, connection, review, exit_code; a session
+--     ended by the credential sweeper is done with an end date and a null exit_code,
+--     SetSessionCredentialsRevokedAt)
 -- note: One row per (user_email, connection, environment); an untagged connection shows an
 --     empty environment.
 WITH scope AS (

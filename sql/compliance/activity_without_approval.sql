@@ -8,8 +8,13 @@
 -- param: start date = | First UTC start day to include; empty means no lower bound.
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- hoop: gateway/transport/plugins/review/review.go (at SessionOpen a session whose own one-time
+--     review is not APPROVED or PROCESSING is held; a pending or rejected JIT review lets nothing
+--     in)
 -- note: Every environment, not only production: a review the gateway did not enforce is a
---     control failure wherever it happens.
+--     control failure wherever it happens. A session is judged by its own review, as in the
+--     session_access view (a session with a review of its own is attributed to it): a session
+--     that a JIT grant let in has no review of its own and is never reported here.
 WITH hit AS MATERIALIZED (
     -- The session row carries its review and its tags (kept by the load).
     SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,

@@ -9,6 +9,7 @@
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
 -- param: risk_level text = high | ai_analysis.risk_level to report (compared case-insensitively).
+-- hoop: gateway/models/session.go (ai_analysis is stored on the session row and returned by a get)
 -- note: A blocked execution is still evidence that someone tried; an allowed one needs a look at
 --     what was typed (session_events). hoop only analyses some sessions; absent means not analysed.
 WITH hit AS MATERIALIZED (

@@ -8,8 +8,12 @@
 -- param: start date = | First UTC start day to include; empty means no lower bound.
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- hoop: gateway/api/review/review.go (doForcedReview marks the forcing group forced_review and
+--     approves the review at once, whatever the quorum)
 -- note: Break-glass is allowed by design; each use needs an after-the-fact review, so every one
---     is listed, with the ticket (jira_issue_key) that should justify it.
+--     is listed, with the ticket (jira_issue_key) that should justify it. A forced review is
+--     reported once, on the session that asked for it; the sessions a forced JIT grant let in
+--     are listed by the session_access view (access_review_id).
 WITH forced AS MATERIALIZED (
     SELECT g.review_id,
            string_agg(DISTINCT g.reviewer_email, ', ' ORDER BY g.reviewer_email) AS forced_by,

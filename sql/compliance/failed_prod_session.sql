@@ -8,8 +8,12 @@
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
 -- param: prod_env text = prod | Value of that tag that marks production.
--- note: Repeated failures on production are how probing and broken changes show up; a null
---     exit code means the session never ran or still runs, which is not a failure.
+-- hoop: gateway/models/session.go (SetSessionCredentialsRevokedAt: the credential sweeper ends a
+--     session as done with an end date and leaves exit_code null)
+-- note: Repeated failures on production are how probing and broken changes show up. A null
+--     exit code is not a failure: the session never ran, still runs, or was ended by hoop when
+--     its connection credentials expired or were revoked (done, end_date set, exit_code null,
+--     metadata.credentials_revoked_at; gateway 1.140.3 and later).
 SELECT
     -- The session row carries the evidence (its tags, its review's approvers): one scan, no join.
     s.session_id,

@@ -7,6 +7,8 @@
 -- param: start date = | First UTC start day to include; empty means no lower bound.
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- hoop: gateway/models/session.go (guardrails_info is stored on the session row, in list and get
+--     alike)
 -- note: guardrails_info is hoop's list of matches; null, JSON null and [] all mean none.
 WITH hit AS MATERIALIZED (
     SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,

@@ -8,10 +8,14 @@
 -- param: start date = | First UTC start day to include; empty means no lower bound.
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- hoop: gateway/api/review/review.go (doIndividualReview approves a review once min(groups asked,
+--     min_approvals) groups approved; a rejecting or revoking group ends it at once)
 -- note: Only reviews in APPROVED, PROCESSING or EXECUTED state (a REVOKED JIT review may have
 --     revoked groups by design). When min_approvals is set, groups still PENDING are expected
 --     (hoop approves once the quorum is met); without it hoop asks every group. Reviews approved
---     by break-glass are left to break_glass_approval, which lists every one of them.
+--     by break-glass are left to break_glass_approval, which lists every one of them. A review is
+--     reported once, on the session that asked for it: the sessions a JIT grant let in share its
+--     approval and are listed by the session_access view (access_review_id).
 WITH candidate AS MATERIALIZED (
     -- Approved reviews of the period (a review has its session's start_day), on narrow rows: the
     -- only ones whose groups are tallied. Their sessions are looked up once a review is flagged.

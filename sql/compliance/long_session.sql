@@ -8,6 +8,8 @@
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
 -- param: max_hours float = 8 | Sessions lasting more than this many hours are flagged.
+-- hoop: gateway/models/session.go (start_date is set when the session is requested, end_date when
+--     it ends)
 -- note: Duration is end_date - start_date; running sessions have none and are reported by
 --     not_final_after_days instead. For reviewed sessions start_date is the request time, so
 --     the duration includes the wait for approval.

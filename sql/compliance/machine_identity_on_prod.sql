@@ -8,6 +8,8 @@
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
 -- param: prod_env text = prod | Value of that tag that marks production.
+-- hoop: gateway/models/session.go (identity_type and machine_identity_id say who opened the
+--     session)
 -- note: Machine access to production is often legitimate (automation), but each identity
 --     needs an owner and an inventory entry; this list is the input to that review.
 SELECT

@@ -9,6 +9,8 @@
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
 -- param: max_days int = 7 | Sessions not final this many days after they started are flagged.
+-- hoop: gateway/transport/plugins/review/review.go (a JIT grant ends at revoke_at; a session still
+--     connected keeps recording until the client leaves)
 -- note: Age is measured at synced_at, not at query time, so the answer depends only on the
 --     data: the sync re-reads sessions that are not final, so synced_at is recent for them.
 --     Stale grants and forgotten requests are access that nobody is watching.

@@ -8,11 +8,14 @@
 -- param: start date = | First UTC start day to include; empty means no lower bound.
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- hoop: gateway/api/session/run-exec.go (canExecReviewedSession checks the time window of the
+--     session's own review when a reviewed execution runs)
 -- note: hoop gives the window as UTC times of day. The window includes its start and excludes
 --     its end (09:00-18:00 allows 09:00:00 up to 17:59:59.999). A window whose start is later
 --     than its end crosses midnight (22:00-06:00). Equal start and end allow the whole day.
 --     Both the start and every event count: a session opened inside the window can still be
---     used after it closes.
+--     used after it closes. Only a session's own review is checked, as hoop does: a session a
+--     JIT grant let in is not held to a window by the gateway and is not reported here.
 WITH windowed AS MATERIALIZED (
     -- Approved sessions of the period whose review sets a time window, on narrow rows. A session
     -- row carries its review, its tags and the first and last event_time of its stream.

@@ -7,6 +7,8 @@
 -- kind: summary
 -- param: start date = | First UTC start day to include; empty means no lower bound.
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
+-- hoop: gateway/api/review/review.go (each group's reviewer and reviewed_at are set when that
+--     reviewer decides)
 -- note: One row per reviewer email, over the review groups that carry a decision. Latency is in
 --     minutes. A small circle of reviewers deciding most requests, or approvals within seconds,
 --     suggests rubber-stamping; very long latencies suggest reviewers too few for the demand.

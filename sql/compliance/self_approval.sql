@@ -8,7 +8,12 @@
 -- param: start date = | First UTC start day to include; empty means no lower bound.
 -- param: end date = | Last UTC start day to include (inclusive); empty means no upper bound.
 -- param: env_tag text = environment | Connection tag key that holds the environment name.
+-- hoop: gateway/api/review/review.go (validateReviewStatusTransition lets the owner of a review
+--     approve it only when an admin)
 -- note: Emails are compared case-insensitively: identity providers differ in the case they send.
+--     hoop refuses self-approval to everyone but admins, so a finding is an admin approving their
+--     own request. A review is reported once, on the session that asked for it; the sessions a
+--     self-approved JIT grant let in are listed by the session_access view (access_review_id).
 WITH self_approved AS MATERIALIZED (
     -- Approving groups whose reviewer is the session's user, found with one join on
     -- (session_id, lower-cased email) over the period's narrow rows. The session's own columns

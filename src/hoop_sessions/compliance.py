@@ -11,9 +11,13 @@ A rule is one ``.sql`` file. It opens with a header of ``-- key: value`` lines (
     -- kind: finding                          (finding: one row per session; summary: aggregates)
     -- param: start date = | First UTC start day to include; empty means no lower bound.
     -- param: max_hours float = 8 | Sessions lasting more than this many hours are flagged.
+    -- hoop: gateway/api/review/review.go (who may approve a review)
     -- note: free text: why the rule is written the way it is.
 
-The header is parsed strictly (an unknown key, a missing one or a parameter declared but not used
+A ``hoop`` line (repeatable) names the gateway behaviour the rule relies on: the source file of
+hoop (``github.com/hoophq/hoop``) where it is read, then the behaviour in parentheses. The shipped
+rules each have at least one, so that a change of that file in a new hoop release points at the
+rules to check. The header is parsed strictly (an unknown key, a missing one or a parameter declared but not used
 is an error) because a rule whose metadata is wrong produces audit evidence that is wrong. Every
 parameter reaches DuckDB as a bound ``$name`` value, never as SQL text. Every rule declares the
 ``start`` and ``end`` dates (inclusive, on ``sessions.start_day``) so that any rule can be run for
@@ -47,7 +51,7 @@ SEVERITIES: tuple[Severity, ...] = ("high", "medium", "low", "info")
 FINDING_COLUMNS = ("session_id", "start_day")
 
 _HEADER_KEYS = frozenset(
-    {"id", "title", "question", "controls", "severity", "kind", "param", "note"}
+    {"id", "title", "question", "controls", "severity", "kind", "param", "hoop", "note"}
 )
 _REQUIRED_KEYS = ("id", "title", "question", "controls", "severity", "kind")
 _KEY_LINE = re.compile(r"^-- ([a-z_]+): ?(.*)$")
@@ -55,6 +59,10 @@ _CONTINUATION_LINE = re.compile(r"^--\s{2,}(\S.*)$")
 _PARAM = re.compile(
     r"^(?P<name>[a-z][a-z0-9_]*)\s+(?P<type>date|int|float|text)\s*=\s*(?P<default>[^|]*?)\s*"
     r"\|\s*(?P<meaning>\S.*)$"
+)
+# A hoop source file (a relative path with an extension), then the behaviour in parentheses.
+_HOOP = re.compile(
+    r"^(?P<source>[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*\.[a-z]+)\s+\((?P<behaviour>.+)\)$"
 )
 _RULE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -153,6 +161,8 @@ class Rule:
     params: tuple[Param, ...]
     note: str
     sql: str
+    # Each: "<hoop source file> (<behaviour the rule relies on>)".
+    hoop: tuple[str, ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -224,6 +234,7 @@ def parse_rule(text: str, *, source: Path) -> Rule:
     lines = text.splitlines()
     fields: dict[str, list[str]] = {}
     params: list[str] = []
+    hoop: list[list[str]] = []
     current: list[str] | None = None
     body_start = len(lines)
     for number, line in enumerate(lines, start=1):
@@ -237,6 +248,10 @@ def parse_rule(text: str, *, source: Path) -> Rule:
             if key == "param":
                 params.append(value.strip())
                 current = None
+                continue
+            if key == "hoop":
+                current = [value.strip()]
+                hoop.append(current)
                 continue
             if key in fields:
                 raise fail(f"line {number}: header key {key!r} given twice")
@@ -258,6 +273,13 @@ def parse_rule(text: str, *, source: Path) -> Rule:
     allowed: tuple[str, ...] = ("info",) if kind == "summary" else ("high", "medium", "low")
     if header["severity"] not in allowed:
         raise fail(f"severity {header['severity']!r} of a {kind} is not one of {allowed}")
+
+    sources = tuple(" ".join(parts) for parts in hoop)
+    for source_line in sources:
+        if not _HOOP.match(source_line):
+            raise fail(
+                f"hoop {source_line!r}: expected 'path/of/hoop/file.go (the behaviour relied on)'"
+            )
 
     declared = tuple(_parse_param(spec, fail) for spec in params)
     names = [p.name for p in declared]
@@ -286,6 +308,7 @@ def parse_rule(text: str, *, source: Path) -> Rule:
         params=declared,
         note=header.get("note", ""),
         sql=sql,
+        hoop=sources,
     )
 
 
@@ -456,7 +479,32 @@ def run_rule(
                     "refresh_findings, or open it read-write once with warehouse.ensure_schema)"
                 ) from exc
             raise
+        except duckdb.CatalogException as exc:
+            # Rules read the analyst views (session_access and its parts), which a warehouse made
+            # by an earlier version lacks until its next load.
+            if missing := missing_views(con):
+                raise RuleError(
+                    f"rule {rule.id}: this warehouse was made by an earlier version and lacks "
+                    f"the view(s) {', '.join(missing)}; the next load adds them (or run "
+                    "refresh_findings, or open it read-write once with warehouse.ensure_schema)"
+                ) from exc
+            raise
     return RuleResult(rule=rule, params=bound, columns=columns, rows=rows)
+
+
+_VIEW_NAME = re.compile(r"^CREATE OR REPLACE VIEW (\w+)", re.MULTILINE)
+
+
+def missing_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The views of ``sql/schema/views.sql`` that the warehouse does not have."""
+    wanted = _VIEW_NAME.findall((sql_dir() / "schema" / "views.sql").read_text(encoding="utf-8"))
+    have = {
+        str(name)
+        for (name,) in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'main'"
+        ).fetchall()
+    }
+    return [name for name in wanted if name not in have]
 
 
 # The findings of a refresh are made aside (a temporary table), then compliance_findings is changed
@@ -513,8 +561,9 @@ def refresh_findings(
     leaves the old findings in place. Every finding, old or new, gets ``found_at``. ``params``
     apply to every rule that declares them (e.g. ``{"prod_env": "production"}``); a name no
     finding rule declares is an error. Summary rules are not run. Pass an open read-write
-    connection (not inside a transaction) or the warehouse path. A warehouse whose sessions lack
-    the summary the rules read (made by an earlier version) gets it first.
+    connection (not inside a transaction) or the warehouse path. A warehouse made by an earlier
+    version gets first what the rules read: the sessions' summary, and the analyst views (the
+    whole schema catches up when a view is missing).
     """
     rules = rules if rules is not None else load_rules()
     findings = [r for r in rules.values() if r.kind == "finding"]
@@ -526,7 +575,10 @@ def refresh_findings(
             return refresh_findings(con, params=params, rules=rules, found_at=found_at)
 
     con = con_or_path
-    warehouse.ensure_session_summary(con)
+    if missing_views(con):  # made by an earlier version: tables, summary and views catch up
+        warehouse.ensure_schema(con)
+    else:
+        warehouse.ensure_session_summary(con)
     counts: dict[str, int] = {}
     with _rule_settings(con):
         con.execute("BEGIN TRANSACTION")

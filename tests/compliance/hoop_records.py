@@ -26,6 +26,11 @@ def sid(name: str) -> str:
     return value
 
 
+def rid(name: str) -> str:
+    """The review id of a named test session's own review (see ``session``)."""
+    return str(uuid.uuid5(_NAMESPACE, name + "/review"))
+
+
 def name_of(session_id: str) -> str:
     return _NAMES.get(session_id, session_id)
 
@@ -110,6 +115,33 @@ def review(
     return body
 
 
+def jit_review(
+    *,
+    approved: dt.datetime,
+    minutes: int = 30,
+    status: str = "APPROVED",
+    revoked: dt.datetime | None = None,
+    created: dt.datetime | None = None,
+) -> Record:
+    """A JIT review as hoop shows it once approved: revoke_at = approval + access duration.
+
+    ``revoked`` is a manual revoke: hoop sets the status REVOKED and keeps revoke_at, and the
+    revoking group carries the revoke time (gateway/api/review/review.go).
+    """
+    groups = [group("sre", at_=approved)]
+    if revoked is not None:
+        status = "REVOKED"
+        groups.append(group("sre-oncall", status="REVOKED", by="carol@example.com", at_=revoked))
+    return review(
+        type_="jit",
+        status=status,
+        created=created or approved - dt.timedelta(minutes=5),
+        revoke_at=approved + dt.timedelta(minutes=minutes),
+        access_minutes=minutes,
+        groups=groups,
+    )
+
+
 def events(*items: tuple[float, str, bytes]) -> list[list[Any]]:
     """A raw event stream: ``[elapsed_seconds, "i"|"o"|"e", base64(bytes)]``."""
     return [[elapsed, kind, base64.b64encode(data).decode()] for elapsed, kind, data in items]
@@ -137,8 +169,14 @@ def session(
     guardrails_info: Any = None,
     ai_analysis: Record | None = None,
     jira_issue_key: str | None = None,
+    event_size: int | None = None,
+    metadata: Record | None = None,
 ) -> Record:
-    """A session record as hoop returns it; ``minutes=None`` leaves it without an end date."""
+    """A session record as hoop returns it; ``minutes=None`` leaves it without an end date.
+
+    ``user_id`` is the part of ``user`` before the ``@``: two sessions of one email are one owner
+    for hoop's JIT lookup. ``event_size`` defaults to 128 with a stream and 0 without.
+    """
     start = start or at("10:00")
     end = start + dt.timedelta(minutes=minutes) if minutes is not None else None
     connection_tags = dict(tags or {})
@@ -162,11 +200,11 @@ def session(
         "user_name": user.split("@")[0].title(),
         "identity_type": identity_type,
         "exit_code": exit_code,
-        "event_size": 0 if stream is None else 128,
+        "event_size": event_size if event_size is not None else (0 if stream is None else 128),
         "script_size": 10,
         "script": {"data": "select 1;"},
         "labels": None,
-        "metadata": None,
+        "metadata": metadata,
         "integrations_metadata": {"jira_issue_key": jira_issue_key} if jira_issue_key else None,
         "metrics": metrics,
         "ai_analysis": ai_analysis,
@@ -179,7 +217,7 @@ def session(
         record["event_stream"] = stream
     if review_ is not None:
         body = dict(review_)
-        body["id"] = str(uuid.uuid5(_NAMESPACE, name + "/review"))
+        body["id"] = rid(name)
         body["review_groups_data"] = [
             {"id": str(uuid.uuid5(_NAMESPACE, f"{name}/group/{i}")), **g}
             for i, g in enumerate(body["review_groups_data"])

@@ -27,6 +27,9 @@ GOOD_HEADER = """\
 -- param: start date = | First day.
 -- param: end date = | Last day.
 -- param: max_hours float = 8 | Threshold.
+-- hoop: gateway/models/session.go (start_date is set at request
+--     time)
+-- hoop: gateway/api/review/review.go (reviews)
 """
 GOOD_BODY = """SELECT session_id, start_day FROM sessions
 WHERE start_day BETWEEN $start AND $end AND duration_seconds > $max_hours -- $not_a_param
@@ -47,6 +50,10 @@ def test_a_well_formed_rule_file_parses_with_continuations_controls_and_typed_de
         ("max_hours", "float", 8.0),
     ]
     assert rule.sql.startswith("SELECT")
+    assert rule.hoop == (
+        "gateway/models/session.go (start_date is set at request time)",
+        "gateway/api/review/review.go (reviews)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -75,6 +82,14 @@ def test_a_well_formed_rule_file_parses_with_continuations_controls_and_typed_de
         (
             lambda t: t + "-- param: unused int = 1 | Never used.\n",
             "declared but unused: ['unused']",
+        ),
+        (
+            lambda t: t.replace("review.go (reviews)", "review.go reviews"),
+            "expected 'path/of/hoop/file.go (the behaviour relied on)'",
+        ),
+        (
+            lambda t: t.replace("gateway/api/review/review.go", "the review code"),
+            "expected 'path/of/hoop/file.go (the behaviour relied on)'",
         ),
     ],
 )
@@ -142,3 +157,19 @@ def test_parameters_shared_by_several_rules_mean_the_same_everywhere() -> None:
             assert seen.setdefault(p.name, declared) == declared, f"{rule.id}: {p.name}"
     assert seen["env_tag"][1] == "environment"
     assert seen["prod_env"][1] == "prod"
+
+
+def test_every_shipped_rule_names_the_hoop_source_file_of_the_behaviour_it_relies_on() -> None:
+    for rule in load_rules().values():
+        assert rule.hoop, f"{rule.id} has no '-- hoop:' line"
+        for line in rule.hoop:
+            source = line.split(" ", 1)[0]
+            assert source.startswith(("gateway/", "agent/", "common/")), (rule.id, source)
+            assert source.endswith(".go"), (rule.id, source)
+
+
+def test_a_rule_without_a_hoop_line_still_parses_for_local_rules() -> None:
+    header = "\n".join(
+        line for line in GOOD_HEADER.splitlines() if "hoop" not in line and "time)" not in line
+    )
+    assert parse(header + "\n" + GOOD_BODY).hoop == ()

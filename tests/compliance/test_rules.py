@@ -49,7 +49,9 @@ def test_prod_access_without_approval_flags_unreviewed_prod_sessions_and_ones_th
             session("prod-approved", review_=review(status="APPROVED")),
             session("prod-executed", review_=review(status="EXECUTED")),
             session(
+                # Another user: a JIT grant of alice's on pg-prod would let prod-no-review in.
                 "prod-revoked-jit",
+                user="carol@example.com",
                 review_=review(status="REVOKED", type_="jit", revoke_at=at("10:30")),
             ),
             session(

@@ -339,8 +339,8 @@ def test_values_outside_the_known_sets_are_stored_as_they_came_and_counted():
         ("review.review_groups_data.status", '"EXPIRED"'), ("event_stream.type", '"x"'),
     }
     assert builder.warning_counts['unknown_value event_stream.type="x"'] == 1
-    # An EXPIRED review is not one this version knows to be final: the session is read again.
-    assert row["is_final"] is False
+    # An EXPIRED review never ran: the data contract calls such a session final.
+    assert row["is_final"] is True
 
 
 def test_known_values_and_an_empty_connection_load_without_warnings():
