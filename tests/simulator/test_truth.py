@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -133,20 +134,25 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
-@pytest.mark.parametrize("hours_before_clock", [0, 30])
+NEWER = replace(RICH, newer_gateway=True)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "hours_before_clock"), [(RICH, 0), (RICH, 30), (NEWER, 0)], ids=["0", "30", "newer"]
+)
 def test_the_planted_violations_are_what_the_documented_rules_find_in_the_truth(
-    tmp_path: Path, hours_before_clock: int
+    tmp_path: Path, cfg: SimulatorConfig, hours_before_clock: int
 ) -> None:
-    now = RICH.clock - timedelta(hours=hours_before_clock)
+    now = cfg.clock - timedelta(hours=hours_before_clock)
     path = tmp_path / "truth.jsonl"
-    export_truth(RICH, path, now=now)
+    export_truth(cfg, path, now=now)
     found: dict[str, set[str]] = {name: set() for name in VIOLATIONS}
     records = _read(path)
     grants = grants_of(records)
     for record in records:
         for name in evaluate(record, now, grants):
             found[name].add(record["id"])
-    planted = Dataset(RICH).planted(now=now)
+    planted = Dataset(cfg).planted(now=now)
     assert found == planted
     assert all(planted[name] for name in VIOLATIONS), [n for n in VIOLATIONS if not planted[n]]
 

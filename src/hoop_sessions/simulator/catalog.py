@@ -277,5 +277,15 @@ MACHINE_CONNECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Newer gateways in control-plane mode: every statement held for approval becomes a session of
+# this user, with an empty connection (HOOP_API.md, "Open sets").
+CONTROL_PLANE_USER = User(
+    name="hoop", email="hoop@hoop.dev", subject="hoop", groups=(), slack_id=""
+)
+CONTROL_PLANE_CONNECTION = Connection(
+    "", "database", "postgres", None, "", stream="pgwire", weight=0
+)
+
+
 def members(group: str) -> tuple[User, ...]:
     return tuple(u for u in HUMANS if group in u.groups)

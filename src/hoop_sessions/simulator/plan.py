@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -20,7 +20,7 @@ from .catalog import Connection, ReviewPolicy, User
 from .config import MAX_LARGE_STREAM_BYTES, SimulatorConfig
 from .seeds import seeded
 from .streams import SCALABLE_KINDS, StreamSpec, draw_event_count, scaled_script, script_for
-from .timefmt import US, day_start_us, format_s
+from .timefmt import US, day_start_us, format_s, format_us
 
 MINUTE = 60 * US
 HOUR = 60 * MINUTE
@@ -152,7 +152,78 @@ def generate_day(cfg: SimulatorConfig, day: date) -> list[SessionPlan]:
     if cfg.profile == "realistic":
         # The boundary, large and burst sessions keep their start times.
         _cover_with_grants(cfg, day, plans, batches, first_donor=max(4, 3 + cfg.burst_size))
+    if cfg.newer_gateway:
+        _newer_shapes(cfg, day, plans, first_donor=max(4, 3 + cfg.burst_size))
     return plans
+
+
+def _recording_format(plan: SessionPlan) -> str:
+    if plan.stream.kind == "rdp":
+        return "rdp"
+    if plan.verb == "exec":
+        return "exec"
+    return "pty" if plan.connection.stream == "shell" else "raw"
+
+
+def _newer_shapes(
+    cfg: SimulatorConfig, day: date, plans: list[SessionPlan], *, first_donor: int
+) -> None:
+    """What a gateway newer than 1.148 shows (HOOP_API.md, "Open sets"; modelled as that page
+    describes them): a `recording_format` on every session, undecided reviews that end EXPIRED,
+    control-plane sessions (empty connection, user hoop@hoop.dev), and sessions recorded by an
+    inspection sidecar (identity_type `sidecar`) whose rows arrive hours after their day, some
+    closed by the gateway after 24 silent hours (`metadata.sidecar.reaped_at`)."""
+    rng = seeded(f"hoop-sim/{cfg.seed}/{cfg.profile}/{day.isoformat()}/newer")
+    day_end = day_start_us(day) + DAY
+    for i, plan in enumerate(plans):
+        plan = replace(plan, recording_format=_recording_format(plan))
+        review = plan.review
+        if review is not None and review.outcome == "pending":
+            # An undecided review expires (after a day, in this simulator).
+            plan = replace(
+                plan, review=replace(review, outcome="expired", decided_us=plan.start_us + DAY)
+            )
+        elif (
+            review is not None
+            and review.type == "onetime"
+            and plan.verb == "exec"
+            and plan.connection.stream in ("sql", "pgwire")
+            and i >= first_donor
+            and rng.random() < 0.15
+        ):
+            plan = replace(
+                plan,
+                user=catalog.CONTROL_PLANE_USER,
+                connection=catalog.CONTROL_PLANE_CONNECTION,
+                integrations=None,
+                batch_id=None,
+            )
+        elif (
+            i >= first_donor
+            and review is None
+            and plan.covered_by is None
+            and plan.ending is None
+            and plan.user.machine_identity_id is None
+            and plan.connect_us is not None
+            and plan.end_us is not None
+            and plan.stream.kind in ("shell", "sql")
+            and rng.random() < 0.1
+        ):
+            appears = max(plan.start_us, day_end) + rng.randrange(HOUR, 26 * HOUR)
+            plan = replace(
+                plan, identity_type="sidecar", recording_format="raw", appears_us=appears
+            )
+            if rng.random() < 0.3:
+                reaped = plan.end_us + DAY  # type: ignore[operator]
+                plan = replace(
+                    plan,
+                    end_us=reaped,
+                    exit_code=None,
+                    metadata=None,
+                    metadata_edit=(reaped, {"sidecar": {"reaped_at": format_us(reaped)}}),
+                    reaped_us=reaped,
+                )
+        plans[i] = plan
 
 
 def _cover_with_grants(
