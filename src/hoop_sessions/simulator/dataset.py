@@ -127,6 +127,7 @@ class Dataset:
         self._large: dict[str, LargeStream] = {}
         self._rows = _Bounded(48 * MIB)
         self._bodies = _Bounded(64 * MIB)
+        self._grants: tuple[int, Grants] | None = None
 
     # --- the sessions ---------------------------------------------------------------------
 
@@ -308,6 +309,9 @@ class Dataset:
 
     def grants(self, now_us: int) -> Grants:
         """The JIT grants shown by every session that exists at `now_us`."""
+        cached = self._grants
+        if cached is not None and cached[0] == now_us:
+            return cached[1]
         found = []
         for day in self.days():
             for plan in self.day(day).plans:
@@ -315,7 +319,9 @@ class Dataset:
                     grant = grant_of(plan, state_at(plan, now_us))
                     if grant is not None:
                         found.append(grant)
-        return Grants(found)
+        grants = Grants(found)
+        self._grants = (now_us, grants)
+        return grants
 
     def observed(self, plan: SessionPlan, now_us: int, grants: Grants | None = None) -> Observed:
         state = state_at(plan, now_us)
