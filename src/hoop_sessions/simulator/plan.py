@@ -510,7 +510,7 @@ class _Builder:
             and rng.random() < 0.03
         ):
             # A gateway restart: the row is marked done with event_size 0, and the events after
-            # the last flush are lost. (Shape as HOOP_API.md gives it.)
+            # the last 50 s flush are lost. hoop: gateway/transport/plugins/audit/wal.go
             ending = "restart"
         run = 0 if connect is None or end is None else end - connect
         stream, script = self._recorded(kind, run, script)

@@ -158,16 +158,32 @@ def _metrics(
     return metrics(plan, stored_size)
 
 
+# A gateway that lost a session's WAL state (a restart) marks it done with fresh metrics; the
+# shallow jsonb merge replaces what the flushes had counted.
+# hoop: gateway/transport/plugins/audit/wal.go (closeSessionWAL, case 3)
+# hoop: gateway/transport/plugins/audit/metrics.go (newSessionMetric)
+_RESTART_METRICS: dict[str, Any] = {
+    "data_masking": {
+        "err_count": 0,
+        "info_types": {},
+        "total_redact_count": 0,
+        "transformed_bytes": 0,
+    },
+    "event_size": 0,
+    "truncated": False,
+}
+
+
 def metrics(plan: SessionPlan, event_size: int) -> dict[str, Any]:
     """Stored when the session closes; a Go map, so its keys are sorted."""
+    if plan.ending == "restart":
+        return _RESTART_METRICS
     out: dict[str, Any] = {}
     if plan.masking is not None:
         out["data_masking"] = plan.masking
     out["event_size"] = event_size
     if plan.truncated:
         out["truncated"] = True
-    elif plan.ending == "restart":
-        out["truncated"] = False  # the restart case (HOOP_API.md): nothing says events are lost
     return out
 
 

@@ -149,7 +149,10 @@ PREDICATES: dict[str, Callable[[Observed], bool]] = {
         o.plan.start_us < o.now_us - NOT_FINAL_AFTER_US and not is_final(o.plan, o.state, o.now_us)
     ),
     "masking_errors": lambda o: (
-        _has_metrics(o) and o.plan.masking is not None and o.plan.masking["err_count"] > 0
+        _has_metrics(o)
+        and o.plan.ending != "restart"  # its metrics were reset
+        and o.plan.masking is not None
+        and o.plan.masking["err_count"] > 0
     ),
     "truncated_stream": lambda o: o.state.finished and o.plan.truncated,
     "machine_identity_on_prod": lambda o: (
