@@ -4,6 +4,11 @@ The simulator plants violations and knows which sessions carry each one (``Datas
 Its records go through the real flatten and load path, then every rule must find every planted
 session. Where a rule is deliberately broader or narrower than the simulator's predicate, the
 difference is spelled out below, so a change on either side shows up here.
+
+The data holds what hoop 1.148 writes: one-time reviews whose revoke_at is their approval time,
+sessions let through by a JIT grant (no review of their own; approved by the grant, and active
+past it when they outlive it), RDP recordings, sessions ended by the credential sweeper (no exit
+code) and restarts (event_size 0 with a partial stream).
 """
 
 from __future__ import annotations
@@ -64,12 +69,16 @@ def test_a_rule_asking_the_simulators_question_finds_exactly_the_planted_session
     assert found(warehouse, rule_id, **params) == planted[planted_name]
 
 
-def test_recording_gaps_are_the_planted_masking_errors_truncations_and_unreadable_streams(
+def test_recording_gaps_are_the_planted_masking_errors_truncations_unreadable_and_lost_streams(
     simulated: tuple[Path, dict[str, set[str]]],
 ) -> None:
     warehouse, planted = simulated
+    assert planted["event_size_zero_with_stream"], "the simulator planted no restart case"
     expected = (
-        planted["masking_errors"] | planted["truncated_stream"] | planted["unreadable_stream"]
+        planted["masking_errors"]
+        | planted["truncated_stream"]
+        | planted["unreadable_stream"]
+        | planted["event_size_zero_with_stream"]
     )
     assert found(warehouse, "masking_or_recording_gap") == expected
 
@@ -86,7 +95,8 @@ def test_broader_rules_find_every_planted_session_and_more_only_by_their_definit
     simulated: tuple[Path, dict[str, set[str]]],
 ) -> None:
     warehouse, planted = simulated
-    # Production access also counts unapproved reviews with activity, not only missing reviews.
+    # Production access also counts unapproved reviews with activity, not only missing reviews;
+    # a session let through by a JIT grant counts as approved by it, on both sides.
     prod = found(warehouse, "prod_access_without_approval")
     assert planted["prod_without_review"] <= prod
     assert prod - planted["prod_without_review"] <= planted["events_without_approval"]

@@ -227,11 +227,11 @@ def test_review_status_is_exact_and_empty_means_sessions_without_a_review(
 def test_review_approver_selects_sessions_the_person_is_eligible_to_review(
     client: httpx.Client,
 ) -> None:
-    security = USERS_BY_EMAIL["nico.rossi@acme.example"]  # groups: support, security
-    rows = list_all(client, {"review.approver": security.email})
+    reviewer = USERS_BY_EMAIL["ben.okafor@acme.example"]  # group: dba
+    rows = list_all(client, {"review.approver": reviewer.email})
     assert rows
     for row in rows:
-        assert {g["group"] for g in row["review"]["review_groups_data"]} & set(security.groups)
+        assert {g["group"] for g in row["review"]["review_groups_data"]} & set(reviewer.groups)
     assert list_all(client, {"review.approver": "nobody@acme.example"}) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ def _is_final(r: dict[str, Any], now: datetime) -> bool:
     review = r["review"]
     if review is None:
         return r["status"] == "done"
-    if review["status"] in ("REJECTED", "REVOKED", "EXECUTED"):
+    if review["status"] in ("REJECTED", "REVOKED", "EXECUTED", "EXPIRED"):
         return True
     return (
         review["type"] == "jit"
@@ -42,8 +43,31 @@ def _is_final(r: dict[str, Any], now: datetime) -> bool:
     )
 
 
-def evaluate(r: dict[str, Any], now: datetime) -> set[str]:
-    """The README's definitions of the planted violations, written against the JSON record
+Grant = tuple[datetime, datetime, str]  # approved at, revoke_at, review id
+
+
+def grants_of(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[Grant]]:
+    """JIT grants by (user_id, connection): from revoke_at - access_duration to revoke_at."""
+    grants: dict[tuple[str, str], list[Grant]] = {}
+    for r in records:
+        review = r["review"]
+        if review and review["type"] == "jit" and review["revoke_at"] is not None:
+            end = _time(review["revoke_at"])
+            approved = end - timedelta(microseconds=review["access_duration"] // 1000)
+            key = (r["user_id"], r["connection"])
+            grants.setdefault(key, []).append((approved, end, review["id"]))
+    return grants
+
+
+def _minutes(text: str) -> int:
+    hours, minutes = text.split(":")  # "9:00" is as valid as "09:00"
+    return int(hours) * 60 + int(minutes)
+
+
+def evaluate(
+    r: dict[str, Any], now: datetime, grants: dict[tuple[str, str], list[Grant]]
+) -> set[str]:
+    """The README's definitions of the planted violations, written against the JSON records
     only (independently of the simulator's own code)."""
     env = (r["connection_tags"] or {}).get("environment")
     review = r["review"] or {}
@@ -54,23 +78,37 @@ def evaluate(r: dict[str, Any], now: datetime) -> set[str]:
         start + timedelta(microseconds=round(e[0] * 1e6)) for e in stream if isinstance(e, list)
     ]
     window = review.get("time_window")
-    masking = (r["metrics"] or {}).get("data_masking") or {}
+    metrics = r["metrics"] or {}
+    masking = metrics.get("data_masking") or {}
+    covering = max(
+        (
+            g
+            for g in grants.get((r["user_id"], r["connection"]), [])
+            if not review and g[0] <= start < g[1]
+        ),
+        key=lambda g: (g[0], g[2]),  # the latest approved, then the largest review id
+        default=None,
+    )
+    grant_end = (
+        _time(review["revoke_at"])
+        if review.get("type") == "jit" and review.get("revoke_at")
+        else (covering[1] if covering else None)
+    )
     found = {
-        "prod_without_review": env == "prod" and not review,
-        "events_without_approval": review.get("status") in ("PENDING", "REJECTED") and bool(times),
+        "prod_without_review": env == "prod" and not review and covering is None,
+        "events_without_approval": review.get("status") in ("PENDING", "REJECTED", "EXPIRED")
+        and bool(times),
         "self_approval": any(
             g["status"] == "APPROVED" and g["reviewed_by"]["email"] == r["user"] for g in groups
         ),
         "outside_time_window": bool(window)
         and any(
-            not window["configuration"]["start_time"]
-            <= f"{t:%H:%M}"
-            < window["configuration"]["end_time"]
+            not _minutes(window["configuration"]["start_time"])
+            <= t.hour * 60 + t.minute
+            < _minutes(window["configuration"]["end_time"])
             for t in times
         ),
-        "events_after_revoke": review.get("type") == "jit"
-        and review.get("revoke_at") is not None
-        and any(t > _time(review["revoke_at"]) for t in times),
+        "events_after_revoke": grant_end is not None and any(t > grant_end for t in times),
         "break_glass": any(g["forced_review"] and g["status"] == "APPROVED" for g in groups),
         "min_approvals_not_met": review.get("status") in ("APPROVED", "PROCESSING", "EXECUTED")
         and review.get("min_approvals") is not None
@@ -85,6 +123,9 @@ def evaluate(r: dict[str, Any], now: datetime) -> set[str]:
         "guardrail_match": bool(r["guardrails_info"]),
         "ai_high_risk": (r["ai_analysis"] or {}).get("risk_level") == "high",
         "unreadable_stream": any(isinstance(e, str) and e.startswith(UNREADABLE) for e in stream),
+        "event_size_zero_with_stream": r["status"] == "done"
+        and metrics.get("event_size") == 0
+        and bool(times),
     }
     return {name for name, hit in found.items() if hit}
 
@@ -93,18 +134,25 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
-@pytest.mark.parametrize("hours_before_clock", [0, 30])
+NEWER = replace(RICH, newer_gateway=True)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "hours_before_clock"), [(RICH, 0), (RICH, 30), (NEWER, 0)], ids=["0", "30", "newer"]
+)
 def test_the_planted_violations_are_what_the_documented_rules_find_in_the_truth(
-    tmp_path: Path, hours_before_clock: int
+    tmp_path: Path, cfg: SimulatorConfig, hours_before_clock: int
 ) -> None:
-    now = RICH.clock - timedelta(hours=hours_before_clock)
+    now = cfg.clock - timedelta(hours=hours_before_clock)
     path = tmp_path / "truth.jsonl"
-    export_truth(RICH, path, now=now)
+    export_truth(cfg, path, now=now)
     found: dict[str, set[str]] = {name: set() for name in VIOLATIONS}
-    for record in _read(path):
-        for name in evaluate(record, now):
+    records = _read(path)
+    grants = grants_of(records)
+    for record in records:
+        for name in evaluate(record, now, grants):
             found[name].add(record["id"])
-    planted = Dataset(RICH).planted(now=now)
+    planted = Dataset(cfg).planted(now=now)
     assert found == planted
     assert all(planted[name] for name in VIOLATIONS), [n for n in VIOLATIONS if not planted[n]]
 
@@ -118,6 +166,26 @@ def test_the_truth_is_byte_for_byte_what_the_api_returns(tmp_path: Path) -> None
         listed = {r["id"] for r in list_all(client, {})}
         assert {orjson.loads(line)["id"] for line in lines} == listed
         for line in lines[::17]:
+            session_id = orjson.loads(line)["id"]
+            response = client.get(
+                f"/api/sessions/{session_id}", params={"expand": "event_stream,session_input"}
+            )
+            assert response.content == line
+
+
+def test_a_newer_gateways_truth_is_what_its_api_returns_with_late_rows_left_out(
+    tmp_path: Path,
+) -> None:
+    # The clock is within a day of the last day's end: some sidecar rows have not appeared yet.
+    cfg = replace(SMALL, newer_gateway=True, now=datetime(2026, 11, 4, 6, tzinfo=UTC))
+    path = tmp_path / "truth.jsonl"
+    count = export_truth(cfg, path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert count == len(lines) < 240
+    with serve(cfg) as gw, client_for(gw) as client:
+        listed = {r["id"] for r in list_all(client, {})}
+        assert {orjson.loads(line)["id"] for line in lines} == listed
+        for line in lines[::7]:
             session_id = orjson.loads(line)["id"]
             response = client.get(
                 f"/api/sessions/{session_id}", params={"expand": "event_stream,session_input"}

@@ -10,7 +10,7 @@ from hoop_sessions.simulator import USERS_BY_EMAIL, Gateway, SimulatorConfig, se
 
 from .support import START, client_for, list_all
 
-REVIEWER = USERS_BY_EMAIL["nico.rossi@acme.example"]  # support, security: reviews rdp-prod-windows
+REVIEWER = USERS_BY_EMAIL["ben.okafor@acme.example"]  # dba: reviews the prod databases
 AUDITOR = USERS_BY_EMAIL["farid.haddad@acme.example"]  # security, auditor
 CFG = SimulatorConfig(
     seed=7,

@@ -135,7 +135,7 @@ class App:
             plan is not None and plan.day in self.cfg.failing_days
         ):
             return replace(_error(500, "failed fetching session", "get"), permanent_failure=True)
-        if plan is None or plan.start_us > self.now_us:
+        if plan is None or plan.visible_from_us > self.now_us:
             return _error(404, "not found", "get")
         if not visible_to(identity)(plan):
             return _error(403, "user is not allowed to access this session", "get")

@@ -42,16 +42,23 @@ class User:
 
 @dataclass(frozen=True)
 class TimeWindow:
-    start: str  # "HH:MM", UTC
+    # "H:MM" or "HH:MM", UTC: hoop checks them with Go's time.Parse("15:04", ...), which takes
+    # an hour of one digit too. hoop: gateway/api/review/review.go
+    start: str
     end: str
 
     @property
     def start_minute(self) -> int:
-        return int(self.start[:2]) * 60 + int(self.start[3:])
+        return _minute_of(self.start)
 
     @property
     def end_minute(self) -> int:
-        return int(self.end[:2]) * 60 + int(self.end[3:])
+        return _minute_of(self.end)
+
+
+def _minute_of(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
 
 
 @dataclass(frozen=True)
@@ -217,7 +224,12 @@ CONNECTIONS: tuple[Connection, ...] = (
         stream="shell",
         weight=8,
         guardrails=True,
-        review=ReviewPolicy("onetime", ("sre",), rule_name="prod-cluster-changes"),
+        review=ReviewPolicy(
+            "onetime",
+            ("sre",),
+            time_window=TimeWindow("6:30", "22:00"),
+            rule_name="prod-cluster-changes",
+        ),
     ),
     Connection(
         "k8s-staging-cluster",
@@ -231,15 +243,16 @@ CONNECTIONS: tuple[Connection, ...] = (
     Connection(
         "bash-dev-tools", "custom", "", _tags("dev", "tools"), "tools-vm", stream="shell", weight=8
     ),
+    # The RDP proxy writes its own session rows: main type custom, verb connect, no review.
+    # hoop: gateway/rdp/recorder.go (CreateSession)
     Connection(
         "rdp-prod-windows",
-        "application",
+        "custom",
         "rdp",
         _tags("prod", "finance"),
         "finance-win",
         stream="rdp",
         weight=3,
-        review=ReviewPolicy("jit", ("security",), min_approvals=1),
     ),
     Connection(
         "http-staging-api",
@@ -262,6 +275,16 @@ MACHINE_CONNECTIONS: dict[str, tuple[str, ...]] = {
     "svc-deploy": ("k8s-staging-cluster", "k8s-prod-cluster"),
     "svc-backup": ("mysql-prod-orders", "mysql-dev-orders"),
 }
+
+
+# Newer gateways in control-plane mode: every statement held for approval becomes a session of
+# this user, with an empty connection (HOOP_API.md, "Open sets").
+CONTROL_PLANE_USER = User(
+    name="hoop", email="hoop@hoop.dev", subject="hoop", groups=(), slack_id=""
+)
+CONTROL_PLANE_CONNECTION = Connection(
+    "", "database", "postgres", None, "", stream="pgwire", weight=0
+)
 
 
 def members(group: str) -> tuple[User, ...]:

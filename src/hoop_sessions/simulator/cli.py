@@ -95,6 +95,12 @@ def _fault_kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tu
 )
 @click.option("--legacy-gateway", is_flag=True, help="Behave like a gateway older than 1.144.")
 @click.option("--multi-tenant", is_flag=True, help="Refuse the legacy Api-Key header.")
+@click.option(
+    "--newer-gateway",
+    is_flag=True,
+    help="Add the shapes of gateways newer than 1.148 (EXPIRED reviews, sidecar and "
+    "control-plane sessions, recording_format, late rows).",
+)
 @click.option("--profile", type=click.Choice(PROFILES), default="realistic", show_default=True)
 @click.option(
     "--day-size",
@@ -161,6 +167,7 @@ def simulate(
     fail_sessions: tuple[str, ...],
     legacy_gateway: bool,
     multi_tenant: bool,
+    newer_gateway: bool,
     profile: str,
     day_sizes: dict[date, int],
     burst_size: int,
@@ -190,6 +197,7 @@ def simulate(
         failing_sessions=frozenset(fail_sessions),
         legacy_gateway=legacy_gateway,
         multi_tenant=multi_tenant,
+        newer_gateway=newer_gateway,
         profile=profile,
         day_sizes=day_sizes,
         burst_size=burst_size,

@@ -52,7 +52,7 @@ class SimulatorConfig:
     """Everything that decides what the simulator serves.
 
     The data is a pure function of (seed, profile, the day-shape knobs, events_per_session,
-    now); the rest shapes the HTTP behaviour. See README.md in this package for every knob.
+    newer_gateway, now); the rest shapes the HTTP behaviour. See README.md in this package for every knob.
     """
 
     seed: int = 7
@@ -64,6 +64,8 @@ class SimulatorConfig:
     latency_ms: float = 0.0
     fault_rate: float = 0.0
     legacy_gateway: bool = False
+    # Shapes of gateways newer than 1.148 (HOOP_API.md, "Open sets"): changes the data.
+    newer_gateway: bool = False
     profile: str = "realistic"
     # Who `token` is, and more tokens with their own identities (e.g. a non-auditor reviewer).
     identity: TokenIdentity = ADMIN_IDENTITY

@@ -33,9 +33,9 @@ from .render import (
     record,
 )
 from .seeds import seeded
-from .streams import Event, LargeStream, raw_stream_json, small_events
+from .streams import Event, LargeStream, raw_stream_json, rdp_metrics, small_events
 from .timefmt import to_us
-from .violations import PREDICATES, Observed, violations_of
+from .violations import PREDICATES, Grants, Observed, grant_of, violations_of
 
 DEFAULT_EXPAND = "event_stream,session_input"
 _CACHEABLE_BODY = 512 * 1024
@@ -127,6 +127,7 @@ class Dataset:
         self._large: dict[str, LargeStream] = {}
         self._rows = _Bounded(48 * MIB)
         self._bodies = _Bounded(64 * MIB)
+        self._grants: tuple[int, Grants] | None = None
 
     # --- the sessions ---------------------------------------------------------------------
 
@@ -153,7 +154,7 @@ class Dataset:
     def session_ids(self, day: date, *, now: datetime | None = None) -> list[str]:
         """The ids of the sessions started on `day` that exist at `now`, in list order."""
         now_us = self.now_us(now)
-        return [p.id for p in self.day(day).plans if p.start_us <= now_us]
+        return [p.id for p in self.day(day).plans if p.visible_from_us <= now_us]
 
     def now_us(self, now: datetime | None = None) -> int:
         return to_us(as_utc(now) if now is not None else self.cfg.clock)
@@ -186,12 +187,17 @@ class Dataset:
     def stored_size(self, plan: SessionPlan) -> int:
         """`metrics.event_size` once the session is closed: the bytes of the stored raw JSON."""
         kind = plan.stream.kind
-        if kind == "none":
+        if kind == "none" or plan.ending == "restart":
             return 0
         if kind == "large":
             return large_stored_size(self.large_stream(plan))
         size = self._sizes.get(plan.id)
         return len(self._recorded(plan)[1]) if size is None else size
+
+    def rdp_metrics(self, plan: SessionPlan) -> dict[str, Any] | None:
+        if plan.stream.kind != "rdp":
+            return None
+        return rdp_metrics(self.events(plan), self.stored_size(plan))
 
     def visible_events(self, plan: SessionPlan, state: SessionState) -> Sequence[Event]:
         """The events stored at this state: none before the client connects, then what has been
@@ -224,7 +230,12 @@ class Dataset:
         if row is None:
             state = state_at(plan, now_us)
             obj = record(
-                plan, state, self.org_id, list_row=True, stored_size=self.stored_size(plan)
+                plan,
+                state,
+                self.org_id,
+                list_row=True,
+                stored_size=self.stored_size(plan),
+                rdp_metrics=self.rdp_metrics(plan) if state.finished else None,
             )
             row = list_row(obj)
             self._rows.put(key, row, len(row))
@@ -270,6 +281,7 @@ class Dataset:
             stream=encoded is not None,
             stored_size=self.stored_size(plan),
             event_size=event_size,
+            rdp_metrics=self.rdp_metrics(plan) if state.finished else None,
         )
         body = get_body(obj, encoded)
         if isinstance(body, bytes) and len(body) <= _CACHEABLE_BODY:
@@ -287,7 +299,7 @@ class Dataset:
         """The session as the gateway's get returns it to an admin, parsed."""
         plan = self.plan(session_id)
         now_us = self.now_us(now)
-        if plan is None or plan.start_us > now_us:
+        if plan is None or plan.visible_from_us > now_us:
             raise KeyError(session_id)
         body = self.get_body(plan, now_us, expand=expand, event_stream=event_stream)
         data = body if isinstance(body, bytes) else body.join()
@@ -295,18 +307,37 @@ class Dataset:
 
     # --- ground truth ---------------------------------------------------------------------
 
-    def observed(self, plan: SessionPlan, now_us: int) -> Observed:
+    def grants(self, now_us: int) -> Grants:
+        """The JIT grants shown by every session that exists at `now_us`."""
+        cached = self._grants
+        if cached is not None and cached[0] == now_us:
+            return cached[1]
+        found = []
+        for day in self.days():
+            for plan in self.day(day).plans:
+                if plan.review is not None and plan.visible_from_us <= now_us:
+                    grant = grant_of(plan, state_at(plan, now_us))
+                    if grant is not None:
+                        found.append(grant)
+        grants = Grants(found)
+        self._grants = (now_us, grants)
+        return grants
+
+    def observed(self, plan: SessionPlan, now_us: int, grants: Grants | None = None) -> Observed:
         state = state_at(plan, now_us)
         readable = plan.stream.kind not in ("undecodable", "large")
-        return Observed(plan, state, self.visible_events(plan, state) if readable else (), now_us)
+        covering = (grants or self.grants(now_us)).covering(plan)
+        events = self.visible_events(plan, state) if readable else ()
+        return Observed(plan, state, events, now_us, covering)
 
     def planted(self, now: datetime | None = None) -> dict[str, set[str]]:
         """Violation name -> ids of the sessions that show it at `now` (see violations.py)."""
         now_us = self.now_us(now)
+        grants = self.grants(now_us)
         found: dict[str, set[str]] = {name: set() for name in PREDICATES}
         for day in self.days():
             for plan in self.day(day).plans:
-                if plan.start_us <= now_us:
-                    for name in violations_of(self.observed(plan, now_us)):
+                if plan.visible_from_us <= now_us:
+                    for name in violations_of(self.observed(plan, now_us, grants)):
                         found[name].add(plan.id)
         return found

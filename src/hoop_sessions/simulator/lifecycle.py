@@ -53,7 +53,7 @@ def state_at(plan: SessionPlan, now_us: int) -> SessionState:
     finished = running and plan.end_us is not None and plan.end_us <= now_us
     review = _review_state(plan, now_us, running=running, finished=finished)
     review_status = None if review is None else review.status
-    if review_status in ("REJECTED", "REVOKED"):
+    if review_status in ("REJECTED", "REVOKED", "EXPIRED"):
         status = "done"
     elif review_status == "PENDING":
         status = "open"
@@ -62,10 +62,16 @@ def state_at(plan: SessionPlan, now_us: int) -> SessionState:
     else:
         status = "done" if finished else "open"
     # Sessions stopped through review never get an end date or an exit code.
-    closed = finished and review_status not in ("REJECTED", "REVOKED", "PENDING")
+    closed = finished and review_status not in ("REJECTED", "REVOKED", "PENDING", "EXPIRED")
     cutoff = None
     if running and not finished and plan.connect_us is not None:
         cutoff = (now_us - plan.connect_us) // FLUSH_US * FLUSH_US
+    elif finished and plan.ending == "restart" and plan.connect_us and plan.end_us:
+        # The events after the last flush died with the gateway.
+        cutoff = (plan.end_us - plan.connect_us - 1) // FLUSH_US * FLUSH_US
+    # The RDP recorder writes its whole log at close: an open RDP session has no stream.
+    # hoop: gateway/rdp/recorder.go (Close)
+    rdp_open = plan.stream.kind == "rdp" and not finished
     metadata = plan.metadata
     if plan.metadata_edit is not None and plan.metadata_edit[0] <= now_us:
         metadata = plan.metadata_edit[1]
@@ -75,7 +81,7 @@ def state_at(plan: SessionPlan, now_us: int) -> SessionState:
         exit_code=plan.exit_code if closed else None,
         review=review,
         finished=finished,
-        has_stream=running and plan.stream.kind != "none",
+        has_stream=running and plan.stream.kind != "none" and not rdp_open,
         cutoff_us=cutoff,
         metadata=metadata,
     )
@@ -92,13 +98,19 @@ def _review_state(
         return ReviewState("PENDING", None, groups)
     if review.outcome == "rejected":
         return ReviewState("REJECTED", None, groups)
+    if review.outcome == "expired":  # newer gateways: a review left undecided expires
+        return ReviewState("EXPIRED", None, groups)
+    # Every approval sets revoke_at = approval time + access_duration, one-time reviews included
+    # (their duration is 0); a manual revoke changes the status only, not revoke_at.
+    # hoop: gateway/api/review/review.go (doReview, validateReviewStatusTransition)
+    revoke_at = review.decided_us + review.access_duration_s * US
     if review.revoked_us is not None and now_us >= review.revoked_us:
-        return ReviewState("REVOKED", review.revoked_us, groups)
+        return ReviewState("REVOKED", revoke_at, groups)
     if review.type == "jit":
-        return ReviewState("APPROVED", review.decided_us + review.access_duration_s * US, groups)
+        return ReviewState("APPROVED", revoke_at, groups)
     if finished:
-        return ReviewState("EXECUTED", None, groups)
-    return ReviewState("PROCESSING" if running else "APPROVED", None, groups)
+        return ReviewState("EXECUTED", revoke_at, groups)
+    return ReviewState("PROCESSING" if running else "APPROVED", revoke_at, groups)
 
 
 def _group_state(group: GroupPlan, now_us: int) -> GroupState:
@@ -113,7 +125,7 @@ def is_final(plan: SessionPlan, state: SessionState, now_us: int) -> bool:
     """The project's definition of a record that will not change any more (ARCHITECTURE.md)."""
     if state.review is None:
         return state.status == "done"
-    if state.review.status in ("REJECTED", "REVOKED", "EXECUTED"):
+    if state.review.status in ("REJECTED", "REVOKED", "EXECUTED", "EXPIRED"):
         return True
     revoke_at = state.review.revoke_at_us
     return (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -20,7 +20,7 @@ from .catalog import Connection, ReviewPolicy, User
 from .config import MAX_LARGE_STREAM_BYTES, SimulatorConfig
 from .seeds import seeded
 from .streams import SCALABLE_KINDS, StreamSpec, draw_event_count, scaled_script, script_for
-from .timefmt import US, day_start_us
+from .timefmt import US, day_start_us, format_s, format_us
 
 MINUTE = 60 * US
 HOUR = 60 * MINUTE
@@ -28,6 +28,9 @@ DAY = 24 * HOUR
 # The low 20 bits of a session id carry its day (XOR a per-seed mask), so that a get by id
 # generates only that day. The id still reads as a random version-4 UUID.
 _DAY_BITS = 20
+# Open sessions have their stream appended about every 50 seconds.
+_FLUSH_US = 50 * US
+_FLUSHED_KINDS = frozenset({"shell", "sql", "pgwire", "http", "latin1", "nul"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,7 @@ class ReviewPlan:
     type: str  # onetime or jit
     policy: ReviewPolicy
     access_duration_s: int
-    outcome: str  # approved, rejected, revoked, pending
+    outcome: str  # approved, rejected, revoked, pending, expired (newer gateways)
     decided_us: int | None  # when the review stopped being PENDING
     revoked_us: int | None
     groups: tuple[GroupPlan, ...]
@@ -79,6 +82,22 @@ class SessionPlan:
     guardrails: list[dict[str, Any]] | None = None
     masking: dict[str, Any] | None = None
     truncated: bool = False
+    # How the session was closed, when not by its client: "credentials" (the credential sweeper
+    # ended it: no exit code) or "restart" (a gateway restart: event_size 0, a partial stream).
+    ending: str | None = None
+    # The session whose JIT grant let this one through without a review of its own.
+    covered_by: str | None = None
+    # Newer gateways only (`newer_gateway`): when the row shows up in the list (a sidecar sends
+    # back-dated sessions late; None: at its start), and the shapes below.
+    appears_us: int | None = None
+    recording_format: str | None = None
+    identity_type: str | None = None  # overrides the user's (sidecar)
+    reaped_us: int | None = None  # a silent sidecar session closed by the gateway
+
+    @property
+    def visible_from_us(self) -> int:
+        """When the session exists for the API: its start, or later for a late sidecar row."""
+        return self.start_us if self.appears_us is None else self.appears_us
 
 
 def day_mask(seed: int) -> int:
@@ -130,7 +149,156 @@ def generate_day(cfg: SimulatorConfig, day: date) -> list[SessionPlan]:
             plans.append(builder.plain())
         else:
             plans.append(builder.realistic())
+    if cfg.profile == "realistic":
+        # The boundary, large and burst sessions keep their start times.
+        _cover_with_grants(cfg, day, plans, batches, first_donor=max(4, 3 + cfg.burst_size))
+    if cfg.newer_gateway:
+        _newer_shapes(cfg, day, plans, first_donor=max(4, 3 + cfg.burst_size))
     return plans
+
+
+def _recording_format(plan: SessionPlan) -> str:
+    if plan.stream.kind == "rdp":
+        return "rdp"
+    if plan.verb == "exec":
+        return "exec"
+    return "pty" if plan.connection.stream == "shell" else "raw"
+
+
+def _newer_shapes(
+    cfg: SimulatorConfig, day: date, plans: list[SessionPlan], *, first_donor: int
+) -> None:
+    """What a gateway newer than 1.148 shows (HOOP_API.md, "Open sets"; modelled as that page
+    describes them): a `recording_format` on every session, undecided reviews that end EXPIRED,
+    control-plane sessions (empty connection, user hoop@hoop.dev), and sessions recorded by an
+    inspection sidecar (identity_type `sidecar`) whose rows arrive hours after their day, some
+    closed by the gateway after 24 silent hours (`metadata.sidecar.reaped_at`)."""
+    rng = seeded(f"hoop-sim/{cfg.seed}/{cfg.profile}/{day.isoformat()}/newer")
+    day_end = day_start_us(day) + DAY
+    for i, plan in enumerate(plans):
+        plan = replace(plan, recording_format=_recording_format(plan))
+        review = plan.review
+        if review is not None and review.outcome == "pending":
+            # An undecided review expires (after a day, in this simulator).
+            plan = replace(
+                plan, review=replace(review, outcome="expired", decided_us=plan.start_us + DAY)
+            )
+        elif (
+            review is not None
+            and review.type == "onetime"
+            and plan.verb == "exec"
+            and plan.connection.stream in ("sql", "pgwire")
+            and i >= first_donor
+            and rng.random() < 0.15
+        ):
+            plan = replace(
+                plan,
+                user=catalog.CONTROL_PLANE_USER,
+                connection=catalog.CONTROL_PLANE_CONNECTION,
+                integrations=None,
+                batch_id=None,
+            )
+        elif (
+            i >= first_donor
+            and review is None
+            and plan.covered_by is None
+            and plan.ending is None
+            and plan.user.machine_identity_id is None
+            and plan.connect_us is not None
+            and plan.end_us is not None
+            and plan.stream.kind in ("shell", "sql")
+            and rng.random() < 0.1
+        ):
+            appears = max(plan.start_us, day_end) + rng.randrange(HOUR, 26 * HOUR)
+            plan = replace(
+                plan, identity_type="sidecar", recording_format="raw", appears_us=appears
+            )
+            if rng.random() < 0.3:
+                reaped = plan.end_us + DAY  # type: ignore[operator]
+                plan = replace(
+                    plan,
+                    end_us=reaped,
+                    exit_code=None,
+                    metadata=None,
+                    metadata_edit=(reaped, {"sidecar": {"reaped_at": format_us(reaped)}}),
+                    reaped_us=reaped,
+                )
+        plans[i] = plan
+
+
+def _cover_with_grants(
+    cfg: SimulatorConfig,
+    day: date,
+    plans: list[SessionPlan],
+    batches: list[str],
+    *,
+    first_donor: int,
+) -> None:
+    """Turn some unreviewed sessions of the day into later sessions of a JIT grant's owner on
+    the grant's connection, started while the grant is valid: the gateway lets them through
+    without a review of their own (`review: null`). The latest APPROVED JIT review of the same
+    owner and connection is looked up at connect and must not have reached its revoke_at.
+    hoop: gateway/models/reviews.go (GetApprovedReviewJit)
+    hoop: gateway/transport/plugins/review/review.go (validateJit)"""
+    rng = seeded(f"hoop-sim/{cfg.seed}/{cfg.profile}/{day.isoformat()}/jit-covered")
+    day_end = day_start_us(day) + DAY
+    donors = [
+        i
+        for i, p in enumerate(plans)
+        if i >= first_donor
+        and p.review is None
+        and p.connection.review is None
+        and p.user.machine_identity_id is None
+        and p.ending is None
+    ]
+    grants = [
+        p
+        for p in plans
+        if p.review is not None
+        and p.review.type == "jit"
+        and p.review.outcome == "approved"
+        and p.review.decided_us is not None
+        and p.connect_us is not None
+    ]
+    for grant in grants:
+        if not donors or rng.random() >= 0.3:
+            continue
+        assert grant.review is not None and grant.review.decided_us is not None
+        approved = grant.review.decided_us
+        grant_end = approved + grant.review.access_duration_s * US
+        low = max(approved, grant.start_us) + MINUTE
+        high = min(grant_end, day_end) - MINUTE
+        for _ in range(rng.choice((1, 1, 2))):
+            if low >= high or not donors:
+                break
+            start = rng.randrange(low, high)
+            if _other_grant_valid(plans, grant, start):
+                continue  # keep every covered session's grant unambiguous
+            index = donors.pop(rng.randrange(len(donors)))
+            donor = plans[index]
+            builder = _Builder(
+                cfg, seeded(f"hoop-sim/covered/{donor.id}"), donor.id, day, start, batches
+            )
+            plans[index] = builder.covered(grant, grant_end, late=rng.random() < 0.3)
+
+
+def _other_grant_valid(plans: list[SessionPlan], grant: SessionPlan, start: int) -> bool:
+    for p in plans:
+        review = p.review
+        if (
+            p is grant
+            or review is None
+            or review.type != "jit"
+            or review.decided_us is None
+            or p.user != grant.user
+            or p.connection != grant.connection
+        ):
+            continue
+        asked_meanwhile = grant.start_us <= p.start_us <= start
+        end = review.decided_us + review.access_duration_s * US
+        if asked_meanwhile or review.decided_us <= start < end:
+            return True
+    return False
 
 
 def _time_of_day(rng: random.Random) -> int:
@@ -231,9 +399,43 @@ class _Builder:
             truncated=size >= MAX_LARGE_STREAM_BYTES,
         )
 
+    def covered(self, grant: SessionPlan, grant_end: int, *, late: bool) -> SessionPlan:
+        """A session let through by `grant`. It runs under a timeout of the grant's whole access
+        duration counted from its own connect, so it can outlive the grant (`late`).
+        hoop: gateway/transport/plugins/review/review.go (context.WithTimeout in OnReceive)"""
+        rng = self.rng
+        assert grant.review is not None
+        connect = self.start_us + rng.randrange(50_000, 1_500_000)
+        timeout = connect + grant.review.access_duration_s * US
+        if late and timeout > grant_end + 10 * MINUTE:
+            end = rng.randrange(grant_end + 5 * MINUTE, timeout)
+        else:
+            end = connect + min(self._run_us("connect"), max(grant_end - connect, MINUTE))
+        connection = grant.connection
+        stream, _ = self._recorded(connection.stream, end - connect, "")
+        return SessionPlan(
+            id=self.id,
+            day=self.day,
+            start_us=self.start_us,
+            user=grant.user,
+            connection=connection,
+            verb="connect",
+            script="",
+            stream=stream,
+            connect_us=connect,
+            end_us=end,
+            exit_code=self._exit_code("connect"),
+            review=None,
+            masking=self._masking(connection),
+            covered_by=grant.id,
+        )
+
     def plain(self) -> SessionPlan:
         rng = self.rng
-        connection = rng.choice([c for c in catalog.CONNECTIONS if c.review is None])
+        # Short unreviewed terminal, database and HTTP work: no RDP (its sessions are connects).
+        connection = rng.choice(
+            [c for c in catalog.CONNECTIONS if c.review is None and c.stream != "rdp"]
+        )
         user = rng.choice(catalog.HUMANS)
         verb = "exec" if rng.random() < 0.6 else "connect"
         run = rng.randrange(US, 20 * US) if verb == "exec" else rng.randrange(MINUTE, 10 * MINUTE)
@@ -277,13 +479,44 @@ class _Builder:
         script = script_for(connection.stream, rng) if verb == "exec" else ""
 
         review, connect, end = self._timeline(connection, user, verb, self_approval)
-        run = 0 if connect is None or end is None else end - connect
+        if connection.stream == "rdp" and connect is not None:
+            # The recorder's clock starts when it creates the row: elapsed counts from start.
+            # hoop: gateway/rdp/recorder.go (NewRDPSessionRecorder, CreateSession)
+            connect, end = self.start_us, None if end is None else end - connect + self.start_us
         exit_code = self._exit_code(verb) if connect is not None else None
         guardrails = None
         if connection.guardrails and rng.random() < 0.06:
             guardrails = [_guardrail_match(rng)]
             exit_code = 1
-        stream, script = self._recorded(self._stream_kind(connection), run, script)
+        ending, metadata = None, self._metadata()
+        kind = self._stream_kind(connection)
+        if (
+            review is None
+            and verb == "connect"
+            and connection.stream != "rdp"
+            and connect is not None
+            and rng.random() < 0.04
+        ):
+            # Native-client access through issued credentials: the background sweeper ends the
+            # session within 15 s of the credential's expiry, setting only status and end date.
+            # hoop: gateway/models/connection_credentials.go (CloseExpiredCredentialSessions)
+            expire_s = (connect + rng.randrange(15 * MINUTE, 2 * HOUR)) // US
+            end = expire_s * US + rng.randrange(15 * US)
+            ending, exit_code = "credentials", None
+            # hoop: gateway/models/session.go (credentials_expire_at in metadata)
+            metadata = {**(metadata or {}), "credentials_expire_at": format_s(expire_s * US)}
+        elif (
+            connect is not None
+            and end is not None
+            and end - connect > 2 * _FLUSH_US
+            and kind in _FLUSHED_KINDS
+            and rng.random() < 0.03
+        ):
+            # A gateway restart: the row is marked done with event_size 0, and the events after
+            # the last 50 s flush are lost. hoop: gateway/transport/plugins/audit/wal.go
+            ending = "restart"
+        run = 0 if connect is None or end is None else end - connect
+        stream, script = self._recorded(kind, run, script)
         return SessionPlan(
             id=self.id,
             day=self.day,
@@ -298,7 +531,7 @@ class _Builder:
             exit_code=exit_code,
             review=review,
             labels=self._labels(),
-            metadata=self._metadata(),
+            metadata=metadata,
             metadata_edit=self._metadata_edit(end),
             integrations=self._jira(connection),
             batch_id=self._batch(user),
@@ -306,7 +539,8 @@ class _Builder:
             ai_analysis=self._ai(review is not None),
             guardrails=guardrails,
             masking=self._masking(connection),
-            truncated=rng.random() < 0.012,
+            truncated=rng.random() < 0.012 and connection.stream != "rdp" and ending is None,
+            ending=ending,
         )
 
     def _verb(self, connection: Connection, user: User) -> str:
@@ -315,6 +549,8 @@ class _Builder:
         ):
             return "exec"
         if connection.review and connection.review.type == "jit":
+            return "connect"
+        if connection.stream == "rdp":  # hoop: gateway/rdp/recorder.go (CreateSession)
             return "connect"
         share = 0.3 if connection.stream in ("shell", "rdp") else 0.6
         return "exec" if self.rng.random() < share else "connect"
@@ -481,6 +717,8 @@ class _Builder:
 
     def _stream_kind(self, connection: Connection) -> str:
         draw = self.rng.random()
+        if connection.stream == "rdp":  # the recorder always writes its log at close
+            return "rdp"
         if draw < 0.012:
             return "undecodable"
         if draw < 0.03:

@@ -93,6 +93,7 @@ def record(
     stream: bool = False,
     stored_size: int,
     event_size: int | None = None,
+    rdp_metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The session object. `script` is what `script.data` holds (get only); `stream` adds a
     placeholder for `event_stream` that `get_body` replaces with the encoded stream.
@@ -109,7 +110,7 @@ def record(
         "labels": plan.labels,
         "integrations_metadata": plan.integrations,
         "metadata": state.metadata,
-        "metrics": metrics(plan, stored_size) if state.finished else None,
+        "metrics": _metrics(plan, state, stored_size, rdp_metrics),
         "user": user.email,
         "user_id": user.subject,
         "user_name": user.name,
@@ -127,7 +128,7 @@ def record(
     if stream:
         obj["event_stream"] = _PLACEHOLDER
     if event_size is None:
-        event_size = stored_size if state.finished else 0
+        event_size = stored_size if obj["metrics"] is not None else 0
     obj["event_size"] = event_size
     if plan.batch_id is not None:
         obj["session_batch_id"] = plan.batch_id
@@ -137,14 +138,46 @@ def record(
     obj["end_date"] = None if state.end_us is None else format_us(state.end_us)
     obj["ai_analysis"] = None if list_row else plan.ai_analysis
     obj["guardrails_info"] = None if list_row else plan.guardrails
-    obj["identity_type"] = user.identity_type
+    obj["identity_type"] = plan.identity_type or user.identity_type
     if user.machine_identity_id is not None:
         obj["machine_identity_id"] = user.machine_identity_id
+    if plan.recording_format is not None:  # newer gateways only (HOOP_API.md)
+        obj["recording_format"] = plan.recording_format
     return obj
+
+
+def _metrics(
+    plan: SessionPlan, state: SessionState, stored_size: int, rdp: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    if not state.finished or plan.ending == "credentials" or plan.reaped_us is not None:
+        # The sweeper sets only status and end date.
+        # hoop: gateway/models/connection_credentials.go (CloseExpiredCredentialSessions)
+        return None
+    if rdp is not None:
+        return rdp  # hoop: gateway/rdp/recorder.go (Close)
+    return metrics(plan, stored_size)
+
+
+# A gateway that lost a session's WAL state (a restart) marks it done with fresh metrics; the
+# shallow jsonb merge replaces what the flushes had counted.
+# hoop: gateway/transport/plugins/audit/wal.go (closeSessionWAL, case 3)
+# hoop: gateway/transport/plugins/audit/metrics.go (newSessionMetric)
+_RESTART_METRICS: dict[str, Any] = {
+    "data_masking": {
+        "err_count": 0,
+        "info_types": {},
+        "total_redact_count": 0,
+        "transformed_bytes": 0,
+    },
+    "event_size": 0,
+    "truncated": False,
+}
 
 
 def metrics(plan: SessionPlan, event_size: int) -> dict[str, Any]:
     """Stored when the session closes; a Go map, so its keys are sorted."""
+    if plan.ending == "restart":
+        return _RESTART_METRICS
     out: dict[str, Any] = {}
     if plan.masking is not None:
         out["data_masking"] = plan.masking

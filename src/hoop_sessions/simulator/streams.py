@@ -51,7 +51,7 @@ KINDS = (
     "sql",  # SQL text in, tab-separated tables out
     "pgwire",  # binary Postgres wire-protocol messages, `i` events only
     "http",  # HTTP requests and responses
-    "rdp",  # binary frames: invalid UTF-8
+    "rdp",  # an `h` handshake at 0, then `b` events: JSON screen bitmap updates
     "latin1",  # SQL output with Latin-1 bytes: invalid UTF-8
     "nul",  # SQL output with NUL bytes: valid UTF-8, but a control byte
     "empty",  # the stream exists and has no event
@@ -155,6 +155,8 @@ def small_events(spec: StreamSpec, script: str, user: str) -> tuple[Event, ...]:
     kind = spec.kind
     if kind in ("empty", "none", "large"):
         return ()
+    if spec.events and kind == "rdp":
+        return rdp_events(rng, spec.events - 1, spec.run_us)  # the handshake counts too
     if spec.events:
         return _spread_scaled(rng, _scaled(spec, script, user, rng), spec.run_us)
     if kind == "pgwire":
@@ -164,10 +166,87 @@ def small_events(spec: StreamSpec, script: str, user: str) -> tuple[Event, ...]:
     elif kind == "http":
         raw = _http(rng, script)
     elif kind == "rdp":
-        raw = [("o", rng.randbytes(rng.randint(40, 900))) for _ in range(rng.randint(3, 12))]
+        return rdp_events(rng, rng.randint(3, 12), spec.run_us)
     else:
         raw = _sql(rng, script, kind)
     return _spread(rng, raw, spec.run_us)
+
+
+# The RDP recorder keeps at most 128 MiB of encoded event lines, and skips any single line of
+# 8 MiB or more. hoop: gateway/rdp/recorder.go (maxRecordedBytes, maxRecordedEventBytes)
+RDP_MAX_RECORDED_BYTES = 128 << 20
+RDP_MAX_EVENT_BYTES = 8 << 20
+# Canvas size the recorder reports when it saw no bitmap. hoop: gateway/rdp/recorder.go (Close)
+RDP_DEFAULT_CANVAS = (1280, 720)
+
+
+def bitmap_json(x: int, y: int, width: int, height: int, data: bytes) -> bytes:
+    """A screen update as the recorder marshals its BitmapEvent: fields in declaration order,
+    the pixels as standard base64 (Go's []byte). hoop: gateway/rdp/recorder.go (BitmapEvent)"""
+    return (
+        f'{{"x":{x},"y":{y},"width":{width},"height":{height},"bits_per_pixel":16,'
+        f'"compressed":true,"data":"'.encode()
+        + base64.b64encode(data)
+        + b'"}'
+    )
+
+
+def rdp_events(rng: random.Random, bitmaps: int, run_us: int) -> tuple[Event, ...]:
+    """The handshake at time 0, then `bitmaps` screen updates spread over the run; what the
+    recorder stores at close. hoop: gateway/rdp/recorder.go (parseAndStorePDU, streamEvents)"""
+    handshake = Event(0, "h", b"\x03\x00\x00\x13\x0e\xd0\x00\x00\x124\x00" + rng.randbytes(8))
+    times = sorted(rng.randint(1, max(run_us, 2)) for _ in range(bitmaps))
+    events = [handshake]
+    for t in times:
+        width, height = rng.choice((64, 128, 256)), rng.choice((32, 64, 128))
+        x, y = rng.randrange(0, 1920 - width, 16), rng.randrange(0, 1080 - height, 16)
+        pixels = rng.randbytes(rng.randint(30, 600))
+        events.append(Event(t, "b", bitmap_json(x, y, width, height, pixels)))
+    return cap_rdp_events(events)
+
+
+def cap_rdp_events(
+    events: Sequence[Event],
+    *,
+    max_total: int = RDP_MAX_RECORDED_BYTES,
+    max_event: int = RDP_MAX_EVENT_BYTES,
+) -> tuple[Event, ...]:
+    """The bitmap events the recorder keeps: a line (plus its newline) over `max_event` is
+    skipped, and recording stops at the first one that would take the log past `max_total`.
+    The handshake is not part of the log. hoop: gateway/rdp/recorder.go (parseAndStorePDU)"""
+    kept: list[Event] = []
+    written = 0
+    for event in events:
+        if event.type != "b":
+            kept.append(event)
+            continue
+        line = len(raw_event_json(event)) + 1
+        if line > max_event:
+            continue
+        if written + line > max_total:
+            break
+        written += line
+        kept.append(event)
+    return tuple(kept)
+
+
+def rdp_metrics(events: Sequence[Event], event_size: int) -> dict[str, int]:
+    """The metrics the recorder stores at close, in Go's sorted map order.
+    hoop: gateway/rdp/recorder.go (Close)"""
+    width = height = 0
+    count = 0
+    for event in events:
+        if event.type == "b":
+            count += 1
+            head = event.payload[: event.payload.index(b',"bits_per_pixel"')]
+            x, y, w, h = (int(part.split(b":")[1]) for part in head[1:].split(b","))
+            width, height = max(width, x + w), max(height, y + h)
+    return {
+        "bitmap_count": count,
+        "canvas_height": height or RDP_DEFAULT_CANVAS[1],
+        "canvas_width": width or RDP_DEFAULT_CANVAS[0],
+        "event_size": event_size,
+    }
 
 
 def _spread(rng: random.Random, raw: Sequence[tuple[str, bytes]], run_us: int) -> tuple[Event, ...]:
@@ -740,8 +819,6 @@ def _scaled(
 ) -> list[tuple[str, bytes]]:
     """Exactly `spec.events` events of the spec's kind."""
     count = spec.events
-    if spec.kind == "rdp":
-        return [("o", rng.randbytes(_int(rng, 40, 900))) for _ in range(count)]
     shape = _SHAPES[spec.kind]
     if script and spec.kind != "undecodable":
         units = _split_script(spec.kind, script)

@@ -53,6 +53,11 @@ def format_ms(us: int) -> str:
     return format_us(us - us % 1000)
 
 
+def format_s(us: int) -> str:
+    """Whole seconds (Go's time.RFC3339)."""
+    return format_us(us - us % US)
+
+
 def parse_bound(text: str) -> int | None:
     """A list bound as the gateway compares it, or None when Go would refuse the value.
 

@@ -23,7 +23,7 @@ def export_truth(cfg: SimulatorConfig, path: str | Path, *, now: datetime | None
     with Path(path).open("wb") as out:
         for day in dataset.days():
             for plan in reversed(dataset.day(day).plans):
-                if plan.start_us > now_us or not visible(plan):
+                if plan.visible_from_us > now_us or not visible(plan):
                     continue
                 allowed = identity.sees_everything or plan.user.subject == identity.subject
                 body = dataset.get_body(plan, now_us, stream_allowed=allowed)
