@@ -13,6 +13,7 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -127,13 +128,17 @@ class HoopClient:
         stats: RequestStats,
         count: str = "none",
         limit: int = PAGE_LIMIT,
+        filters: Mapping[str, str] | None = None,
     ) -> ListPage:
+        """One page of the window; ``filters`` adds list filters such as ``review.status``
+        (an empty value is a filter too: hoop reads ``review.status=`` as "no review")."""
         params = {
             "start_date": format_bound(start),
             "end_date": format_bound(end),
             "limit": str(limit),
             "offset": str(offset),
             "count": count,
+            **(filters or {}),
         }
         path = "/api/sessions"
         doc = await self._get_json(path, params, stats)
