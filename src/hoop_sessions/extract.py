@@ -253,7 +253,7 @@ async def _list_crowded_second(
     probe = await client.list_page(
         start=window.start, end=window.end, offset=0, count="exact", limit=1, stats=result.stats
     )
-    if probe.total is None:
+    if probe.total is None or probe.total_is_capped:
         raise PagingError(
             f"more than {READABLE_ROWS} sessions started within the one second {window} and the "
             "gateway gives no exact count: a split by list filters cannot be proven complete"
