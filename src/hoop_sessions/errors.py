@@ -94,3 +94,6 @@ class StorageError(HoopSessionsError):
         reason = cause.strerror or str(cause)
         super().__init__(f"cannot write {path}: {reason}")
 
+
+class WriterLockTimeoutError(HoopSessionsError):
+    """Another run kept writing the data directory for longer than the writer lock timeout."""
