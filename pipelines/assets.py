@@ -15,6 +15,7 @@ into metadata. The work is the library's: ``extract_day``, ``build_and_record``,
 # No `from __future__ import annotations`: Dagster reads the config and resource annotations.
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any
 
@@ -39,6 +40,7 @@ from hoop_sessions import warehouse as duckdb_warehouse
 from hoop_sessions.compliance import refresh_findings
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
+from hoop_sessions.lock import writer_lock
 from hoop_sessions.progress import LogProgress
 from hoop_sessions.raw import raw_path
 from hoop_sessions.report import write_report
@@ -106,6 +108,12 @@ def _fail_if(failed: dict[date, str], *, what: str, done: int) -> None:
             "failed_days": MetadataValue.json({str(d): why for d, why in sorted(failed.items())})
         },
     )
+
+
+def _writing(settings: Settings, what: str) -> AbstractContextManager[None]:
+    """The data directory's writer lock, per day: a command-line run on the same data directory
+    takes turns with this run's steps."""
+    return writer_lock(settings.data_dir, what=what, timeout=settings.lock_timeout_seconds)
 
 
 def _outcome(day: date, plan: Plan) -> str:
@@ -213,7 +221,8 @@ def lake_tables(
     unknown: dict[str, int] = {}
     for day in plan.todo:
         try:
-            built = sync.build_and_record(settings, day)
+            with _writing(settings, f"lake build of {day}"):
+                built = sync.build_and_record(settings, day)
         except HoopSessionsError as exc:
             failed[day] = str(exc)
             continue
@@ -282,7 +291,8 @@ def warehouse_tables(
     failed = dict(plan.missing)
     for day in plan.todo:
         try:
-            rows = sync.load_day(settings, day)
+            with _writing(settings, f"load of {day}"):
+                rows = sync.load_day(settings, day)
         except HoopSessionsError as exc:
             failed[day] = str(exc)
             continue

@@ -166,13 +166,17 @@ class HoopClient:
         stats: RequestStats,
         count: str = "none",
         limit: int = PAGE_LIMIT,
+        filters: Mapping[str, str] | None = None,
     ) -> ListPage:
+        """One page of the window; ``filters`` adds list filters such as ``review.status``
+        (an empty value is a filter too: hoop reads ``review.status=`` as "no review")."""
         params = {
             "start_date": format_bound(start),
             "end_date": format_bound(end),
             "limit": str(limit),
             "offset": str(offset),
             "count": count,
+            **(filters or {}),
         }
         path = "/api/sessions"
         doc = await self._get_json(path, params, stats)

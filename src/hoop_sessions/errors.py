@@ -102,3 +102,17 @@ class DayFailedError(HoopSessionsError):
         self.day = day
         self.cause = cause
         super().__init__(f"day {day} failed, its previous content is kept: {cause}")
+
+
+class StorageError(HoopSessionsError):
+    """A file of the data directory could not be written: disk full, no permission, read-only."""
+
+    def __init__(self, path: object, cause: OSError) -> None:
+        self.path = path
+        self.cause = cause
+        reason = cause.strerror or str(cause)
+        super().__init__(f"cannot write {path}: {reason}")
+
+
+class WriterLockTimeoutError(HoopSessionsError):
+    """Another run kept writing the data directory for longer than the writer lock timeout."""

@@ -3,7 +3,9 @@
 Listing asks for ``[D 00:00:00Z, D+1 00:00:00Z]`` and keeps rows with ``D <= start_date < D+1``,
 deduplicated by id. A window holding more rows than offset paging can reach (the gateway refuses
 offsets above 10,000) is split in two, recursively, down to one second; each part is paged until
-``has_next_page`` is false or a page comes back empty. Gets run concurrently with a bounded limit;
+``has_next_page`` is false or a page comes back empty. A single second still too full is split by
+list filters (review status, then connection type), checked against the second's exact count;
+what no filter reaches is recorded as a gap of the day instead of failing it. Gets run concurrently with a bounded limit;
 their bodies are written to the day's raw file in a fixed order (start_date, id), so a rerun of an
 unchanged day writes the same file.
 """
@@ -95,6 +97,7 @@ class ExtractResult:
     failures: dict[str, str] = field(default_factory=dict)
     stale: frozenset[str] = frozenset()
     gone: frozenset[str] = frozenset()
+    # Parts of the day no list filter could reach (see _list_crowded_second).
     gaps: tuple[dict[str, Any], ...] = ()
 
 
@@ -106,6 +109,9 @@ class _Listed:
     by_id: dict[str, tuple[datetime, WindowResult]] = field(default_factory=dict, repr=False)
     fingerprints: dict[str, str] = field(default_factory=dict, repr=False)
     rejects: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    # Parts of the day that no list filter could reach: {window_start, window_end, reason,
+    # rows_unreached}. The rest of the day is read; the gap is recorded instead of failing it.
+    gaps: list[dict[str, Any]] = field(default_factory=list, repr=False)
     bounds: tuple[datetime, datetime] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -177,7 +183,8 @@ def _reject_row(sid: str | None, stage: str, reason: str, payload: Any) -> dict[
 
 
 async def list_day(client: HoopClient, day: date) -> tuple[list[WindowResult], _Listed]:
-    """Every session of ``day``, with the windows that were read to find them."""
+    """Every session of ``day``, with the windows that were read to find them; what no list
+    filter could reach is in the returned ``_Listed.gaps``."""
     listed = _Listed(day)
     windows: list[WindowResult] = []
     await _list_window(client, day_window(day), listed, windows, carry=None)
@@ -206,10 +213,10 @@ async def _list_window(
     if _too_large(first):
         halves = window.split()
         if halves is None:
-            raise PagingError(
-                f"more than {READABLE_ROWS} sessions started within the one second {window}: "
-                "offset paging cannot read them all and hoop has no finer time filter"
-            )
+            windows.append(result)
+            await _list_crowded_second(client, window, listed, result)
+            result.finished_at = datetime.now(UTC)
+            return
         log.info("window %s holds %s sessions: splitting", window, _describe_total(first))
         # The probe's requests are accounted to the first half.
         # A task group: when one half fails, the other is cancelled instead of listing on.
@@ -227,6 +234,118 @@ async def _list_window(
     result.finished_at = datetime.now(UTC)
 
 
+# hoop: gateway/models/reviews.go (the labels of enum_reviews_status); EXPIRED is a newer
+# gateway's. review.status is matched with LIKE against COALESCE(status, ''), so an empty value
+# selects the sessions without a review and a value without % or _ matches exactly.
+REVIEW_STATUSES = ("PENDING", "APPROVED", "REJECTED", "REVOKED", "PROCESSING", "EXECUTED", "UNKNOWN", "EXPIRED")
+# hoop: gateway/api/openapi/types.go (database, application, custom) and common/proto/const.go (the
+# types older sessions were stamped with). type is matched with LIKE against
+# COALESCE(connection_type, ''): the empty value selects sessions without one.
+CONNECTION_TYPES = (
+    "database", "application", "custom", "command-line", "postgres", "mysql", "mssql", "mongodb",
+    "oracledb", "tcp", "httpproxy", "kubernetes", "ssh", "rdp", "aws-ssm", "dynamodb",
+    "cloudwatch", "mcp", "mcpproxy", "claude-code",
+)
+
+
+@dataclass(frozen=True)
+class _Dimension:
+    """A list filter whose values, with the empty one, may partition a window's sessions."""
+
+    key: str
+    values: tuple[str, ...]
+
+
+BY_REVIEW_STATUS = _Dimension("review.status", ("", *REVIEW_STATUSES))
+BY_TYPE = _Dimension("type", ("", *CONNECTION_TYPES))
+# The orders tried on a second too full for offset paging: the second only when the first did
+# not reach every row (a review status or a type this version does not know).
+SPLIT_ORDERS = ((BY_REVIEW_STATUS, BY_TYPE), (BY_TYPE, BY_REVIEW_STATUS))
+
+
+async def _list_crowded_second(
+    client: HoopClient, window: Window, listed: _Listed, result: WindowResult
+) -> None:
+    """A one-second window holding more sessions than offset paging reaches, read by filters.
+
+    hoop has no finer time filter, but review.status and type split a second further. A split
+    is complete only if provably so: the second's exact total is asked for, and the distinct
+    ids the parts returned are counted against it (parts may overlap: a LIKE value can match
+    more than itself). What no order of filters reaches is recorded as a gap of the day, and
+    the rest of the day is read.
+    """
+    # hoop: gateway/models/session.go (count=exact counts every row matching the filters)
+    probe = await client.list_page(
+        start=window.start, end=window.end, offset=0, count="exact", limit=1, stats=result.stats
+    )
+    if probe.total is None or probe.total_is_capped:
+        raise PagingError(
+            f"more than {READABLE_ROWS} sessions started within the one second {window} and the "
+            "gateway gives no exact count: a split by list filters cannot be proven complete"
+        )
+    total = probe.total
+    reached: set[str] = set()
+    for order in SPLIT_ORDERS:
+        log.info("second %s holds %d sessions: listing it by %s", window, total,
+                 " then ".join(d.key for d in order))
+        await _list_parts(client, window, {}, order, listed, result, reached)
+        if len(reached) >= total:
+            return
+        log.warning("second %s: %d of its %d sessions reached by %s", window, len(reached), total,
+                    " then ".join(d.key for d in order))
+    unreached = total - len(reached)
+    listed.gaps.append({
+        "window_start": window.start.isoformat(),
+        "window_end": window.end.isoformat(),
+        "reason": (
+            f"{total} sessions started within one second, more than the {READABLE_ROWS} offset "
+            "paging reaches, and no split by review.status or type reached them all (a value "
+            "this version does not know, or one part still too large)"
+        ),
+        "rows_unreached": unreached,
+    })
+    log.error("second %s: %d of its %d sessions could not be listed; recorded as a gap of %s",
+              window, unreached, total, listed.day)
+
+
+async def _list_parts(
+    client: HoopClient,
+    window: Window,
+    filters: dict[str, str],
+    dimensions: tuple[_Dimension, ...],
+    listed: _Listed,
+    result: WindowResult,
+    reached: set[str],
+) -> None:
+    """Every part of ``window`` under ``filters`` split by the first dimension; a part still too
+    large for offset paging is split by the next one, and what that misses of it is read as far
+    as paging reaches."""
+    dimension, rest = dimensions[0], dimensions[1:]
+
+    async def part(value: str) -> None:
+        narrowed = {**filters, dimension.key: value}
+        first = await client.list_page(
+            start=window.start, end=window.end, offset=0, count="exact", filters=narrowed,
+            stats=result.stats,
+        )
+        if _too_large(first) and rest:
+            inside: set[str] = set()
+            await _list_parts(client, window, narrowed, rest, listed, result, inside)
+            reached.update(inside)
+            if first.total is not None and len(inside) >= first.total:
+                return
+        reached.update(
+            await _page_window(client, window, first, listed, result, filters=narrowed, up_to_cap=True)
+        )
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for value in dimension.values:
+                group.create_task(part(value))
+    except BaseExceptionGroup as failures:
+        raise _first_leaf(failures) from None
+
+
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The first error inside (possibly nested) exception groups: what callers expect to see."""
     first = group.exceptions[0]
@@ -242,17 +361,30 @@ def _describe_total(page: ListPage) -> str:
 
 
 async def _page_window(
-    client: HoopClient, window: Window, page: ListPage, listed: _Listed, result: WindowResult
-) -> None:
+    client: HoopClient,
+    window: Window,
+    page: ListPage,
+    listed: _Listed,
+    result: WindowResult,
+    *,
+    filters: dict[str, str] | None = None,
+    up_to_cap: bool = False,
+) -> set[str]:
+    """Page the window from its first page; returns the ids (or row keys) it returned.
+
+    With ``up_to_cap`` a part reported larger than offset paging reaches is read as far as it
+    reaches and no further (its caller counts what is missing).
+    """
     offset = 0
     pages = 1
     seen: set[str] = set()
     # The gateway computes has_next_page by fetching one extra row; pre-1.144 gateways say
     # "this page was full" instead, so an empty page must also end paging. A page that adds no
     # id not seen before in this window means the server is repeating itself: stop, loudly.
+    first = page
     reported = page.total if page.total is not None else READABLE_ROWS
     max_pages = reported // PAGE_LIMIT + 2
-    async with aclosing(_pages_ahead(client, window, page, result.stats)) as ahead:
+    async with aclosing(_pages_ahead(client, window, page, result.stats, filters)) as ahead:
         while True:
             new = 0
             for row in page.data:
@@ -263,7 +395,7 @@ async def _page_window(
                     new += 1
                 listed.take(row, result, window)
             if not page.has_next_page or not page.data:
-                return
+                return seen
             if new == 0:
                 raise PagingError(
                     f"window {window}: the page at offset {offset} repeated rows already read while "
@@ -275,6 +407,8 @@ async def _page_window(
                     f"{reported} rows the gateway reported; stopping instead of paging for ever"
                 )
             offset += len(page.data)
+            if offset > OFFSET_CAP and up_to_cap and _too_large(first):
+                return seen
             if offset > OFFSET_CAP:
                 raise PagingError(
                     f"window {window}: next offset {offset} is past hoop's cap of {OFFSET_CAP}, yet the "
@@ -288,13 +422,18 @@ async def _page_window(
                 # one page at a time, as the offsets of the earlier ones say.
                 await ahead.aclose()
                 page = await client.list_page(
-                    start=window.start, end=window.end, offset=offset, stats=result.stats
+                    start=window.start, end=window.end, offset=offset, stats=result.stats,
+                    filters=filters,
                 )
             pages += 1
 
 
 async def _pages_ahead(
-    client: HoopClient, window: Window, first: ListPage, stats: RequestStats
+    client: HoopClient,
+    window: Window,
+    first: ListPage,
+    stats: RequestStats,
+    filters: dict[str, str] | None = None,
 ) -> AsyncGenerator[tuple[int, ListPage], None]:
     """The window's later pages, ``client.concurrency`` at a time, in offset order.
 
@@ -309,7 +448,9 @@ async def _pages_ahead(
     offsets = range(PAGE_LIMIT, min(last, OFFSET_CAP) + 1, PAGE_LIMIT)
 
     async def fetch(offset: int) -> tuple[int, ListPage]:
-        page = await client.list_page(start=window.start, end=window.end, offset=offset, stats=stats)
+        page = await client.list_page(
+            start=window.start, end=window.end, offset=offset, stats=stats, filters=filters
+        )
         return offset, page
 
     async with aclosing(ordered_map(offsets, fetch, limit=_queued(client.concurrency))) as pages:
@@ -588,6 +729,7 @@ async def extract_day(
             "digests": digests,
             "windows": [w.to_json() for w in windows],
             "rejects": rejects,
+            "gaps": listed.gaps,
         }
         if changed or previous is None:
             path = writer.commit(header)
@@ -617,6 +759,7 @@ async def extract_day(
         failures=failures,
         stale=frozenset(stale),
         gone=frozenset(gone),
+        gaps=tuple(listed.gaps),
     )
 
 
@@ -640,6 +783,8 @@ def _listed_before(
     fingerprints = header.get("fingerprints") or {}
     listed = _Listed(day)
     listed.rejects = list(carried)
+    # The gaps of that listing stand too (the plan lists a day with gaps again anyway).
+    listed.gaps = [g for g in header.get("gaps") or [] if isinstance(g, dict)]
     now = datetime.now(UTC)
     windows: list[WindowResult] = []
     try:

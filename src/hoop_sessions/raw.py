@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
-from hoop_sessions.errors import RawDataError
+from hoop_sessions.errors import RawDataError, StorageError
 from hoop_sessions.tempfiles import aside
 
 TRAILER_KEY = "hoop_sessions_extract"
@@ -67,17 +67,37 @@ def header_stamp(header: dict[str, Any]) -> str | None:
 
 
 class RawDayWriter:
-    """Writes a day's bodies to a temporary file; ``commit`` renames it into place."""
+    """Writes a day's bodies to a temporary file; ``commit`` renames it into place.
+
+    An I/O error (disk full, no permission, a read-only file system) raises ``StorageError``
+    naming the file and the cause, and removes this writer's temporary files at once: on a full
+    disk they are what keeps it full, and no later run may remove them for an hour.
+    """
 
     def __init__(self, raw_dir: Path, day: date, *, compresslevel: int = 1) -> None:
         self.path = raw_path(raw_dir, day)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = aside(self.path)
-        self._bodies = self._tmp.with_suffix(".bodies")
-        self._file = gzip.open(self._bodies, "wb", compresslevel=compresslevel)
+        self._file: gzip.GzipFile | None = None
+        self._raw: BinaryIO | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = aside(self.path)
+            self._bodies = self._tmp.with_suffix(".bodies")
+            self._raw = self._open(self._bodies)
+            self._file = gzip.GzipFile(
+                filename=str(self._bodies), mode="wb", compresslevel=compresslevel, fileobj=self._raw
+            )
+        except OSError as exc:
+            raise self._failed(exc) from exc
         self.count = 0
+        self._done = False
+
+    @staticmethod
+    def _open(path: Path) -> BinaryIO:
+        """The file a write goes to (a seam for tests that fill the disk)."""
+        return open(path, "wb")
 
     def write(self, body: bytes) -> None:
+        assert self._file is not None
         # Bodies can be 150 MB: trim the trailing newline hoop sends through a view, not a copy.
         end = len(body)
         while end and body[end - 1] in b"\r\n":
@@ -90,26 +110,56 @@ class RawDayWriter:
             except orjson.JSONDecodeError:
                 body = bytes(body[:end]).replace(b"\r", b" ").replace(b"\n", b" ")
             end = len(body)
-        self._file.write(memoryview(body)[:end])
-        self._file.write(b"\n")
+        try:
+            self._file.write(memoryview(body)[:end])
+            self._file.write(b"\n")
+        except OSError as exc:
+            raise self._failed(exc) from exc
         self.count += 1
 
     def commit(self, header: dict[str, Any]) -> Path:
-        self._file.close()
-        with open(self._tmp, "wb") as out:
-            out.write(gzip.compress(orjson.dumps({TRAILER_KEY: header}, default=str) + b"\n", 1))
-            with open(self._bodies, "rb") as bodies:
-                shutil.copyfileobj(bodies, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(self._tmp, self.path)
+        try:
+            self._close_bodies()
+            with self._open(self._tmp) as out:
+                out.write(gzip.compress(orjson.dumps({TRAILER_KEY: header}, default=str) + b"\n", 1))
+                with open(self._bodies, "rb") as bodies:
+                    shutil.copyfileobj(bodies, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            raise self._failed(exc) from exc
+        self._done = True
         self._bodies.unlink(missing_ok=True)
         return self.path
 
     def discard(self) -> None:
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
-        self._bodies.unlink(missing_ok=True)
+        self._done = True
+        self._remove_temporary()
+
+    def _close_bodies(self) -> None:
+        file, self._file = self._file, None
+        raw, self._raw = self._raw, None
+        try:
+            if file is not None:
+                file.close()
+        finally:
+            # GzipFile leaves a file object it was given open: close it here.
+            if raw is not None:
+                raw.close()
+
+    def _remove_temporary(self) -> None:
+        with contextlib.suppress(OSError):  # the disk is full: closing flushes and fails again
+            self._close_bodies()
+        for path in (getattr(self, "_tmp", None), getattr(self, "_bodies", None)):
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+
+    def _failed(self, exc: OSError) -> StorageError:
+        self._done = True
+        self._remove_temporary()
+        return StorageError(exc.filename or self.path, exc)
 
     def __enter__(self) -> RawDayWriter:
         return self
@@ -117,7 +167,7 @@ class RawDayWriter:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if not self._file.closed:
+        if not self._done:
             self.discard()
 
 

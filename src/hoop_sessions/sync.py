@@ -21,6 +21,7 @@ from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
 from hoop_sessions.extract import ExtractResult, PreviousDay, extract_day, ordered_map
 from hoop_sessions.ledger import Ledger, record_built, record_failed, record_loaded, record_read
+from hoop_sessions.lock import writer_lock
 from hoop_sessions.plan import SyncPlan, is_closed, nightly_plan, plan_days, record_first_day
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.raw import header_stamp, read_header
@@ -233,12 +234,35 @@ def same_stamp(a: str, b: str) -> bool:
 def rebuild_day(settings: Settings, day: date) -> DayResult:
     """Re-flatten and reload a day from its raw file, without calling hoop."""
     settings.ensure_data_dir()
-    built = build_and_record(settings, day)
-    rows = load_day(settings, day)
+    with writer_lock(settings.data_dir, what=f"rebuild of {day}", timeout=settings.lock_timeout_seconds):
+        built = build_and_record(settings, day)
+        rows = load_day(settings, day)
     return DayResult(day, None, built, rows)
 
 
 async def sync_days_async(
+    settings: Settings,
+    days: Iterable[date],
+    *,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+    transport: Any = None,
+    reuse: bool = True,
+    relist: Collection[date] | None = None,
+) -> RunResult:
+    """``_sync_days`` under the data directory's writer lock: a run of the command line and a
+    Dagster run on the same data directory take turns, and the one that waits says why."""
+    days = sorted(set(days))
+    settings.ensure_data_dir()
+    what = f"sync of {len(days)} day(s)" + (f" ({days[0]} .. {days[-1]})" if days else "")
+    with writer_lock(settings.data_dir, what=what, timeout=settings.lock_timeout_seconds):
+        return await _sync_days(
+            settings, days, progress=progress, now=now, transport=transport, reuse=reuse,
+            relist=relist,
+        )
+
+
+async def _sync_days(
     settings: Settings,
     days: Iterable[date],
     *,
@@ -388,6 +412,21 @@ def incomplete_days(ledger: Ledger, days: Iterable[date]) -> dict[date, list[str
 
 
 async def extract_days_async(
+    settings: Settings,
+    days: Iterable[date],
+    *,
+    progress: Progress | None = None,
+    reuse: bool = True,
+) -> tuple[dict[date, ExtractResult], dict[date, str]]:
+    """``_extract_days`` under the data directory's writer lock (see ``sync_days_async``)."""
+    days = sorted(set(days))
+    settings.ensure_data_dir()
+    with writer_lock(settings.data_dir, what=f"read of {len(days)} day(s) from hoop",
+                     timeout=settings.lock_timeout_seconds):
+        return await _extract_days(settings, days, progress=progress, reuse=reuse)
+
+
+async def _extract_days(
     settings: Settings,
     days: Iterable[date],
     *,

@@ -275,3 +275,38 @@ def test_two_always_failing_gets_load_the_rest_exit_1_and_a_plain_rerun_reads_th
     assert again.returncode == 0, again.stderr
     assert {r[0] for r in rows(tmp_path, "SELECT session_id FROM sessions")} == set(ids)
     assert rows(tmp_path, "SELECT complete FROM day_reconciliation") == [(True,)]
+
+
+def test_a_command_run_waits_for_another_writer_of_the_data_directory_and_says_whom(
+    gateway_factory, tmp_path
+):
+    """A Dagster run (here: another process holding the writer lock) and a command-line run on the
+    same data directory take turns; the one that waits too long stops naming the holder."""
+    import subprocess
+    import sys
+
+    day = TODAY - timedelta(days=3)
+    gateway = gateway_factory(start=day, days=1, sessions_per_day=5, now=datetime.now(UTC))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys; from pathlib import Path; from hoop_sessions.lock import writer_lock\n"
+            "with writer_lock(Path(sys.argv[1]), what='Dagster run of 2026-11-30'):\n"
+            "    print('held', flush=True); sys.stdin.readline()\n"
+        ), str(tmp_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        env = cli_env(gateway.url, gateway.token, tmp_path, HOOP_WAREHOUSE_LOCK_TIMEOUT="1")
+        waited = run_cli("backfill", "--start", str(day), "--end", str(day), env=env)
+        assert waited.returncode == 1
+        assert "Dagster run of 2026-11-30" in waited.stderr and "Traceback" not in waited.stderr
+        assert not (tmp_path / "warehouse.duckdb").exists()
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    done = run_cli("backfill", "--start", str(day), "--end", str(day),
+                   env=cli_env(gateway.url, gateway.token, tmp_path))
+    assert done.returncode == 0, done.stderr
