@@ -104,7 +104,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, sessions: int, events: int) -> N
                CASE WHEN still_open THEN NULL ELSE duration_s END,
                CASE WHEN still_open THEN 'open' ELSE 'done' END,
                CASE WHEN r_misc < 600 THEN 'exec' ELSE 'connect' END,
-               type, subtype, connection, connection, connection,
+               type, subtype, NULL, connection, connection, connection,
                user_email, CASE WHEN machine THEN 'hpk_' || (r_user % 5) ELSE 'sub|' || (r_user % 60) END,
                split_part(user_email, '@', 1),
                CASE WHEN machine THEN 'machine' ELSE 'user' END,

@@ -124,7 +124,7 @@ def evaluate(
         "ai_high_risk": (r["ai_analysis"] or {}).get("risk_level") == "high",
         "unreadable_stream": any(isinstance(e, str) and e.startswith(UNREADABLE) for e in stream),
         "event_size_zero_with_stream": r["status"] == "done"
-        and metrics.get("event_size") == 0
+        and r.get("event_size") == 0
         and bool(times),
     }
     return {name for name, hit in found.items() if hit}

@@ -163,12 +163,15 @@ PREDICATES: dict[str, Callable[[Observed], bool]] = {
         o.plan.ai_analysis is not None and o.plan.ai_analysis["risk_level"] == "high"
     ),
     "unreadable_stream": lambda o: o.state.has_stream and o.plan.stream.kind == "undecodable",
-    # A done session whose metrics say event_size 0 while its stream holds events: a gateway
-    # restart lost the events after the last flush.
+    # A done session whose event_size is 0 while its stream holds events: a gateway restart lost
+    # the events after the last flush (hoop: gateway/transport/plugins/audit/wal.go), or the
+    # credential sweeper closed the record, which leaves event_size unset
+    # (hoop: gateway/models/connection_credentials.go): either way the size on record does not
+    # account for the stream, which the recording-gap rule reports.
+    # A sidecar session the gateway reaped is closed the same way (newer gateways).
     "event_size_zero_with_stream": lambda o: (
         o.state.status == "done"
-        and _has_metrics(o)
-        and o.plan.ending == "restart"
+        and (o.plan.ending in ("restart", "credentials") or o.plan.reaped_us is not None)
         and bool(o.events)
     ),
 }
