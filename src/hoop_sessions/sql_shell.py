@@ -89,7 +89,7 @@ def run_sql(
 
 
 def statement_complete(text: str) -> bool:
-    """Whether ``text`` ends a statement: its last character outside quotes and comments is ``;``."""
+    """Whether ``text`` ends a statement: its last character outside quotes and comments is ';'."""
     last = ""
     quote = ""
     i = 0
