@@ -272,11 +272,16 @@ def print_rows(
     if fmt == "csv":
         _echo_csv(columns, rows)
         return
-    table = _rows_table(columns, rows, title=title, caption=caption)
+    table = _rows_table(columns, rows)
     width = output_width()
     natural = _natural_width(table)
     if not vertical and (width is None or natural <= width):
+        # Title and caption as lines of their own: rich would wrap them to a narrow table's width.
+        if title:
+            click.echo(_fill(title, width))
         Console(highlight=False, width=natural).print(table)
+        if caption:
+            click.echo(_fill(caption, width))
         return
     _echo_vertical(columns, rows, title=title, caption=caption, width=width)
     if not vertical and width is not None:
@@ -294,10 +299,8 @@ def _fill(text: str, width: int | None) -> str:
     return textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False)
 
 
-def _rows_table(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None, caption: str | None
-) -> Table:
-    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD)
+def _rows_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD)
     numeric = [
         bool(rows)
         and all(
