@@ -357,9 +357,12 @@ def _table(
         for i in range(len(columns))
     ]
     mono = [c.endswith("_id") for c in columns]
+    # A column name may break after an underscore (and only there): a wide table's header row
+    # no longer sets its width.
+    names = [_e(c).replace("_", "_<wbr>") for c in columns]
     head = "".join(
-        f'<th class="num">{_e(c)}</th>' if numeric[i] else f"<th>{_e(c)}</th>"
-        for i, c in enumerate(columns)
+        f'<th class="num">{names[i]}</th>' if numeric[i] else f"<th>{names[i]}</th>"
+        for i in range(len(columns))
     )
     body = []
     for n, row in enumerate(rows):
