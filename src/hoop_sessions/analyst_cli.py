@@ -12,6 +12,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
+import shutil
+import sys
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -24,6 +28,7 @@ import orjson
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from hoop_sessions import warehouse
 from hoop_sessions.compliance import (
@@ -41,14 +46,36 @@ from hoop_sessions.errors import HoopSessionsError
 from hoop_sessions.report import format_value, write_report
 
 FORMATS = ("table", "csv", "json")
+VERTICAL = click.option(
+    "-x",
+    "--vertical",
+    is_flag=True,
+    help="With --format table: one block of column | value lines per row, values whole.",
+)
+
+
+def output_width() -> int | None:
+    """The width tables must fit: COLUMNS when set, the terminal's when stdout is one, else none.
+
+    Piped output has no width to respect: rows go out whole, for the next tool to read.
+    """
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _natural_width(table: Table) -> int:
+    return Console(width=100_000).measure(table).maximum
 
 
 def _print(table: Table) -> None:
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        # Piped output has no width to respect: whole rows at their natural width, rather than
-        # the 80 columns rich assumes, which would fold every id.
-        console.width = Console(width=100_000).measure(table).maximum
+    """Print a table at its natural width, or folded to the terminal where it cannot fit."""
+    width = output_width()
+    natural = _natural_width(table)
+    console = Console(highlight=False, width=natural if width is None else min(width, natural))
     console.print(table)
 
 
@@ -170,8 +197,14 @@ def rules_command(rule_id: str | None) -> None:
     show_default=True,
     help="table for reading; csv or json (to stdout) for tools.",
 )
+@VERTICAL
 def query_command(
-    rule_id: str, start: dt.date | None, end: dt.date | None, params: tuple[str, ...], fmt: str
+    rule_id: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    params: tuple[str, ...],
+    fmt: str,
+    vertical: bool,
 ) -> None:
     """Run one compliance RULE on the warehouse and print its rows."""
     rule = _rule(rule_id, load_rules())
@@ -183,12 +216,15 @@ def query_command(
             result = run_rule(con, rule, bound)
         except RuleError as exc:
             raise click.ClickException(str(exc)) from None
-    if fmt == "json":
-        _echo_json(result.columns, result.rows)
-    elif fmt == "csv":
-        _echo_csv(result.columns, result.rows)
-    else:
-        _echo_table(rule, result.columns, result.rows, bound)
+    settings = ", ".join(f"{k}={format_value(v) or '(none)'}" for k, v in bound.items())
+    print_rows(
+        result.columns,
+        result.rows,
+        fmt=fmt,
+        vertical=vertical,
+        title=f"{rule.id} ({rule.severity}): {rule.title}",
+        caption=f"{len(result.rows)} row(s); {settings}",
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -215,21 +251,90 @@ def _echo_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     click.echo(buffer.getvalue(), nl=False)
 
 
-def _echo_table(
-    rule: Rule, columns: Sequence[str], rows: Sequence[Sequence[Any]], bound: Mapping[str, Any]
+def print_rows(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    fmt: str = "table",
+    vertical: bool = False,
+    title: str | None = None,
+    caption: str | None = None,
 ) -> None:
-    settings = ", ".join(f"{k}={format_value(v) or '(none)'}" for k, v in bound.items())
-    table = Table(
-        title=f"{rule.id} ({rule.severity}): {rule.title}",
-        caption=f"{len(rows)} row(s); {settings}",
-        box=box.SIMPLE_HEAD,
-    )
-    for column in columns:
-        # Evidence is never cut short with an ellipsis: a narrow terminal wraps it instead.
-        table.add_column(column, overflow="fold")
+    """Rows as json, csv, or for people: a table that fits the terminal, or one block per row.
+
+    A table cell never folds a value: an id or a timestamp split across lines cannot be read or
+    copied. When the whole rows do not fit the width, each row is printed as a block of
+    ``column | value`` lines instead, the values whole (also with ``vertical``).
+    """
+    if fmt == "json":
+        _echo_json(columns, rows)
+        return
+    if fmt == "csv":
+        _echo_csv(columns, rows)
+        return
+    table = _rows_table(columns, rows)
+    width = output_width()
+    natural = _natural_width(table)
+    if not vertical and (width is None or natural <= width):
+        # Title and caption as lines of their own: rich would wrap them to a narrow table's width.
+        if title:
+            click.echo(_fill(title, width))
+        Console(highlight=False, width=natural).print(table)
+        if caption:
+            click.echo(_fill(caption, width))
+        return
+    _echo_vertical(columns, rows, title=title, caption=caption, width=width)
+    if not vertical and width is not None:
+        note = (
+            f"(one block per row: the {len(columns)} columns need {natural} characters, the "
+            f"terminal has {width}; --format csv gives them in rows)"
+        )
+        click.echo(_fill(note, width))
+
+
+def _fill(text: str, width: int | None) -> str:
+    """Prose wrapped at spaces to ``width``; a word (an id, a time) is never cut."""
+    if width is None:
+        return text
+    return textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False)
+
+
+def _rows_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD)
+    numeric = [
+        bool(rows)
+        and all(
+            isinstance(r[i], int | float | Decimal) and not isinstance(r[i], bool)
+            for r in rows
+            if r[i] is not None
+        )
+        for i in range(len(columns))
+    ]
+    for column, right in zip(columns, numeric, strict=True):
+        table.add_column(column, no_wrap=True, justify="right" if right else "left")
     for row in rows:
-        table.add_row(*(format_value(v) for v in row))
-    _print(table)
+        # Text, not str: a value such as "[bold]" is data, not rich markup.
+        table.add_row(*(Text(format_value(v)) for v in row))
+    return table
+
+
+def _echo_vertical(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str | None,
+    caption: str | None,
+    width: int | None,
+) -> None:
+    if title:
+        click.echo(_fill(title, width))
+    label = max((len(c) for c in columns), default=0)
+    for n, row in enumerate(rows, 1):
+        click.echo(f"-[ row {n} ]" + "-" * max(label - 6, 4))
+        for column, value in zip(columns, row, strict=True):
+            click.echo(f"{column:<{label}} | {format_value(value)}")
+    if caption:
+        click.echo(_fill(caption, width))
 
 
 @click.command("report")
@@ -266,3 +371,11 @@ def report_command(
         f"{len(data.findings)} rules",
         err=True,
     )
+    if missing := data.days_without_data:
+        shown = ", ".join(d.isoformat() for d in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        click.echo(
+            f"{len(missing)} of {len(data.days)} days had no data (never synced, so not in the "
+            f"report): {shown}{more}",
+            err=True,
+        )

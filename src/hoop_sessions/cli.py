@@ -140,6 +140,7 @@ class LazyGroup(click.Group):
         "rules": "hoop_sessions.analyst_cli:rules_command",
         "query": "hoop_sessions.analyst_cli:query_command",
         "report": "hoop_sessions.analyst_cli:report_command",
+        "sql": "hoop_sessions.sql_shell:sql_command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from shlex import quote
 
 from hoop_sessions import warehouse
 from hoop_sessions.compliance import get_rule, refresh_findings, run_rule
@@ -62,4 +64,9 @@ def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str
     echo(f"compliance: {figure:,} session(s) on connections tagged environment=prod without an "
          "approved review")
     echo("findings per rule: " + ", ".join(f"{rule} {n}" for rule, n in sorted(refresh.counts.items())))
-    echo(f"query it: duckdb -readonly {settings.warehouse_path}")
+    # The project's own DuckDB reads the file; a separately installed duckdb CLI may be of an
+    # older storage version. The data directory is named when it is not the default one.
+    data_dir = settings.data_dir
+    data_env = "" if data_dir == Path("data") else f"HOOP_DATA_DIR={quote(str(data_dir))} "
+    sql = "hoop-sessions sql"
+    echo(f"query it: {data_env}.venv/bin/{sql}  (or: {data_env}uv run {sql})")

@@ -78,6 +78,11 @@ class ReportData:
     results: tuple[RuleResult, ...]
 
     @property
+    def days_without_data(self) -> tuple[dt.date, ...]:
+        """The days of the period that no sync has read (no sync ledger), so not in the report."""
+        return tuple(d.day for d in self.days if not d.synced)
+
+    @property
     def findings(self) -> tuple[RuleResult, ...]:
         return tuple(r for r in self.results if r.rule.kind == "finding")
 
@@ -159,11 +164,15 @@ def write_report(
     data = collect(con, start=start, end=end, params=params)
     document = render(data, max_rows=max_rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # A sibling temporary file, then a rename: same file system, so the rename is atomic; a plain
-    # open() keeps the usual permissions (the report is meant to be shared).
+    # A sibling temporary file, then a rename: same file system, so the rename is atomic. The
+    # report holds session data (who, where, what they typed), like the data directory, whose
+    # files are the owner's only: created 0600, whatever the umask; sharing it is a choice.
     tmp = aside(out)
     try:
-        tmp.write_text(document, encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older file of the same name keeps its mode through O_TRUNC
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(document)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -348,9 +357,12 @@ def _table(
         for i in range(len(columns))
     ]
     mono = [c.endswith("_id") for c in columns]
+    # A column name may break after an underscore (and only there): a wide table's header row
+    # no longer sets its width.
+    names = [_e(c).replace("_", "_<wbr>") for c in columns]
     head = "".join(
-        f'<th class="num">{_e(c)}</th>' if numeric[i] else f"<th>{_e(c)}</th>"
-        for i, c in enumerate(columns)
+        f'<th class="num">{names[i]}</th>' if numeric[i] else f"<th>{names[i]}</th>"
+        for i in range(len(columns))
     )
     body = []
     for n, row in enumerate(rows):
@@ -379,7 +391,7 @@ def _card(label: str, figure: object, tone: str = "") -> str:
 
 def _coverage(data: ReportData) -> str:
     synced = [d for d in data.days if d.synced]
-    missing = [d.day for d in data.days if not d.synced]
+    missing = data.days_without_data
     unreconciled = [d for d in synced if not d.reconciled]
     listed = sum(d.sessions_listed for d in synced)
     loaded = sum(d.sessions_loaded for d in synced)

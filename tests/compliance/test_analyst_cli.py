@@ -145,3 +145,53 @@ def test_the_hoop_sessions_command_offers_rules_query_and_report(mixed_data_dir:
     assert [name_of(r["session_id"]) for r in json.loads(result.stdout)] == ["break-glass"]
     listed = CliRunner().invoke(main, ["--help"]).output
     assert all(f"  {name} " in listed for name in ("rules", "query", "report"))
+
+
+@pytest.mark.parametrize("columns", ["80", "160"])
+def test_query_tables_never_split_an_id_or_a_timestamp_across_lines(run, columns, monkeypatch):
+    monkeypatch.setenv("COLUMNS", columns)
+    result = run(query_command, "long_session", "--param", "max_hours=9.5")
+    assert result.exit_code == 0, result.output
+    ids = [w for line in result.stdout.splitlines() for w in line.split() if len(w) == 36]
+    assert [name_of(i) for i in ids] == ["ten-hour-session"]
+    assert "2025-03-0" in result.stdout and " 1" in result.stdout
+    assert all(len(line) <= int(columns) for line in result.stdout.splitlines())
+
+
+def test_query_vertical_prints_every_column_of_a_row_on_its_own_line(run) -> None:
+    result = run(query_command, "self_approval", "--vertical")
+    assert result.exit_code == 0, result.output
+    fields = dict(
+        (name.strip(), value.strip())
+        for name, _, value in (
+            line.partition(" | ") for line in result.stdout.splitlines() if " | " in line
+        )
+    )
+    assert name_of(fields["session_id"]) == "self-approved"
+    assert fields["start_date"] == "2025-03-02 10:00:00+00:00"
+
+
+def test_report_says_in_the_terminal_how_many_days_had_no_data(run, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = run(report_command, "--start", "2025-02-27", "--end", "2025-03-03", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert (
+        "1 of 5 days had no data (never synced, so not in the report): 2025-02-28" in result.stderr
+    )
+
+
+def test_report_of_a_fully_synced_period_names_no_missing_day(run, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = run(report_command, "--start", "2025-03-01", "--end", "2025-03-03", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "had no data" not in result.stderr
+
+
+def test_report_out_is_readable_by_its_owner_only(run, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    out.write_text("an older report")
+    out.chmod(0o644)
+    result = run(report_command, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert out.read_text().startswith("<!doctype html>")
