@@ -19,9 +19,12 @@ from .hoop_records import name_of
 
 @pytest.fixture
 def run(mixed_data_dir: Path):
-    def _run(command, *args: str, data_dir: Path = mixed_data_dir) -> Result:
+    def _run(command, *args: str, data_dir: Path = mixed_data_dir, columns: str | None = None) -> Result:
         runner = CliRunner()
-        return runner.invoke(command, list(args), env={"HOOP_DATA_DIR": str(data_dir)})
+        # COLUMNS unset unless a test gives it, whatever the environment of the test run: the
+        # output is not a terminal, so rows go out whole.
+        env = {"HOOP_DATA_DIR": str(data_dir), "COLUMNS": columns}
+        return runner.invoke(command, list(args), env=env)
 
     return _run
 
@@ -148,9 +151,8 @@ def test_the_hoop_sessions_command_offers_rules_query_and_report(mixed_data_dir:
 
 
 @pytest.mark.parametrize("columns", ["80", "160"])
-def test_query_tables_never_split_an_id_or_a_timestamp_across_lines(run, columns, monkeypatch):
-    monkeypatch.setenv("COLUMNS", columns)
-    result = run(query_command, "long_session", "--param", "max_hours=9.5")
+def test_query_tables_never_split_an_id_or_a_timestamp_across_lines(run, columns):
+    result = run(query_command, "long_session", "--param", "max_hours=9.5", columns=columns)
     assert result.exit_code == 0, result.output
     ids = [w for line in result.stdout.splitlines() for w in line.split() if len(w) == 36]
     assert [name_of(i) for i in ids] == ["ten-hour-session"]
