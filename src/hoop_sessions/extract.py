@@ -343,6 +343,9 @@ async def ordered_map(
 
     async def run(index: int, item: T) -> R:
         nonlocal held
+        # Among requests of equal priority, the earlier items first (connections, large
+        # bodies: transport.request_priority), so results tend to finish in delivery order.
+        request_priority.set((*request_priority.get(), index))
         async with semaphore:
             if held > held_bytes and index != delivered:
                 async with room:
