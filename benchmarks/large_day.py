@@ -10,7 +10,6 @@ day of ``--sessions`` sessions, each with a stream of ``--stream-mib`` MiB:
   base64 inside), every payload base64 encoded; ``--stream-mib`` counts the encoded event
   lines, which hoop caps at 128 MiB, with ``metrics`` ``{event_size, bitmap_count,
   canvas_width, canvas_height}``.
-  # hoop: gateway/rdp/recorder.go (BitmapEvent, maxRecordedBytes, the "h" and "b" events)
 
 Bodies are produced piece by piece and sent with chunked transfer encoding, as hoop's Go server
 sends a body larger than its buffer, so the server holds one piece of a stream at a time.
@@ -135,6 +134,7 @@ class Day:
             sent += len(payload)
         yield b"]"
 
+    # hoop: gateway/rdp/recorder.go (BitmapEvent, the "h" and "b" events, maxRecordedBytes)
     @staticmethod
     def _bitmap_line(n: int, rng: random.Random) -> bytes:
         pixels = rng.randbytes(TILE * TILE * 4)
@@ -195,6 +195,7 @@ def handler(day: Day, token: str) -> type[BaseHTTPRequestHandler]:
             elif url.path.startswith("/api/sessions/") and url.path.rsplit("/", 1)[1] in day.rows:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                # hoop: gateway/api/session/session.go (json.NewEncoder straight to the writer)
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for piece in _pieces(day.body(url.path.rsplit("/", 1)[1])):

@@ -279,6 +279,8 @@ class Http:
                         received += len(chunk)
                         body.write(decoder.decompress(chunk) if decoder else chunk)
                         if not large and body.tell() > BODY_ALLOWANCE:
+                            # hoop's API server sets no write timeout: its write waits with us.
+                            # hoop: gateway/api/server.go (route.Run, a plain http.Server)
                             deadline.reschedule(None)
                             paused = loop.time()
                             await self._large.take()
