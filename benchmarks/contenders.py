@@ -170,11 +170,17 @@ def run_floor(gw: RunningGateway, workload: Workload, *, concurrency: int, timeo
 
 def run_sync_backfill(
     gw: RunningGateway, workload: Workload, data: Path, *, concurrency: int, timeout_s: float,
-    name: str = "hoop-sessions backfill",
+    name: str = "hoop-sessions backfill", pythonpath: Path | None = None,
 ) -> Result:
-    argv = [*hoop_sessions_argv(), "backfill", "--start", workload.start.isoformat(),
+    """``hoop-sessions backfill`` of the workload; with ``pythonpath``, the package found there
+    (an older version's ``src``) instead of the installed one."""
+    command = hoop_sessions_argv() if pythonpath is None else [sys.executable, "-m", "hoop_sessions"]
+    argv = [*command, "backfill", "--start", workload.start.isoformat(),
             "--end", workload.end.isoformat(), "--redo"]
-    result, _ = _measured(name, argv, _env(gw, data, concurrency), gw, timeout_s)
+    env = _env(gw, data, concurrency)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    result, _ = _measured(name, argv, env, gw, timeout_s)
     if result.status == "ok":
         result.requests, result.sessions, days = ledger_counts(data / "warehouse.duckdb")
         result.extra["days"] = days

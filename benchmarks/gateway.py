@@ -77,12 +77,30 @@ def _argv(workload: Workload) -> list[str]:
 @contextmanager
 def gateway(workload: Workload, *, token: str = "bench-token", timeout_s: float = 120.0) -> Iterator[RunningGateway]:
     """Start ``python -m hoop_sessions.simulator --port 0`` and wait until it listens."""
+    with _serve(_argv(workload), token=token, timeout_s=timeout_s) as running:
+        yield running
+
+
+@contextmanager
+def large_day_gateway(
+    day: date, *, sessions: int, stream_mib: float, kind: str, token: str = "bench-token"
+) -> Iterator[RunningGateway]:
+    """A gateway serving one day of ``sessions`` sessions with ``stream_mib`` MiB streams each
+    (``benchmarks.large_day``: ``kubectl logs`` output or RDP recordings)."""
+    argv = [sys.executable, "-m", "benchmarks.large_day", "--port", "0", "--day", day.isoformat(),
+            "--sessions", str(sessions), "--stream-mib", str(stream_mib), "--kind", kind]
+    with _serve(argv, token=token, timeout_s=60.0) as running:
+        yield running
+
+
+@contextmanager
+def _serve(argv: list[str], *, token: str, timeout_s: float) -> Iterator[RunningGateway]:
     env = {**os.environ, "HOOP_API_TOKEN": token}
     # Output goes to a file, not a pipe: a pipe nobody reads after start-up could fill and stall
     # the server in the middle of a measurement.
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        _argv(workload), env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
     )
     url = None
     text = ""
@@ -97,7 +115,7 @@ def gateway(workload: Workload, *, token: str = "bench-token", timeout_s: float 
         proc.kill()
         proc.wait()
         log.close()
-        raise RuntimeError("the simulator did not start:\n" + "\n".join(text.splitlines()[-20:]))
+        raise RuntimeError("the gateway did not start:\n" + "\n".join(text.splitlines()[-20:]))
     try:
         yield RunningGateway(url=url, token=token, pid=proc.pid)
     finally:

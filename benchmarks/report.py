@@ -12,6 +12,8 @@ TARGETS = {
     "rss": "sync peak RSS under 300 MiB",
     "rss_flat": "sync RSS flat as days go by (last third of the run within 20% of the middle one)",
     "large_rss": "peak RSS under 1 GiB with the large stream",
+    "ten_streams_rss": "peak RSS under 1 GiB on a day of ten 100 MiB streams",
+    "rdp_rss": "peak RSS under 1 GiB on a day with a 128 MiB RDP recording",
     "nightly": "nightly with nothing new under 5% of a full day",
     "compliance": "whole compliance pack under 3 s",
 }
@@ -78,6 +80,13 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
             large["peak_rss_mib"] < 1024)
     else:
         add("large_rss", None, None)
+    for row in out.get("memory_rows", []):
+        now = row.get("current") or {}
+        key = {"ten-streams": "ten_streams_rss", "rdp": "rdp_rss"}[row["row"]]
+        if now.get("status") == "ok":
+            add(key, f"{now['peak_rss_mib']:.0f} MiB ({row['name']})", now["peak_rss_mib"] < 1024)
+        else:
+            add(key, None, None)
     nightly = out.get("nightly")
     if nightly and nightly["status"] == "ok" and "share_of_a_full_day" in nightly["extra"]:
         share = nightly["extra"]["share_of_a_full_day"]
@@ -159,6 +168,32 @@ def extras_table(out: dict[str, Any]) -> str:
     return "\n".join(["| measurement | cost | figure |", "| --- | --- | --- |", *rows])
 
 
+def memory_table(out: dict[str, Any]) -> str:
+    """The memory rows: this code and the baseline's on the same day, side by side."""
+    rows = out.get("memory_rows") or []
+    if not rows:
+        return ""
+    lines = ["| day | peak RSS MiB | wall s | CPU s | sessions loaded | baseline: peak RSS MiB | wall s "
+             "| CPU s | sessions loaded |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        cells = []
+        for label in ("current", "baseline"):
+            r = row.get(label)
+            if r is None:
+                cells.append("not run | | |")
+            elif r["status"] != "ok":
+                cells.append(f"{r['status']}: {r['note'].splitlines()[0] if r['note'] else ''} | | |")
+            else:
+                cells.append(f"{_fmt(r['peak_rss_mib'], 0)} | {_fmt(r['wall_s'])} | {_fmt(r['cpu_s'])} "
+                             f"| {_fmt(r['sessions'])}")
+        lines.append(f"| {row['name']} | {cells[0]} | {cells[1]} |")
+    ref = rows[0]["baseline_ref"]
+    lines.append("")
+    lines.append(f"Baseline: the same day read by the code of commit {ref} (its `src/`, run with `PYTHONPATH`).")
+    return "\n".join(lines)
+
+
 def rules_table(out: dict[str, Any]) -> str:
     comp = out.get("compliance")
     if not comp or comp.get("status") != "ok":
@@ -187,7 +222,7 @@ def markdown_report(out: dict[str, Any]) -> str:
             f"{w['latency_ms']:g} ms latency per request, concurrency {w['concurrency']}, seed {w['seed']}."
         )
         parts.append(contender_table(out))
-    for section in (extras_table(out), rules_table(out), targets_table(out)):
+    for section in (extras_table(out), memory_table(out), rules_table(out), targets_table(out)):
         if section:
             parts.append(section)
     parts.append(f"Command: `{out['command'].strip()}`")

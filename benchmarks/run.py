@@ -14,12 +14,15 @@ and writes ``benchmarks/results/latest.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
@@ -36,10 +39,15 @@ from benchmarks.contenders import (
     run_sync_nightly,
     scratch_dir,
 )
-from benchmarks.gateway import Workload, gateway
+from benchmarks.gateway import Workload, gateway, large_day_gateway
 from benchmarks.report import markdown_report, targets
 
 CONTENDERS = ("floor", "floor-lanes", "sync", "dlt")
+# Days of very large sessions, each measured with this code and with BASELINE_REF's.
+MEMORY_ROWS = ("ten-streams", "rdp")
+# The last commit before a day's events were written as they are built and the reader's
+# finished bodies were held to a byte budget: the "before" of the memory rows.
+BASELINE_REF = "487afcd"
 
 
 @dataclass(frozen=True)
@@ -51,12 +59,15 @@ class Sizes:
     large_day_sessions: int
     compliance_sessions: int
     compliance_events: int
+    ten_streams: tuple[int, float] = (10, 100.0)  # sessions, MiB each
+    rdp_mib: float = 128.0
 
 
 DEFAULT = Sizes(days=7, sessions_per_day=2000, latency_ms=10.0, large_stream_mib=100.0,
                 large_day_sessions=200, compliance_sessions=1_000_000, compliance_events=20_000_000)
 QUICK = Sizes(days=2, sessions_per_day=25, latency_ms=1.0, large_stream_mib=1.0,
-              large_day_sessions=5, compliance_sessions=1_000, compliance_events=20_000)
+              large_day_sessions=5, compliance_sessions=1_000, compliance_events=20_000,
+              ten_streams=(3, 1.0), rdp_mib=1.0)
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,8 +82,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--repeat", type=int, default=2,
                    help="rounds of every contender; the table shows each one's fastest run")
-    p.add_argument("--only", default=",".join(CONTENDERS),
-                   help=f"contenders to run, comma-separated from {','.join(CONTENDERS)}")
+    p.add_argument("--only", default=",".join(CONTENDERS + MEMORY_ROWS),
+                   help=f"contenders and memory rows to run, comma-separated from "
+                        f"{','.join(CONTENDERS + MEMORY_ROWS)} (ten-streams: a day of ten 100 MiB "
+                        "streams; rdp: a day with one 128 MiB RDP recording)")
+    p.add_argument("--baseline-ref", default=BASELINE_REF,
+                   help="git commit whose src/ the memory rows also run, side by side "
+                        f"(default {BASELINE_REF}); 'none' skips it")
     p.add_argument("--no-extras", action="store_true", help="skip nightly, large stream and compliance")
     p.add_argument("--nightly", action=argparse.BooleanOptionalAction, default=True,
                    help="measure `hoop-sessions sync` right after the backfill (needs the sync)")
@@ -95,10 +111,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     args.large_day_sessions = base.large_day_sessions
     args.compliance_sessions = args.compliance_sessions or base.compliance_sessions
     args.compliance_events = args.compliance_events or base.compliance_events
-    args.only = [c.strip() for c in args.only.split(",") if c.strip()]
-    unknown = set(args.only) - set(CONTENDERS)
+    args.ten_streams, args.rdp_mib = base.ten_streams, base.rdp_mib
+    chosen = [c.strip() for c in args.only.split(",") if c.strip()]
+    unknown = set(chosen) - set(CONTENDERS + MEMORY_ROWS)
     if unknown:
-        p.error(f"unknown contender(s) {sorted(unknown)}; choose from {CONTENDERS}")
+        p.error(f"unknown contender(s) {sorted(unknown)}; choose from {CONTENDERS + MEMORY_ROWS}")
+    args.only = [c for c in chosen if c in CONTENDERS]
+    args.memory_rows = [c for c in chosen if c in MEMORY_ROWS]
     if args.no_extras:
         args.nightly = args.large_stream = args.compliance = False
     return args
@@ -224,6 +243,50 @@ def run_large_stream(args: argparse.Namespace, out: dict[str, Any]) -> None:
     out["large_stream"] = result.to_json()
 
 
+@contextmanager
+def baseline_checkout(ref: str) -> Iterator[Path]:
+    """``src/`` and ``sql/`` of commit ``ref`` in a scratch folder: the code as it was, run with
+    ``PYTHONPATH`` pointing there (the build worker inherits it)."""
+    with scratch_dir("baseline") as where:
+        archive = subprocess.run(["git", "archive", ref, "src", "sql"], cwd=REPO_DIR, capture_output=True,
+                                 check=True)
+        subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+        yield where / "src"
+
+
+def run_memory_rows(args: argparse.Namespace, out: dict[str, Any]) -> None:
+    """Each memory row's day read by this code and by the baseline's, one after the other."""
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    sessions, mib = args.ten_streams
+    shapes = {
+        "ten-streams": (f"a day with {sessions} `kubectl logs` streams of {mib:g} MiB", sessions, mib, "logs"),
+        "rdp": (f"a day with one {args.rdp_mib:g} MiB RDP recording", 1, args.rdp_mib, "rdp"),
+    }
+    rows = []
+    with contextlib.ExitStack() as stack:
+        baseline = (None if args.baseline_ref == "none"
+                    else stack.enter_context(baseline_checkout(args.baseline_ref)))
+        for key in args.memory_rows:
+            title, count, size, kind = shapes[key]
+            row: dict[str, Any] = {"row": key, "name": title, "baseline_ref": args.baseline_ref}
+            with large_day_gateway(day, sessions=count, stream_mib=size, kind=kind) as gw:
+                workload = Workload(start=day, days=1, sessions_per_day=count, now=datetime.now(UTC),
+                                    latency_ms=0.0)
+                for label, src in (("current", None), ("baseline", baseline)):
+                    if label == "baseline" and src is None:
+                        continue
+                    _log(f"{key}: {title}, {label} code")
+                    with scratch_dir(key) as data:
+                        result = run_sync_backfill(gw, workload, data, concurrency=args.concurrency,
+                                                   timeout_s=args.timeout, name=f"{title} ({label})",
+                                                   pythonpath=src)
+                    _log(f"{key} ({label}): {result.status}, peak RSS {result.peak_rss_mib or 0:.0f} MiB, "
+                         f"{result.sessions} session(s) loaded")
+                    row[label] = result.to_json()
+            rows.append(row)
+    out["memory_rows"] = rows
+
+
 def run_compliance(args: argparse.Namespace, out: dict[str, Any]) -> None:
     _log(f"compliance pack on {args.compliance_sessions:,} sessions / {args.compliance_events:,} events")
     argv = [sys.executable, "-m", "benchmarks.compliance_pack", "--sessions", str(args.compliance_sessions),
@@ -252,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         run_contenders(args, out)
     if args.large_stream:
         run_large_stream(args, out)
+    if args.memory_rows:
+        run_memory_rows(args, out)
     if args.compliance:
         run_compliance(args, out)
     out["targets"] = targets(out)

@@ -6,14 +6,16 @@ import contextlib
 import ctypes
 import logging
 import sys
+from collections.abc import Callable
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
-from hoop_sessions import lake
+from hoop_sessions import lake, schema
 from hoop_sessions.errors import RawDataError
 from hoop_sessions.flatten import DayBuilder
 from hoop_sessions.raw import RawDay
@@ -33,13 +35,22 @@ log = logging.getLogger(__name__)
 
 
 
-def build_tables(raw_dir: Path, day: date) -> tuple[dict[str, pa.Table], BuildResult]:
-    """Flatten a day's raw file into Arrow tables of the contract, with its ledger rows."""
+def build_tables(
+    raw_dir: Path, day: date, *, events_sink: Callable[[pa.RecordBatch], None] | None = None
+) -> tuple[dict[str, pa.Table], BuildResult]:
+    """Flatten a day's raw file into Arrow tables of the contract, with its ledger rows.
+
+    With ``events_sink`` the day's events go to it batch by batch as they are built and are
+    not among the tables returned.
+    """
     raw = RawDay(raw_dir, day)
     header = raw.header
     principal = header.get("principal") or {}
     builder = DayBuilder(
-        day, principal_id=principal.get("id"), principal_sees_all=principal_sees_all(principal)
+        day,
+        principal_id=principal.get("id"),
+        principal_sees_all=principal_sees_all(principal),
+        events_sink=events_sink,
     )
     order: list[str] = list(header.get("order") or [])
     synced_at = _time(header["finished_at"], "finished_at")
@@ -106,7 +117,10 @@ def build_tables(raw_dir: Path, day: date) -> tuple[dict[str, pa.Table], BuildRe
         sessions_listed=listed_total,
         sessions_loaded=len(loaded),
         sessions_rejected=len(rejected - loaded),
-        rows={name: t.num_rows for name, t in tables.items()},
+        rows={
+            t.name: tables[t.name].num_rows if t.name in tables else builder.events.rows
+            for t in schema.DAY_TABLES
+        },
         unknown_fields=dict(builder.unknown_fields),
         stream_status=_value_counts(sessions.column("stream_status").to_pylist()),
         session_status=_value_counts(sessions.column("status").to_pylist()),
@@ -132,9 +146,16 @@ def warning_line(warnings: dict[str, int], *, limit: int = 5) -> str:
 
 
 def build_day(raw_dir: Path, lake_dir: Path, day: date) -> BuildResult:
-    tables, result = build_tables(raw_dir, day)
-    lake.write_day(lake_dir, day, tables)
-    del tables
+    """Build the day's lake files. Events are written to Parquet as they are built, a batch of
+    a few MiB at a time, so the memory a day needs follows its largest session, not its size."""
+    with lake.DayWriter(lake_dir, day) as out:
+        tables, result = build_tables(
+            raw_dir, day, events_sink=partial(out.write_batch, schema.SESSION_EVENTS.name)
+        )
+        for name, table in tables.items():
+            out.write_table(name, table)
+        del tables
+        out.commit()
     release_memory()
     return result
 

@@ -294,7 +294,7 @@ class HoopClient:
             except orjson.JSONDecodeError as exc:
                 # A body cut short by a proxy parses as invalid JSON: read it again.
                 raise TransientApiError(path, f"unreadable JSON body ({len(body)} bytes): {exc}") from None
-        elif not body.rstrip().endswith((b"}", b"]")):
+        elif not _ends_document(body):
             # Session bodies are parsed later, once, by the build step (a full parse here would
             # hold a second copy of a 150 MB stream). A body cut short without the connection
             # noticing ends mid-document: read it again.
@@ -373,6 +373,15 @@ class _StopAfter(stop_base):
         if isinstance(exc, TransientApiError) and exc.kind in RETRY_POLICY:
             limit = min(limit, RETRY_POLICY[exc.kind][0])
         return retry_state.attempt_number + 1 >= limit  # the first attempt was made before tenacity
+
+
+def _ends_document(body: bytes) -> bool:
+    """True when ``body`` ends with ``}`` or ``]`` before any trailing whitespace. Looks at the
+    end only: ``body.rstrip()`` would copy a 150 MB body to drop hoop's final newline."""
+    end = len(body)
+    while end and body[end - 1] in b" \t\r\n\x0b\x0c":
+        end -= 1
+    return body[end - 1 : end] in (b"}", b"]")
 
 
 def _tls_context(ca_bundle: str | None) -> ssl.SSLContext | None:

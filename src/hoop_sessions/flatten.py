@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -70,19 +70,26 @@ class _Columns:
 class _Events:
     """The event rows of a day, turned into Arrow record batches every few MiB of payload.
 
-    Payloads can be large (a session may record 100+ MiB), so they do not wait in Python lists
-    until the end of the day: once the pending payloads pass ``FLUSH_BYTES`` they are copied
-    into a record batch and the Python objects are let go. ``payload_text`` is made by Arrow
-    from the binary column: a batch that is valid UTF-8 (the usual case) is cast without a copy;
-    one that is not is decoded per payload with replacement characters, as Python does.
+    Payloads can be large (a session may record 100+ MiB, a day ten such sessions), so they do
+    not wait in Python lists: once the pending payloads pass ``FLUSH_BYTES`` they are copied into
+    a record batch and the Python objects are let go, also in the middle of one session's events.
+    A batch goes to ``sink`` (the day's Parquet writer) as soon as it is made, so a day holds at
+    most one batch of events whatever its size; without a sink the batches are kept for
+    ``to_arrow``. ``payload_text`` is made by Arrow from the binary column: a batch that is valid
+    UTF-8 (the usual case) is cast without a copy; one that is not is decoded per payload with
+    replacement characters, as Python does.
     """
 
     FLUSH_BYTES = 8 << 20
 
-    def __init__(self, table: schema.Table, day: date) -> None:
+    def __init__(
+        self, table: schema.Table, day: date, sink: Callable[[pa.RecordBatch], None] | None = None
+    ) -> None:
         self.schema = table.schema
         self.day = day
         self.batches: list[pa.RecordBatch] = []
+        self.rows = 0
+        self._sink = sink if sink is not None else self.batches.append
         self._reset()
 
     def _reset(self) -> None:
@@ -105,25 +112,56 @@ class _Events:
         payloads: list[bytes | None],
         withheld: dict[int, tuple[str | None, int]],
     ) -> None:
+        """Append a session's events. ``payloads`` is consumed: each entry is set to None once
+        it is copied into a batch, so that a 100 MiB stream is not held twice."""
         n = len(payloads)
-        if not n:
+        size = sum(len(p) for p in payloads if p is not None)
+        if self.pending_bytes + size < self.FLUSH_BYTES:  # the usual case: a small session
+            self.pending_bytes += size
+            self._extend(sid, start_us, elapsed, types, payloads, withheld, 0, n)
             return
+        start = 0
+        for end in range(n):
+            payload = payloads[end]
+            if payload is not None:
+                self.pending_bytes += len(payload)
+            if self.pending_bytes >= self.FLUSH_BYTES:
+                self._extend(sid, start_us, elapsed, types, payloads, withheld, start, end + 1)
+                self.flush()
+                start = end + 1
+        if start < n:
+            self._extend(sid, start_us, elapsed, types, payloads, withheld, start, n)
+
+    def _extend(
+        self,
+        sid: str,
+        start_us: int,
+        elapsed: list[float],
+        types: list[str],
+        payloads: list[bytes | None],
+        withheld: dict[int, tuple[str | None, int]],
+        start: int,
+        end: int,
+    ) -> None:
+        """Events ``start:end`` of a session into the pending lists, taken out of ``payloads``."""
+        part = payloads[start:end]
+        payloads[start:end] = [None] * (end - start)
+        n = end - start
         if withheld:
-            sizes = [withheld[i][1] if i in withheld else len(p or b"") for i, p in enumerate(payloads)]
-            self.digests.extend(withheld[i][0] if i in withheld else None for i in range(n))
+            self.sizes.extend(
+                withheld[i][1] if i in withheld else len(p or b"") for i, p in enumerate(part, start)
+            )
+            self.digests.extend(withheld[i][0] if i in withheld else None for i in range(start, end))
         else:
-            sizes = list(map(len, payloads))  # type: ignore[arg-type]
+            self.sizes.extend(map(len, part))  # type: ignore[arg-type]
             self.digests.extend([None] * n)
-        self.sizes.extend(sizes)
         self.session_id.extend([sid] * n)
-        self.seq.extend(range(n))
-        self.elapsed.extend(elapsed)
-        self.event_time.extend([start_us + round(e * 1_000_000) for e in elapsed])
-        self.event_type.extend(types)
-        self.payload.extend(payloads)
-        self.pending_bytes += sum(len(p) for p in payloads if p is not None)
-        if self.pending_bytes >= self.FLUSH_BYTES:
-            self.flush()
+        self.seq.extend(range(start, end))
+        times = elapsed[start:end]
+        self.elapsed.extend(times)
+        self.event_time.extend([start_us + round(e * 1_000_000) for e in times])
+        self.event_type.extend(types[start:end])
+        self.payload.extend(part)
 
     def flush(self) -> None:
         if not self.payload:
@@ -142,10 +180,12 @@ class _Events:
             pa.array(self.sizes, type=pa.int64()),
             pa.array(self.digests, type=pa.string()),
         ]
-        self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
         self._reset()
+        self.rows += n
+        self._sink(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
 
     def to_arrow(self) -> pa.Table:
+        """Every event of the day (only without a sink: with one, the batches went to it)."""
         self.flush()
         if not self.batches:
             return self.schema.empty_table()
@@ -168,12 +208,22 @@ def _utf8_text(payload: pa.Array, payloads: list[bytes | None]) -> pa.Array:
 class DayBuilder:
     """Rows of one UTC day, for every day table."""
 
-    def __init__(self, day: date, *, principal_id: str | None = None, principal_sees_all: bool = True):
+    def __init__(
+        self,
+        day: date,
+        *,
+        principal_id: str | None = None,
+        principal_sees_all: bool = True,
+        events_sink: Callable[[pa.RecordBatch], None] | None = None,
+    ):
+        """``events_sink`` takes the day's events batch by batch as they are made (the lake
+        writer); without it ``tables()`` returns them with the other tables."""
         self.day = day
         self.principal_id = principal_id
         self.principal_sees_all = principal_sees_all
         self.cols = {t.name: _Columns(t) for t in schema.DAY_TABLES if t is not schema.SESSION_EVENTS}
-        self.events = _Events(schema.SESSION_EVENTS, day)
+        self.events = _Events(schema.SESSION_EVENTS, day, events_sink)
+        self._streamed = events_sink is not None
         self.session_ids: set[str] = set()
         self.unknown_fields: dict[str, int] = {}
         # "kind field" (and "=value" for an unknown value) -> how many sessions had it
@@ -249,10 +299,14 @@ class DayBuilder:
         self.cols["sync_windows"].append({"start_day": self.day, **row})
 
     def tables(self) -> dict[str, pa.Table]:
+        """Every day table, in the order of the contract (load order). With an events sink the
+        last events are flushed to it and ``session_events`` is left out (the sink has them)."""
         tables = {name: cols.to_arrow() for name, cols in self.cols.items()}
-        tables[schema.SESSION_EVENTS.name] = self.events.to_arrow()
-        # In the order of the contract (load order), as before.
-        return {t.name: tables[t.name] for t in schema.DAY_TABLES}
+        if self._streamed:
+            self.events.flush()
+        else:
+            tables[schema.SESSION_EVENTS.name] = self.events.to_arrow()
+        return {t.name: tables[t.name] for t in schema.DAY_TABLES if t.name in tables}
 
 
 MALFORMED = "malformed"

@@ -12,6 +12,11 @@ answer must arrive within ``connect timeout + timeout`` plus one second for ever
 ``MIN_BODY_RATE`` bytes received, so a body that trickles in a byte at a time cannot hold a
 sync for as long as the server likes.
 
+Bodies larger than ``BODY_ALLOWANCE`` are received one at a time (``LARGE_BODIES``): the
+others stop reading at that size until the slot is free, so the memory of bodies being received
+is bounded by the connections times the allowance plus one large body, not by the connections
+times the largest body. The wait does not count against the deadline.
+
 When more requests wait than there are connections, the one with the lowest ``request_priority``
 (a context variable; a sync sets it to the day a request is for, and a split list window adds its
 depth) goes first, then the longest waiting: a day read ahead takes only the connections the
@@ -31,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import heapq
+import io
 import itertools
 import re
 import socket
@@ -51,6 +57,11 @@ from hoop_sessions.config import LOOPBACK_HOSTS
 from hoop_sessions.errors import ConfigError
 
 MIN_BODY_RATE = 16 * 1024  # bytes per second a body must average after the first allowance
+# A body is received without waiting up to this size (every ordinary session); past it, it needs
+# one of LARGE_BODIES slots, so that a day of 100 MiB streams holds one of them being received,
+# not one per connection (8 x 150 MB). The others wait (the gateway's writes wait with them).
+BODY_ALLOWANCE = 8 * 1024 * 1024
+LARGE_BODIES = 1
 KEEPALIVE_EXPIRY = 30.0  # seconds an idle connection is kept; servers often close at 60 s
 
 
@@ -155,6 +166,41 @@ class _LanePool:
         self._idle.append(lane)
 
 
+class _BodySlots:
+    """Slots for bodies larger than BODY_ALLOWANCE, handed out by (priority, arrival).
+
+    A holder only ever waits for the network, so a slot always comes free again.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: list[tuple[tuple[int, ...], int, asyncio.Future[None]]] = []
+        self._arrival = itertools.count()
+
+    async def take(self) -> None:
+        if self._free:
+            self._free -= 1
+            return
+        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (request_priority.get(), next(self._arrival), handed))
+        try:
+            await handed
+        except asyncio.CancelledError:
+            if handed.done() and not handed.cancelled():
+                self.give()  # handed over just as the waiter was cancelled
+            else:
+                handed.cancel()  # skipped by give()
+            raise
+
+    def give(self) -> None:
+        while self._waiting:
+            handed = heapq.heappop(self._waiting)[2]
+            if not handed.done():
+                handed.set_result(None)
+                return
+        self._free += 1
+
+
 def _spent(connection: Transport) -> bool:
     """A connection that cannot take the next request: closed by either side, idle too long,
     failed to connect, or left mid-exchange by a request that was cancelled."""
@@ -211,6 +257,7 @@ class Http:
 
         self._lanes = [_Lane(open_connection) for _ in range(lanes)]
         self._free = _LanePool(self._lanes)
+        self._large = _BodySlots(LARGE_BODIES)
 
     async def __aenter__(self) -> Http:
         return self
@@ -249,22 +296,37 @@ class Http:
         started = loop.time()
         received = 0
         failure: TransportFailure | None = None
+        waited = 0.0  # seconds spent waiting for a large-body slot: not held against the deadline
+        large = False
         try:
             async with asyncio.timeout(started + self._allowance) as deadline:
                 response = await lane.handle_async_request(request)
                 try:
                     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
                     decoder = _decoder(headers.get("content-encoding"))
-                    chunks = []
+                    # One buffer grown in place (realloc) and handed out as the body without a
+                    # copy (BytesIO.getvalue): a 150 MB body is held once, where a list of chunks
+                    # joined at the end held it twice.
+                    body = io.BytesIO()
                     async for chunk in response.stream:  # type: ignore[union-attr]
                         received += len(chunk)
-                        chunks.append(decoder.decompress(chunk) if decoder else chunk)
-                        deadline.reschedule(started + self._allowance + received / MIN_BODY_RATE)
+                        body.write(decoder.decompress(chunk) if decoder else chunk)
+                        if not large and body.tell() > BODY_ALLOWANCE:
+                            # hoop's API server sets no write timeout: its write waits with us.
+                            # hoop: gateway/api/server.go (route.Run, a plain http.Server)
+                            deadline.reschedule(None)
+                            paused = loop.time()
+                            await self._large.take()
+                            large = True
+                            waited += loop.time() - paused
+                        deadline.reschedule(started + self._allowance + waited + received / MIN_BODY_RATE)
                     if decoder is not None:
-                        chunks.append(decoder.flush())
+                        body.write(decoder.flush())
                         if not decoder.eof:
                             raise TransportFailure("the gzip body ended early")
                 finally:
+                    if large:
+                        self._large.give()
                     await response.aclose()
         except TimeoutError:
             raise TransportFailure(
@@ -281,7 +343,7 @@ class Http:
             # Raised outside the except clause, so that the original exception (whose text may
             # quote a header) is not kept as its __context__ for a traceback or Dagster to show.
             raise failure
-        return Answer(response.status, headers, b"".join(chunks))
+        return Answer(response.status, headers, body.getvalue())
 
 
 def _decoder(encoding: str | None) -> zlib._Decompress | None:

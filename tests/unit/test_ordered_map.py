@@ -84,3 +84,46 @@ def test_nothing_is_left_running_once_reading_stops_on_an_error(where: str) -> N
     assert left_running == 0
     assert started_later == started_then
     assert started_then < 100
+
+
+def test_finished_results_past_the_byte_budget_hold_back_later_items_until_delivered() -> None:
+    started: list[int] = []
+    first = asyncio.Event()
+
+    async def body(i: int) -> tuple[int, bytes]:
+        started.append(i)
+        if i == 0:
+            await first.wait()  # the first result is late: the others finish before it
+        return i, b"x" * 100
+
+    async def settle() -> None:
+        for _ in range(50):
+            await asyncio.sleep(0)
+
+    async def main() -> tuple[list[int], list[int], list[int]]:
+        async with aclosing(ordered_map(range(12), body, limit=4, held_bytes=250)) as results:
+            reader = asyncio.ensure_future(anext(results))
+            await settle()
+            before = sorted(started)
+            first.set()
+            assert (await reader)[0] == 0
+            rest = [i async for i, _ in results]
+        return before, rest, started
+
+    before, rest, order = asyncio.run(main())
+    # Items 1-3 finished (300 bytes > 250) while 0 ran: item 4 took the free slot but waited.
+    assert before == [0, 1, 2, 3]
+    assert rest == list(range(1, 12))
+    assert sorted(order) == list(range(12))
+
+
+def test_the_next_result_to_deliver_runs_even_when_the_budget_is_spent() -> None:
+    async def body(i: int) -> bytes:
+        await asyncio.sleep(0.001 * (5 - i % 5))  # later items often finish first
+        return b"y" * 1000
+
+    async def main() -> int:
+        async with aclosing(ordered_map(range(40), body, limit=4, held_bytes=10)) as results:
+            return len([r async for r in results])
+
+    assert asyncio.run(main()) == 40
