@@ -29,6 +29,7 @@ from hoop_sessions.values import (
     parse_time,
     principal_sees_all,
     truncate_payload,
+    warning_line,
 )
 
 log = logging.getLogger(__name__)
@@ -135,14 +136,6 @@ def build_tables(
             day, sum(builder.warning_counts.values()), warning_line(result.warnings),
         )
     return tables, result
-
-
-def warning_line(warnings: dict[str, int], *, limit: int = 5) -> str:
-    """The most frequent warnings of a build as one line, e.g. for a run summary."""
-    top = sorted(warnings.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-    text = "; ".join(f"{key} x{count}" for key, count in top)
-    more = len(warnings) - len(top)
-    return text + (f"; and {more} more" if more > 0 else "")
 
 
 def build_day(raw_dir: Path, lake_dir: Path, day: date) -> BuildResult:

@@ -16,6 +16,7 @@ import click
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
 from hoop_sessions.progress import LogProgress, Progress, RichProgress
+from hoop_sessions.values import warning_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("hoop_sessions")
@@ -183,6 +184,12 @@ def _report(result: Any) -> None:
             f"rejected {s['sessions_rejected']} ({s['sessions_reused']} unchanged, not read again), "
             f"{s['requests']} requests, {s['retries']} retries"
         )
+    for day in result.days:
+        if day.build is not None and day.build.warnings:
+            click.echo(
+                f"{day.day}: {sum(day.build.warnings.values())} record warning(s), the sessions are "
+                f"loaded (see the record_warnings table): {warning_line(day.build.warnings)}"
+            )
     for day in result.skipped:
         click.echo(f"{day}: done (listed completely, every session read and final), skipped; use --redo to read it again")
     for day in result.not_closed:

@@ -69,4 +69,4 @@ def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str
     data_dir = settings.data_dir
     data_env = "" if data_dir == Path("data") else f"HOOP_DATA_DIR={quote(str(data_dir))} "
     sql = "hoop-sessions sql"
-    echo(f"query it: {data_env}.venv/bin/{sql}  (or: {data_env}uv run {sql})")
+    echo(f"query it: {data_env}.venv/bin/{sql}  (or: {data_env}.tools/bin/uv run {sql})")

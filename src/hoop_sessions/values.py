@@ -170,3 +170,11 @@ class BuildResult:
     # The day's record_warnings by "kind field" ("unknown_value field=value" for a value outside
     # its known set): how many sessions had each. Empty when every record was as expected.
     warnings: dict[str, int] = field(default_factory=dict)
+
+
+def warning_line(warnings: dict[str, int], *, limit: int = 5) -> str:
+    """The most frequent warnings of a build as one line, e.g. for a run summary."""
+    top = sorted(warnings.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    text = "; ".join(f"{key} x{count}" for key, count in top)
+    more = len(warnings) - len(top)
+    return text + (f"; and {more} more" if more > 0 else "")

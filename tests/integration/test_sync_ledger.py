@@ -310,3 +310,14 @@ def test_a_command_run_waits_for_another_writer_of_the_data_directory_and_says_w
     done = run_cli("backfill", "--start", str(day), "--end", str(day),
                    env=cli_env(gateway.url, gateway.token, tmp_path))
     assert done.returncode == 0, done.stderr
+
+
+def test_the_run_summary_names_the_record_warnings_of_a_day(hostile, tmp_path):
+    day = TODAY - timedelta(days=4)
+    newer = record(1, day, identity_type="sidecar")  # a value a newer gateway sends
+    hostile.add_day(day, [newer, record(2, day)])
+    done = run_cli("backfill", "--start", str(day), "--end", str(day),
+                   env=cli_env(hostile.url, hostile.token, tmp_path))
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if "record warning(s)" in line)
+    assert line.startswith(str(day)) and 'identity_type="sidecar"' in line
