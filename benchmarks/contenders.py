@@ -212,18 +212,22 @@ def nightly_report(stdout: str) -> dict[str, int]:
 
 
 def run_sync_nightly(
-    gw: RunningGateway, data: Path, *, concurrency: int, timeout_s: float, first_day: date | None = None
+    gw: RunningGateway, data: Path, *, concurrency: int, timeout_s: float, first_day: date | None = None,
+    name: str = "hoop-sessions sync (nothing new)", pythonpath: Path | None = None,
 ) -> Result:
     """``hoop-sessions sync`` on a warehouse just backfilled: nothing is new on the gateway.
 
     ``first_day`` is the first partition day (HOOP_SYNC_START_DATE): the backfill's first day, so
-    that the warehouse is fully synced and the nightly has nothing to catch up.
+    that the warehouse is fully synced and the nightly has nothing to catch up. With
+    ``pythonpath``, the package found there (an older version's ``src``) runs instead.
     """
-    argv = [*hoop_sessions_argv(), "sync"]
+    argv = [*(hoop_sessions_argv() if pythonpath is None else [sys.executable, "-m", "hoop_sessions"]), "sync"]
     env = _env(gw, data, concurrency)
     if first_day is not None:
         env["HOOP_SYNC_START_DATE"] = first_day.isoformat()
-    result, run = _measured("hoop-sessions sync (nothing new)", argv, env, gw, timeout_s)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    result, run = _measured(name, argv, env, gw, timeout_s)
     if result.status == "ok":
         # Its own report, one line a day: a day in which nothing changed is neither rebuilt nor
         # reloaded, so the ledger does not show it; the report does.

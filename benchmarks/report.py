@@ -127,14 +127,12 @@ def _ratios(c: dict[str, Any], suffix: str) -> str:
     return "–" if wall is None or cpu is None else f"{wall:.2f}x / {cpu:.2f}x"
 
 
-def extras_table(out: dict[str, Any]) -> str:
-    rows = []
-    nightly = out.get("nightly")
+def _nightly_row(rows: list[str], nightly: dict[str, Any] | None, title: str) -> None:
     if nightly:
         if nightly["status"] == "ok":
             share = nightly["extra"].get("share_of_a_full_day")
             rows.append(
-                f"| nightly `hoop-sessions sync`, nothing new | {_fmt(nightly['wall_s'])} s wall, "
+                f"| {title} | {_fmt(nightly['wall_s'])} s wall, "
                 f"{_fmt(nightly['cpu_s'])} s CPU, {_fmt(nightly['requests'])} requests; "
                 f"{nightly['extra'].get('days_synced')} day(s) re-read "
                 f"({nightly['extra'].get('days_not_listed', 0)} by the ids of their open sessions, "
@@ -142,7 +140,14 @@ def extras_table(out: dict[str, Any]) -> str:
                 f"{'–' if share is None else f'{100 * share:.0f}% of a full day'} |"
             )
         else:
-            rows.append(f"| nightly `hoop-sessions sync`, nothing new | {nightly['status']} | {nightly['note']} |")
+            rows.append(f"| {title} | {nightly['status']} | {nightly['note']} |")
+
+
+def extras_table(out: dict[str, Any]) -> str:
+    rows = []
+    for key, title in (("nightly", "nightly `hoop-sessions sync`, nothing new"),
+                       ("nightly_baseline", "the same nightly, baseline code")):
+        _nightly_row(rows, out.get(key), title)
     large = out.get("large_stream")
     if large:
         if large["status"] == "ok":

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -220,6 +221,10 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
                     if full.wall_s and nightly.wall_s:
                         nightly.extra["share_of_a_full_day"] = nightly.wall_s / (full.wall_s / workload.days)
                     out["nightly"] = nightly.to_json()
+                    if args.baseline_ref != "none":
+                        out["nightly_baseline"] = _baseline_nightly(
+                            args, gw, sync_data, workload, full_wall=full.wall_s
+                        ).to_json()
                 else:
                     out["nightly"] = Result("hoop-sessions sync (nothing new)", "not run",
                                             note="needs a successful sync backfill in the same run").to_json()
@@ -230,6 +235,23 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
                 r.extra[f"wall_ratio_to_floor{suffix}"] = (r.wall_s or 0) / floor.wall_s
                 r.extra[f"cpu_ratio_to_floor{suffix}"] = (r.cpu_s or 0) / floor.cpu_s
     out["contenders"] = [results[n].to_json() for n in CONTENDERS if n in results]
+
+
+def _baseline_nightly(
+    args: argparse.Namespace, gw: Any, data: Path, workload: Workload, *, full_wall: float | None
+) -> Result:
+    """The same nightly run by the baseline's code, on a copy of the same data directory (the
+    baseline reads its state from the warehouse and the raw files, which are the same)."""
+    _log(f"nightly sync with nothing new, baseline code ({args.baseline_ref})")
+    with baseline_checkout(args.baseline_ref) as src, scratch_dir("nightly-baseline") as where:
+        copy = where / "data"
+        shutil.copytree(data, copy)
+        result = run_sync_nightly(gw, copy, concurrency=args.concurrency, timeout_s=args.timeout,
+                                  first_day=workload.start, pythonpath=src,
+                                  name=f"hoop-sessions sync (nothing new), baseline {args.baseline_ref}")
+    if full_wall and result.wall_s:
+        result.extra["share_of_a_full_day"] = result.wall_s / (full_wall / workload.days)
+    return result
 
 
 def run_large_stream(args: argparse.Namespace, out: dict[str, Any]) -> None:
