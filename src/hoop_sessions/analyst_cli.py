@@ -46,6 +46,14 @@ from hoop_sessions.errors import HoopSessionsError
 from hoop_sessions.report import format_value, write_report
 
 FORMATS = ("table", "csv", "json")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="table for reading; csv or json (to stdout) for tools.",
+)
 VERTICAL = click.option(
     "-x",
     "--vertical",
@@ -189,14 +197,7 @@ def rules_command(rule_id: str | None) -> None:
     metavar="NAME=VALUE",
     help="A rule parameter (repeatable); `hoop-sessions rules RULE` lists them.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help="table for reading; csv or json (to stdout) for tools.",
-)
+@FORMAT
 @VERTICAL
 def query_command(
     rule_id: str,

@@ -25,7 +25,7 @@ import click
 import duckdb
 
 from hoop_sessions import warehouse
-from hoop_sessions.analyst_cli import FORMATS, VERTICAL, print_rows
+from hoop_sessions.analyst_cli import FORMAT, FORMATS, VERTICAL, print_rows
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
 
@@ -262,14 +262,7 @@ def _interactive(shell: Shell) -> None:
 
 @click.command("sql")
 @click.argument("statement", required=False)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help="table for reading; csv or json (to stdout) for tools.",
-)
+@FORMAT
 @VERTICAL
 def sql_command(statement: str | None, fmt: str, vertical: bool) -> None:
     """Run read-only SQL on the warehouse: one STATEMENT, or a shell without one.
