@@ -142,6 +142,7 @@ class LazyGroup(click.Group):
         "query": "hoop_sessions.analyst_cli:query_command",
         "report": "hoop_sessions.analyst_cli:report_command",
         "sql": "hoop_sessions.sql_shell:sql_command",
+        "ddl": "hoop_sessions.ddl:ddl_command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
