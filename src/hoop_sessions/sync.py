@@ -256,21 +256,12 @@ async def sync_days_async(
     settings.ensure_data_dir()
     what = f"sync of {len(days)} day(s)" + (f" ({days[0]} .. {days[-1]})" if days else "")
     with writer_lock(settings.data_dir, what=what, timeout=settings.lock_timeout_seconds):
-        return await _sync_days(
-            settings, days, progress=progress, now=now, transport=transport, reuse=reuse,
-            relist=relist,
-        )
+        return await _sync_days(settings, days, progress, now, transport, reuse, relist)
 
 
-async def _sync_days(
-    settings: Settings,
-    days: Iterable[date],
-    *,
-    progress: Progress | None = None,
-    now: datetime | None = None,
-    transport: Any = None,
-    reuse: bool = True,
-    relist: Collection[date] | None = None,
+async def _sync_days(  # the options of sync_days_async, passed through
+    settings: Settings, days: list[date], progress: Progress | None, now: datetime | None,
+    transport: Any, reuse: bool, relist: Collection[date] | None,
 ) -> RunResult:
     """Sync each day; a failed day is reported and the others still run.
 
@@ -280,8 +271,7 @@ async def _sync_days(
     day order, one at a time. Every step is recorded in the sync ledger as it completes.
     """
     now = now or datetime.now(UTC)
-    days = sorted(set(days))
-    for day in days:
+    for day in days:  # sorted and unique (sync_days_async)
         if not windows.is_closed(day, now):
             raise HoopSessionsError(
                 f"{day} is not over yet (now is {now:%Y-%m-%d %H:%M} UTC): only closed UTC days can "
