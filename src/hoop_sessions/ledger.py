@@ -266,6 +266,12 @@ def _stamp_text(value: Any) -> str | None:
     return _iso(moment)
 
 
+def same_stamp(a: str | None, b: str | None) -> bool:
+    """Two raw-file stamps name the same read (written as ISO times, with Z or +00:00)."""
+    normal = _stamp_text(a)
+    return normal is not None and normal == _stamp_text(b)
+
+
 def record_read(
     ledger: Ledger,
     day: date,

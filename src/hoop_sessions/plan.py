@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from hoop_sessions.config import Settings
 from hoop_sessions.ledger import DayEntry, Ledger
-from hoop_sessions.windows import day_bounds, days_between
+from hoop_sessions.windows import days_between
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,6 @@ class SyncPlan:
 def last_closed_day(now: datetime, margin: timedelta) -> date:
     """The latest day whose end lies at least ``margin`` in the past."""
     return (now - margin).astimezone(UTC).date() - timedelta(days=1)
-
-
-def is_closed(day: date, now: datetime, margin: timedelta) -> bool:
-    return day_bounds(day)[1] + margin <= now
 
 
 def first_day(settings: Settings, today: date) -> date:

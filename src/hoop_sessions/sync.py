@@ -20,9 +20,16 @@ from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
 from hoop_sessions.extract import ExtractResult, PreviousDay, extract_day, ordered_map
-from hoop_sessions.ledger import Ledger, record_built, record_failed, record_loaded, record_read
+from hoop_sessions.ledger import (
+    Ledger,
+    record_built,
+    record_failed,
+    record_loaded,
+    record_read,
+    same_stamp,
+)
 from hoop_sessions.lock import writer_lock
-from hoop_sessions.plan import SyncPlan, is_closed, nightly_plan, plan_days, record_first_day
+from hoop_sessions.plan import SyncPlan, nightly_plan, plan_days, record_first_day
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.raw import header_stamp, read_header
 from hoop_sessions.transport import request_priority
@@ -217,18 +224,11 @@ def previous_days(
         previous[day] = PreviousDay(
             settings.raw_dir,
             entry.final_ids(),
-            raw_is_loaded=entry.loaded_stamp is not None and same_stamp(stamp, entry.loaded_stamp),
+            raw_is_loaded=same_stamp(stamp, entry.loaded_stamp),
             relist=day in relist,
             rebuild=entry.due_final(now),
         )
     return previous
-
-
-def same_stamp(a: str, b: str) -> bool:
-    try:
-        return datetime.fromisoformat(a.replace("Z", "+00:00")) == datetime.fromisoformat(b.replace("Z", "+00:00"))
-    except ValueError:
-        return False
 
 
 def rebuild_day(settings: Settings, day: date) -> DayResult:
@@ -306,7 +306,9 @@ async def _sync_days(  # the options of sync_days_async, passed through
             # end there (a session stamped before midnight can be committed after it).
             gateway_now = client.gateway_now() or now
             margin = timedelta(minutes=settings.close_margin_minutes)
-            result.not_closed = [d for d in days if not is_closed(d, min(gateway_now, now), margin)]
+            result.not_closed = [
+                d for d in days if not windows.is_closed(d, min(gateway_now, now), margin)
+            ]
             for day in result.not_closed:
                 log.warning(
                     "%s: not read: it ended less than %g minutes ago on the gateway's clock (%s)",

@@ -58,6 +58,6 @@ def days_between(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def is_closed(day: date, now: datetime) -> bool:
-    """A day can be synced once all of it lies in the past."""
-    return day_bounds(day)[1] <= now
+def is_closed(day: date, now: datetime, margin: timedelta = timedelta(0)) -> bool:
+    """A day can be synced once all of it lies in the past, ``margin`` ago or more."""
+    return day_bounds(day)[1] + margin <= now
