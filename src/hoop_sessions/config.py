@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hoop_sessions.errors import ConfigError
+from hoop_sessions.store import ObjectStore, is_url, open_store, redact
 
 
 class Secret:
@@ -78,7 +81,11 @@ class Settings:
     api_url: str | None = None
     api_token: Secret | None = field(default=None, repr=False)
     auth_header: str = "bearer"
+    # The local data directory, or with an object store (data_url), the local working directory
+    # where a run writes before it publishes to the store (HOOP_WORK_DIR).
     data_dir: Path = Path("data")
+    # HOOP_DATA_DIR when it is an object-store URL (s3://bucket/prefix, gs://, az://, file://).
+    data_url: str | None = None
     sync_start_date: date | None = None
     concurrency: int = 8
     timeout_seconds: float = 60.0
@@ -113,7 +120,7 @@ class Settings:
             api_url=(env.get("HOOP_API_URL") or None),
             api_token=Secret(token) if token else None,
             auth_header=env.get("HOOP_API_AUTH_HEADER", "bearer").strip().lower() or "bearer",
-            data_dir=Path(env.get("HOOP_DATA_DIR") or "data"),
+            **_data_location(env),
             sync_start_date=_parse_date("HOOP_SYNC_START_DATE", start) if start else None,
             concurrency=_int(env, "HOOP_CONCURRENCY", 8, minimum=1),
             timeout_seconds=_float(env, "HOOP_TIMEOUT_SECONDS", 60.0),
@@ -132,6 +139,16 @@ class Settings:
         # Overrides first, then one construction: a token given here replaces the environment's
         # before it is checked (the warehouse resource passes api_token=None and needs none).
         return cls(**{**values, **overrides})  # type: ignore[arg-type]
+
+    @property
+    def store(self) -> ObjectStore | None:
+        """The object store behind HOOP_DATA_DIR, or None for a local data directory."""
+        return open_store(self.data_url) if self.data_url else None
+
+    @property
+    def data_location(self) -> str:
+        """Where the data is, for messages: the store's URL or the local directory."""
+        return redact(self.data_url) if self.data_url else str(self.data_dir)
 
     @property
     def warehouse_path(self) -> Path:
@@ -188,6 +205,20 @@ class Settings:
                 "token would cross the network unencrypted. Use https, or set HOOP_ALLOW_HTTP=1"
             )
         return self.api_url.rstrip("/"), self.api_token
+
+
+def _data_location(env: Mapping[str, str]) -> dict[str, object]:
+    """HOOP_DATA_DIR as a local directory, or as a store URL with its local working directory."""
+    data = (env.get("HOOP_DATA_DIR") or "data").strip()
+    work = env.get("HOOP_WORK_DIR") or None
+    if not is_url(data):
+        return {"data_dir": Path(data), "data_url": None}
+    url = data.rstrip("/")
+    if work is None:
+        # One working directory per store, so that two stores never share local state.
+        digest = hashlib.sha256(redact(url).encode()).hexdigest()[:12]
+        work = str(Path(tempfile.gettempdir()) / f"hoop-sessions-{digest}")
+    return {"data_dir": Path(work), "data_url": url}
 
 
 def _parse_date(name: str, value: str) -> date:

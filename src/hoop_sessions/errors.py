@@ -114,5 +114,10 @@ class StorageError(HoopSessionsError):
         super().__init__(f"cannot write {path}: {reason}")
 
 
+class StoreError(HoopSessionsError):
+    """The object store behind HOOP_DATA_DIR failed an operation after its retries. What was
+    published before is kept; the day being published is published again by the next run."""
+
+
 class WriterLockTimeoutError(HoopSessionsError):
     """Another run kept writing the data directory for longer than the writer lock timeout."""

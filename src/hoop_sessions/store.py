@@ -1,0 +1,209 @@
+"""The object store behind ``HOOP_DATA_DIR=s3://bucket/prefix`` (or ``gs://``, ``az://``, ``file://``).
+
+One seam over ``pyarrow.fs``: keys are ``/``-separated paths under the URL's prefix, and every
+operation is retried on the errors a network gives (5xx answers, dropped connections) before it
+raises ``StoreError``. Credentials and endpoint come from each store's standard variables, read by
+the store's own SDK inside Arrow (for S3: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_REGION``, ``AWS_ENDPOINT_URL`` for MinIO, Ceph and other S3-compatible stores); nothing here
+reads or prints them.
+
+An object store replaces one object atomically but has no rename. ``put_file(..., atomic=True)``
+uploads aside and copies on the server, so a fixed key (``warehouse.duckdb``) is the old object or
+the new one; content-addressed keys are written directly, and their size is checked after the upload
+so that an interrupted upload is never taken for the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from hoop_sessions.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from pyarrow import fs as pafs
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The schemes served by the same code (pyarrow.fs's S3, GCS, Azure and local filesystems).
+SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss", "file")
+ATTEMPTS = 6
+CHUNK = 8 * 1024 * 1024
+INCOMING = "_incoming"  # aside uploads; the leading underscore hides them from Hive-style readers
+
+
+def is_url(value: str) -> bool:
+    """Whether HOOP_DATA_DIR names an object store rather than a local folder."""
+    return "://" in value
+
+
+def redact(url: str) -> str:
+    """The URL without any user or password part (``s3://key:secret@bucket`` is accepted by Arrow)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    mtime_ns: int
+
+
+def _transient(exc: BaseException) -> bool:
+    # A missing object is an answer, not a fault; everything else pyarrow raises from the network is
+    # an OSError (with the SDK's message) and worth another try.
+    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+
+
+def _retrying(what: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(what)
+    def call(self: ObjectStore, *args: object, **kwargs: object) -> T:
+        attempt = retry(
+            retry=retry_if_exception(_transient),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=0.2, max=5.0),
+            reraise=True,
+        )(what)
+        try:
+            return attempt(self, *args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise StoreError(
+                f"{what.__name__} on {self.url} failed {self.attempts} times: {exc}. Check the store's "
+                "endpoint and credentials (AWS_ENDPOINT_URL, AWS_REGION, ...) and that the bucket exists"
+            ) from None
+
+    return call
+
+
+class ObjectStore:
+    """A prefix of an object store. Safe to share between threads (Arrow's filesystems are)."""
+
+    def __init__(self, url: str, *, attempts: int = ATTEMPTS) -> None:
+        from pyarrow import fs as pafs
+
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in SCHEMES:
+            raise ConfigError(
+                f"HOOP_DATA_DIR {redact(url)!r}: the scheme {scheme!r} is not one of "
+                f"{', '.join(s + '://' for s in SCHEMES)}; give a local path or one of those URLs"
+            )
+        self.url = redact(url).rstrip("/")
+        self.attempts = attempts
+        try:
+            filesystem, root = pafs.FileSystem.from_uri(url)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"HOOP_DATA_DIR {self.url!r} cannot be opened: {exc}") from None
+        self.fs: pafs.FileSystem = filesystem
+        self.root = root.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"ObjectStore({self.url!r})"
+
+    def path(self, key: str) -> str:
+        return f"{self.root}/{key}" if key else self.root
+
+    def key(self, path: str) -> str:
+        return path[len(self.root) + 1 :]
+
+    @_retrying
+    def put_file(self, local: Path, key: str, *, atomic: bool = False) -> None:
+        """Upload ``local`` as ``key``; ``atomic``: a reader sees the old object or the new one."""
+        size = local.stat().st_size
+        target = f"{INCOMING}/{uuid.uuid4().hex}-{local.name}" if atomic else key
+        with open(local, "rb") as source, self.fs.open_output_stream(self.path(target)) as out:
+            shutil.copyfileobj(source, out, CHUNK)
+        uploaded = self.fs.get_file_info(self.path(target)).size
+        if uploaded != size:
+            raise OSError(f"{target}: {uploaded} bytes arrived of {size}")
+        if atomic:
+            try:
+                self.fs.copy_file(self.path(target), self.path(key))
+            finally:
+                self.fs.delete_file(self.path(target))
+
+    @_retrying
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with self.fs.open_output_stream(self.path(key)) as out:
+            out.write(data)
+
+    @_retrying
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            with self.fs.open_input_stream(self.path(key)) as source:
+                data: bytes = source.read()
+                return data
+        except FileNotFoundError:
+            return None
+
+    @_retrying
+    def get_file(self, key: str, local: Path) -> bool:
+        """Download ``key`` to ``local`` (written aside, renamed into place); False when absent."""
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
+        try:
+            with self.fs.open_input_stream(self.path(key)) as source, open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out, CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+        except FileNotFoundError:
+            tmp.unlink(missing_ok=True)
+            return False
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, local)
+        return True
+
+    @_retrying
+    def info(self, key: str) -> ObjectInfo | None:
+        from pyarrow import fs as pafs
+
+        found = self.fs.get_file_info(self.path(key))
+        if found.type != pafs.FileType.File:
+            return None
+        return ObjectInfo(key, found.size or 0, found.mtime_ns or 0)
+
+    @_retrying
+    def list(self, prefix: str) -> dict[str, ObjectInfo]:
+        """Every object under ``prefix`` (recursively), by key."""
+        from pyarrow import fs as pafs
+
+        selector = pafs.FileSelector(self.path(prefix.rstrip("/")), recursive=True, allow_not_found=True)
+        found = {}
+        for item in self.fs.get_file_info(selector):
+            if item.type == pafs.FileType.File:
+                key = self.key(item.path)
+                found[key] = ObjectInfo(key, item.size or 0, item.mtime_ns or 0)
+        return found
+
+    @_retrying
+    def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            try:
+                self.fs.delete_file(self.path(key))
+            except FileNotFoundError:
+                continue
+
+
+@functools.lru_cache(maxsize=8)
+def open_store(url: str) -> ObjectStore:
+    """One store object per URL and process (Arrow keeps its connections in it)."""
+    return ObjectStore(url)
