@@ -225,12 +225,11 @@ def _day_state(settings: Settings, day: date) -> Path:
 
 
 def publish_day(settings: Settings, day: date) -> None:
-    """Raw file, lake files and the tamper-evidence manifests of a day just built."""
+    """Raw file and lake files of a day just built."""
     if settings.store is None:
         return
     publish_raw(settings, day)
     publish_lake(settings, day)
-    push_day_records(settings, day)
 
 
 def publish_raw(settings: Settings, day: date) -> None:

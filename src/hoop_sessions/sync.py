@@ -106,7 +106,15 @@ async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
 
 
 def load_day(settings: Settings, day: date) -> dict[str, int]:
-    """Lake files of a day into the warehouse, waiting for readers to let go of the file."""
+    """Lake files of a day into the warehouse, waiting for readers to let go of the file.
+
+    The day's tamper-evidence manifest is recorded here, by the one writer at a time, so that the
+    chain stays whole when different workers build different days at once.
+    """
+    from hoop_sessions import manifest
+
+    manifest.record_day(settings.data_dir, day)
+    mirror.push_day_records(settings, day)
     header = read_header(settings.raw_dir, day)
     with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
         counts = warehouse.load_day(con, settings.lake_dir, day)
@@ -182,14 +190,12 @@ def build_and_load(
 
 
 def build_and_record(settings: Settings, day: date) -> BuildResult:
-    """Raw file into lake files, then the day's tamper-evidence manifest."""
+    """Raw file into lake files (the day's manifest is recorded by its load, ``load_day``)."""
     # Imported here: building (Arrow, Parquet) runs in the worker process; the process that
     # reads hoop never needs it when a worker builds.
-    from hoop_sessions import manifest
     from hoop_sessions.build import build_day
 
     built = build_day(settings.raw_dir, settings.lake_dir, day)
-    manifest.record_day(settings.data_dir, day)
     record_built(Ledger(settings.data_dir), day, built.final_from)
     mirror.publish_day(settings, day)  # with an object store: the day's files, its commit last
     return built
