@@ -290,7 +290,7 @@ def status(start: date | None, end: date | None) -> None:
     from hoop_sessions.sync import incomplete_days
 
     settings = Settings.from_env()
-    mirror.hydrate(settings)  # with an object store: its ledger
+    mirror.hydrate(settings, warehouse=False)  # with an object store: its ledger
     now = datetime.now(UTC)
     first = start or first_day(settings, now.date())
     last = end or last_closed_day(now, timedelta(minutes=settings.close_margin_minutes))
@@ -340,7 +340,7 @@ def verify(start: date, end: date) -> None:
     from hoop_sessions.windows import days_between
 
     settings = Settings.from_env()
-    mirror.hydrate(settings)  # with an object store: its manifests, and the files they name
+    mirror.hydrate(settings, warehouse=False)  # with an object store: its manifests, and the files they name
     mirror.pull_days(settings, days_between(start, end), lake=True)
     checked, findings = verify_days(settings.data_dir, start, end)
     for finding in findings:

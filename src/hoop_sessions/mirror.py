@@ -79,8 +79,10 @@ def _store(settings: Settings) -> ObjectStore | None:
 # --- a run's start -------------------------------------------------------------------------------
 
 
-def hydrate(settings: Settings) -> None:
-    """Pull what the store has newer than this working directory; restore the warehouse."""
+def hydrate(settings: Settings, *, warehouse: bool = True) -> None:
+    """Pull what the store has newer than this working directory; with ``warehouse`` (the
+    writers), also the newest warehouse, restored or, when the store has none, rebuilt from the
+    lake."""
     store = _store(settings)
     if store is None:
         return
@@ -88,14 +90,15 @@ def hydrate(settings: Settings) -> None:
     objects: dict[str, ObjectInfo] = {}
     for prefix in PULLED_TREES:
         objects.update(store.list(prefix))
-    # Also the ledger's first_day.json, which lives in ledger/ (listed above).
     todo = [obj for obj in objects.values() if _newer(obj, settings.data_dir / obj.key)]
     _pull_all(store, settings.data_dir, todo)
-    restored = restore_warehouse(settings)
+    restored = warehouse and restore_warehouse(settings)
     log.info(
         "%s: %d file(s) of the ledger and manifests pulled%s in %.1f s",
         store.url, len(todo), ", warehouse restored" if restored else "", time.monotonic() - started,
     )
+    if warehouse and not settings.load_path.exists():
+        rebuild_warehouse(settings)
 
 
 def _newer(obj: ObjectInfo, local: Path) -> bool:
@@ -155,6 +158,29 @@ def _parse(data: bytes | None) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def rebuild_warehouse(settings: Settings) -> list[date]:
+    """A warehouse made from the store's lake, when the store has lake commits but no warehouse
+    (it was removed, or never published): every committed day is pulled and loaded."""
+    days = committed_days(settings)
+    if not days:
+        return []
+    from hoop_sessions import warehouse as duck
+    from hoop_sessions.ledger import Ledger, record_loaded
+    from hoop_sessions.raw import header_stamp, read_header
+
+    started = time.monotonic()
+    log.warning("%s has no warehouse.duckdb: rebuilding it from the lake's %d day(s)", settings.data_location, len(days))
+    pull_days(settings, days, lake=True)
+    ledger = Ledger(settings.data_dir)
+    with duck.connect(settings.load_path, lock_timeout=settings.lock_timeout_seconds) as con:
+        for day in days:
+            duck.load_day(con, settings.lake_dir, day)
+            header = read_header(settings.raw_dir, day)
+            record_loaded(ledger, day, header_stamp(header) if header else None)
+    log.info("warehouse rebuilt from %d day(s) of the lake in %.1f s", len(days), time.monotonic() - started)
+    return days
 
 
 def committed_days(settings: Settings, kind: str = "lake") -> list[date]:

@@ -99,7 +99,7 @@ def plan_read(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
     its raw file."""
     days = sorted(days)
     plan = Plan()
-    mirror.hydrate(settings)  # with an object store: its ledger, in a fresh worker
+    mirror.hydrate(settings, warehouse=False)  # with an object store: its ledger, in a fresh worker
     if redo or not days:
         plan.todo = days
         return plan

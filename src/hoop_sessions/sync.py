@@ -429,7 +429,7 @@ async def extract_days_async(
     settings.ensure_data_dir()
     with writer_lock(settings.data_dir, what=f"read of {len(days)} day(s) from hoop",
                      timeout=settings.lock_timeout_seconds):
-        mirror.hydrate(settings)
+        mirror.hydrate(settings, warehouse=False)
         done, failed = await _extract_days(settings, days, progress=progress, reuse=reuse)
         # With an object store: the raw files read, for the build in whatever worker runs it next.
         for day in sorted(done):
@@ -496,7 +496,7 @@ def backfill_days(
     With ``resume`` a rerun after a failure does not redo days that are done (listed completely
     and settled, every session read and final); ``resume=False`` redoes every day.
     """
-    mirror.hydrate(settings)  # the ledger of the store, in a fresh container
+    mirror.hydrate(settings, warehouse=False)  # the ledger of the store, in a fresh container
     return plan_days(settings, first=start, last=end, now=now or datetime.now(UTC), redo=not resume)
 
 
@@ -504,6 +504,6 @@ def nightly_days(settings: Settings, *, now: datetime | None = None) -> SyncPlan
     """The nightly set: every day from the first partition day to the last closed one that the
     ledger does not call done, whatever its age (see ``plan.py``)."""
     now = now or datetime.now(UTC)
-    mirror.hydrate(settings)  # the ledger of the store, in a fresh container
+    mirror.hydrate(settings, warehouse=False)  # the ledger of the store, in a fresh container
     record_first_day(settings, now.date())
     return nightly_plan(settings, now=now)
