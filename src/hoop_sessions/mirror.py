@@ -216,7 +216,7 @@ def pull_days(settings: Settings, days: Iterable[date], *, lake: bool = False) -
         wanted: dict[str, tuple[dict[str, Any], Path]] = {}
         raw_commit = _parse(store.get_bytes(commit_key(day, "raw")))
         if raw_commit is not None:
-            wanted["raw"] = (raw_commit, raw_path(settings.raw_dir, day))
+            wanted["raw"] = (raw_commit["raw"], raw_path(settings.raw_dir, day))
         lake_commit = _parse(store.get_bytes(commit_key(day))) if lake else None
         if lake_commit is not None:
             for table, entry in lake_commit["tables"].items():
