@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hoop_sessions import warehouse
+from hoop_sessions import published
 from hoop_sessions.compliance import (
     ParameterValueError,
     Rule,
@@ -133,21 +133,19 @@ def _usage_errors() -> Iterator[None]:
 @contextmanager
 def _read_only_warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
     settings = Settings.from_env()
-    path = settings.warehouse_path
-    if not path.is_file():
+    where = published.location(settings)
+    if not published.exists(settings):
         raise click.ClickException(
-            f"no warehouse at {path}: run a sync first (hoop-sessions backfill --start YYYY-MM-DD "
+            f"no warehouse at {where}: run a sync first (hoop-sessions backfill --start YYYY-MM-DD "
             "--end YYYY-MM-DD, or hoop-sessions demo), or set HOOP_DATA_DIR to the data directory "
             "that holds warehouse.duckdb"
         )
     try:
-        with warehouse.connect(
-            path, read_only=True, lock_timeout=settings.lock_timeout_seconds
-        ) as con:
+        with published.connect(settings) as con:
             yield con
     except duckdb.CatalogException as exc:
         raise click.ClickException(
-            f"{path} lacks a table the rules need ({exc}); run a sync to create and fill it"
+            f"{where} lacks a table the rules need ({exc}); run a sync to create and fill it"
         ) from None
     except HoopSessionsError as exc:
         raise click.ClickException(str(exc)) from None

@@ -284,11 +284,13 @@ def sync() -> None:
 def status(start: date | None, end: date | None) -> None:
     """What the sync ledger still has open: days to read, sessions not read or not final."""
 
+    from hoop_sessions import mirror
     from hoop_sessions.ledger import Ledger
     from hoop_sessions.plan import first_day, last_closed_day, plan_days
     from hoop_sessions.sync import incomplete_days
 
     settings = Settings.from_env()
+    mirror.hydrate(settings, warehouse=False)  # with an object store: its ledger
     now = datetime.now(UTC)
     first = start or first_day(settings, now.date())
     last = end or last_closed_day(now, timedelta(minutes=settings.close_margin_minutes))
@@ -311,13 +313,15 @@ def status(start: date | None, end: date | None) -> None:
 @friendly_errors
 def rebuild(start: date, end: date) -> None:
     """Re-flatten and reload days from the raw files, without calling hoop."""
+    from hoop_sessions import mirror
     from hoop_sessions.raw import raw_days
     from hoop_sessions.sync import rebuild_day
 
     settings = Settings.from_env()
-    days = [d for d in raw_days(settings.raw_dir) if start <= d <= end]
+    available = mirror.committed_days(settings, "raw") if settings.data_url else raw_days(settings.raw_dir)
+    days = [d for d in available if start <= d <= end]
     if not days:
-        raise click.ClickException(f"no raw files between {start} and {end} in {settings.raw_dir}")
+        raise click.ClickException(f"no raw files between {start} and {end} in {settings.data_location}")
     for day in days:
         built = rebuild_day(settings, day).build
         assert built is not None  # a rebuild always builds
@@ -331,14 +335,18 @@ def rebuild(start: date, end: date) -> None:
 @friendly_errors
 def verify(start: date, end: date) -> None:
     """Recompute the SHA-256 of every raw and lake file and the manifest chain; report changes."""
+    from hoop_sessions import mirror
     from hoop_sessions.manifest import verify as verify_days
+    from hoop_sessions.windows import days_between
 
     settings = Settings.from_env()
+    mirror.hydrate(settings, warehouse=False)  # with an object store: its manifests, and the files they name
+    mirror.pull_days(settings, days_between(start, end), lake=True)
     checked, findings = verify_days(settings.data_dir, start, end)
     for finding in findings:
         click.echo(f"{finding.day}: {finding.problem}")
     if not checked:
-        raise click.ClickException(f"no manifests between {start} and {end} in {settings.data_dir}")
+        raise click.ClickException(f"no manifests between {start} and {end} in {settings.data_location}")
     if findings:
         raise click.ClickException(f"{len(findings)} change(s) found in {len(checked)} day(s)")
     click.echo(f"{len(checked)} day(s) verified: every file matches its manifest, the chain is intact")

@@ -155,6 +155,11 @@ class Settings:
         return self.data_dir / "warehouse.duckdb"
 
     @property
+    def load_path(self) -> Path:
+        """The writer's DuckDB file; analysts read the copy published at ``warehouse_path``."""
+        return self.data_dir / ".writer" / "warehouse.duckdb"
+
+    @property
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"
 

@@ -221,7 +221,10 @@ _RENDER: dict[str, Callable[[schema.Table, str], str]] = {
 def ddl_command(dialect: str, location: str | None) -> None:
     """Print the table definitions that let another engine read the Parquet lake in place."""
     try:
-        where = location or default_location(Settings.from_env().lake_dir, dialect)
+        settings = Settings.from_env()
+        # With an object store the lake is under its URL; engines read s3:// (and gs://) there.
+        store_lake = f"{settings.data_location}/lake" if settings.data_url else None
+        where = location or store_lake or default_location(settings.lake_dir, dialect)
     except HoopSessionsError as exc:  # a malformed setting of the environment
         raise click.ClickException(str(exc)) from None
     if dialect == "athena" and not where.startswith("s3://"):

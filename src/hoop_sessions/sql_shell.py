@@ -24,7 +24,7 @@ from typing import Any
 import click
 import duckdb
 
-from hoop_sessions import warehouse
+from hoop_sessions import published, warehouse
 from hoop_sessions.analyst_cli import FORMAT, FORMATS, VERTICAL, print_rows
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
@@ -51,7 +51,7 @@ class Rows:
     rows: list[tuple[Any, ...]]
 
 
-def missing_warehouse(path: Path) -> str:
+def missing_warehouse(path: Path | str) -> str:
     return (
         f"no warehouse at {path}: run a sync first (hoop-sessions backfill --start YYYY-MM-DD "
         "--end YYYY-MM-DD, or hoop-sessions demo), or set HOOP_DATA_DIR to the data directory "
@@ -67,16 +67,22 @@ def one_line(exc: BaseException) -> str:
 
 
 def run_sql(
-    path: Path, sql: str, *, lock_timeout: float = 300.0, params: Sequence[object] = ()
+    target: Path | Settings, sql: str, *, lock_timeout: float = 300.0, params: Sequence[object] = ()
 ) -> Rows:
     """Run ``sql`` on a read-only connection opened for it and closed before returning.
 
-    A load holding the file is waited for (up to ``lock_timeout``), as by every reader.
+    ``target`` is a warehouse file, or the settings whose published warehouse is read (a local
+    file, or one attached from the object store). A load holding a local file is waited for (up to
+    ``lock_timeout``), as by every reader.
     """
-    if not path.is_file():
-        raise SqlError(missing_warehouse(path))
+    if isinstance(target, Path) and not target.is_file():
+        raise SqlError(missing_warehouse(target))
     try:
-        with warehouse.connect(path, read_only=True, lock_timeout=lock_timeout) as con:
+        opened = (
+            published.connect(target) if isinstance(target, Settings)
+            else warehouse.connect(target, read_only=True, lock_timeout=lock_timeout)
+        )
+        with opened as con:
             cursor = con.execute(sql, list(params)) if params else con.execute(sql)
             if cursor.description is None:
                 return Rows((), [])
@@ -122,7 +128,7 @@ def statement_complete(text: str) -> bool:
 class Shell:
     """The interactive (or piped) SQL shell; ``echo_error`` prints one line to standard error."""
 
-    def __init__(self, path: Path, *, lock_timeout: float, fmt: str, vertical: bool) -> None:
+    def __init__(self, path: Path | Settings, *, lock_timeout: float, fmt: str, vertical: bool) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
         self.fmt = fmt
@@ -236,7 +242,8 @@ def _interactive(shell: Shell) -> None:
     if readline is not None:
         with contextlib.suppress(OSError):  # no history yet
             readline.read_history_file(history)
-    click.echo(f"hoop-sessions sql on {shell.path} (read-only). .help for help; .quit to leave.")
+    where = published.location(shell.path) if isinstance(shell.path, Settings) else shell.path
+    click.echo(f"hoop-sessions sql on {where} (read-only). .help for help; .quit to leave.")
 
     def lines() -> Iterable[str]:
         while True:
@@ -273,9 +280,9 @@ def sql_command(statement: str | None, fmt: str, vertical: bool) -> None:
     it after, so a load never waits for the shell.
     """
     settings = Settings.from_env()
-    path = settings.warehouse_path
-    if not path.is_file():
-        raise click.ClickException(missing_warehouse(path))
+    if not published.exists(settings):
+        raise click.ClickException(missing_warehouse(published.location(settings)))
+    path: Path | Settings = settings if settings.data_url else settings.warehouse_path
     if statement is not None:
         try:
             result = run_sql(path, statement, lock_timeout=settings.lock_timeout_seconds)

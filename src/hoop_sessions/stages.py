@@ -28,7 +28,7 @@ import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hoop_sessions import lake, raw, warehouse
+from hoop_sessions import lake, mirror, raw, warehouse
 from hoop_sessions.config import Settings
 from hoop_sessions.ledger import Ledger
 from hoop_sessions.plan import plan_days
@@ -99,6 +99,7 @@ def plan_read(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
     its raw file."""
     days = sorted(days)
     plan = Plan()
+    mirror.hydrate(settings, warehouse=False)  # with an object store: its ledger, in a fresh worker
     if redo or not days:
         plan.todo = days
         return plan
@@ -133,7 +134,9 @@ def _parse_stamp(text: str | None) -> Stamp | None:
 
 def plan_build(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
     plan = Plan()
-    for day in sorted(days):
+    days = sorted(days)
+    mirror.pull_days(settings, days)  # with an object store: the raw files another worker read
+    for day in days:
         read = raw_stamp(settings, day)
         if read is None:
             plan.missing[day] = f"no readable raw file at {raw.raw_path(settings.raw_dir, day)}"
@@ -147,6 +150,10 @@ def plan_build(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
 def plan_load(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
     days = sorted(days)
     plan = Plan()
+    # With an object store: the newest warehouse and manifests (loads take turns in the
+    # hoop_warehouse pool), and the lake files other workers built.
+    mirror.hydrate(settings)
+    mirror.pull_days(settings, days, lake=True)
     held = warehouse_days(settings, days[0], days[-1]) if days and not redo else {}
     for day in days:
         built = lake_stamp(settings, day)

@@ -113,6 +113,9 @@ class ObjectStore:
             raise ConfigError(f"HOOP_DATA_DIR {self.url!r} cannot be opened: {exc}") from None
         self.fs: pafs.FileSystem = filesystem
         self.root = root.rstrip("/")
+        # A local (file://) store has folders to make; an object store has none (and an empty
+        # "folder" object there would only be clutter).
+        self._folders = isinstance(filesystem, pafs.LocalFileSystem)
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -123,31 +126,38 @@ class ObjectStore:
     def key(self, path: str) -> str:
         return path[len(self.root) + 1 :]
 
+    def _writable(self, key: str) -> str:
+        path = self.path(key)
+        if self._folders:
+            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        return path
+
     @_retrying
     def put_file(self, local: Path, key: str, *, atomic: bool = False) -> None:
         """Upload ``local`` as ``key``; ``atomic``: a reader sees the old object or the new one."""
         size = local.stat().st_size
         target = f"{INCOMING}/{uuid.uuid4().hex}-{local.name}" if atomic else key
-        with open(local, "rb") as source, self.fs.open_output_stream(self.path(target)) as out:
+        # compression=None: Arrow would otherwise gzip a key ending in .gz on the way.
+        with open(local, "rb") as source, self.fs.open_output_stream(self._writable(target), compression=None) as out:
             shutil.copyfileobj(source, out, CHUNK)
         uploaded = self.fs.get_file_info(self.path(target)).size
         if uploaded != size:
             raise OSError(f"{target}: {uploaded} bytes arrived of {size}")
         if atomic:
             try:
-                self.fs.copy_file(self.path(target), self.path(key))
+                self.fs.copy_file(self.path(target), self._writable(key))
             finally:
                 self.fs.delete_file(self.path(target))
 
     @_retrying
     def put_bytes(self, key: str, data: bytes) -> None:
-        with self.fs.open_output_stream(self.path(key)) as out:
+        with self.fs.open_output_stream(self._writable(key), compression=None) as out:
             out.write(data)
 
     @_retrying
     def get_bytes(self, key: str) -> bytes | None:
         try:
-            with self.fs.open_input_stream(self.path(key)) as source:
+            with self.fs.open_input_stream(self.path(key), compression=None) as source:
                 data: bytes = source.read()
                 return data
         except FileNotFoundError:
@@ -159,7 +169,7 @@ class ObjectStore:
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
         try:
-            with self.fs.open_input_stream(self.path(key)) as source, open(tmp, "wb") as out:
+            with self.fs.open_input_stream(self.path(key), compression=None) as source, open(tmp, "wb") as out:
                 shutil.copyfileobj(source, out, CHUNK)
                 out.flush()
                 os.fsync(out.fileno())

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from hoop_sessions import warehouse, windows
+from hoop_sessions import mirror, warehouse, windows
 from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
@@ -106,7 +106,15 @@ async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
 
 
 def load_day(settings: Settings, day: date) -> dict[str, int]:
-    """Lake files of a day into the warehouse, waiting for readers to let go of the file."""
+    """Lake files of a day into the warehouse, waiting for readers to let go of the file.
+
+    The day's tamper-evidence manifest is recorded here, by the one writer at a time, so that the
+    chain stays whole when different workers build different days at once.
+    """
+    from hoop_sessions import manifest
+
+    manifest.record_day(settings.data_dir, day)
+    mirror.push_day_records(settings, day)
     header = read_header(settings.raw_dir, day)
     with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
         counts = warehouse.load_day(con, settings.lake_dir, day)
@@ -182,15 +190,14 @@ def build_and_load(
 
 
 def build_and_record(settings: Settings, day: date) -> BuildResult:
-    """Raw file into lake files, then the day's tamper-evidence manifest."""
+    """Raw file into lake files (the day's manifest is recorded by its load, ``load_day``)."""
     # Imported here: building (Arrow, Parquet) runs in the worker process; the process that
     # reads hoop never needs it when a worker builds.
-    from hoop_sessions import manifest
     from hoop_sessions.build import build_day
 
     built = build_day(settings.raw_dir, settings.lake_dir, day)
-    manifest.record_day(settings.data_dir, day)
     record_built(Ledger(settings.data_dir), day, built.final_from)
+    mirror.publish_day(settings, day)  # with an object store: the day's files, its commit last
     return built
 
 
@@ -235,8 +242,11 @@ def rebuild_day(settings: Settings, day: date) -> DayResult:
     """Re-flatten and reload a day from its raw file, without calling hoop."""
     settings.ensure_data_dir()
     with writer_lock(settings.data_dir, what=f"rebuild of {day}", timeout=settings.lock_timeout_seconds):
+        mirror.hydrate(settings)
+        mirror.pull_days(settings, [day])
         built = build_and_record(settings, day)
         rows = load_day(settings, day)
+        mirror.publish_warehouse(settings, [day])
     return DayResult(day, None, built, rows)
 
 
@@ -256,6 +266,7 @@ async def sync_days_async(
     settings.ensure_data_dir()
     what = f"sync of {len(days)} day(s)" + (f" ({days[0]} .. {days[-1]})" if days else "")
     with writer_lock(settings.data_dir, what=what, timeout=settings.lock_timeout_seconds):
+        mirror.hydrate(settings)  # with an object store: continue where the last run left off
         return await _sync_days(settings, days, progress, now, transport, reuse, relist)
 
 
@@ -315,6 +326,8 @@ async def _sync_days(  # the options of sync_days_async, passed through
                     day, settings.close_margin_minutes, f"{gateway_now:%Y-%m-%d %H:%M:%S} UTC",
                 )
             days = [d for d in days if d not in result.not_closed]
+            if reuse:
+                mirror.pull_days(settings, days)  # the raw files whose unchanged bodies are reused
             previous = previous_days(settings, days, now=now, relist=relist) if reuse else {}
             reads = _read_days(
                 settings, days, client=client, principal=principal, progress=progress, previous=previous
@@ -353,6 +366,7 @@ async def _sync_days(  # the options of sync_days_async, passed through
     result.days.sort(key=lambda d: d.day)
     result.incomplete = incomplete_days(ledger, [d.day for d in result.days])
     refresh_ledger_tables(settings)
+    mirror.publish_warehouse(settings, days)
     return result
 
 
@@ -415,7 +429,13 @@ async def extract_days_async(
     settings.ensure_data_dir()
     with writer_lock(settings.data_dir, what=f"read of {len(days)} day(s) from hoop",
                      timeout=settings.lock_timeout_seconds):
-        return await _extract_days(settings, days, progress=progress, reuse=reuse)
+        mirror.hydrate(settings, warehouse=False)
+        done, failed = await _extract_days(settings, days, progress=progress, reuse=reuse)
+        # With an object store: the raw files read, for the build in whatever worker runs it next.
+        for day in sorted(done):
+            await asyncio.to_thread(mirror.publish_raw, settings, day)
+        mirror.push_ledger(settings, days)
+        return done, failed
 
 
 async def _extract_days(
@@ -437,6 +457,8 @@ async def _extract_days(
     failed: dict[date, str] = {}
     days = sorted(set(days))
     ledger = Ledger(settings.data_dir)
+    if reuse:
+        mirror.pull_days(settings, days)
     previous = previous_days(settings, days, now=datetime.now(UTC)) if reuse else {}
     async with HoopClient(settings) as client:
         principal = await preflight(client, settings)
@@ -474,6 +496,7 @@ def backfill_days(
     With ``resume`` a rerun after a failure does not redo days that are done (listed completely
     and settled, every session read and final); ``resume=False`` redoes every day.
     """
+    mirror.hydrate(settings, warehouse=False)  # the ledger of the store, in a fresh container
     return plan_days(settings, first=start, last=end, now=now or datetime.now(UTC), redo=not resume)
 
 
@@ -481,5 +504,6 @@ def nightly_days(settings: Settings, *, now: datetime | None = None) -> SyncPlan
     """The nightly set: every day from the first partition day to the last closed one that the
     ledger does not call done, whatever its age (see ``plan.py``)."""
     now = now or datetime.now(UTC)
+    mirror.hydrate(settings, warehouse=False)  # the ledger of the store, in a fresh container
     record_first_day(settings, now.date())
     return nightly_plan(settings, now=now)
