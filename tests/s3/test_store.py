@@ -72,6 +72,26 @@ def test_a_file_larger_than_one_upload_part_comes_back_identical(
     assert not [p.name for p in back.parent.iterdir() if p.name != back.name]  # no temporary left
 
 
+def test_a_key_ending_in_gz_holds_exactly_the_bytes_given(
+    store: ObjectStore, s3_server: S3Server, s3_url: str, tmp_path: Path
+) -> None:
+    # Arrow compresses or decompresses by the key's extension unless told not to: a raw file
+    # (already gzipped) must arrive as it is, for other readers of the store as for this one.
+    data = b"\x1f\x8b" + os.urandom(2000)
+    local = tmp_path / "sessions.ndjson.gz"
+    local.write_bytes(data)
+    store.put_file(local, "raw/start_day=2026-11-01/sessions-0123456789abcdef.ndjson.gz")
+    store.put_bytes("raw/other.ndjson.gz", data)
+    bucket, prefix = bucket_and_prefix(s3_url)
+    client = s3_server.client()
+    for key in ("raw/start_day=2026-11-01/sessions-0123456789abcdef.ndjson.gz", "raw/other.ndjson.gz"):
+        assert client.get_object(Bucket=bucket, Key=f"{prefix}/{key}")["Body"].read() == data
+        assert store.get_bytes(key) == data
+    back = tmp_path / "back.gz"
+    assert store.get_file("raw/other.ndjson.gz", back)
+    assert back.read_bytes() == data
+
+
 def test_a_downloaded_file_replaces_an_older_local_copy(store: ObjectStore, tmp_path: Path) -> None:
     store.put_bytes("warehouse.duckdb", b"new content")
     local = tmp_path / "work" / "warehouse.duckdb"
