@@ -25,6 +25,7 @@ from hoop_sessions.lake import table_path
 from hoop_sessions.snapshot import wal_path
 from hoop_sessions.sync import backfill_days, nightly_days, sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for
+from tests.integration.test_backfill import run_cli
 
 SERVED_DAYS = 6
 # Small: a load that waited for the analyst's lock would fail within two seconds instead of
@@ -151,6 +152,39 @@ def test_an_analyst_held_open_through_a_backfill_and_a_nightly_sync_blocks_neith
     assert list(seen) == [day_text(i) for i in range(SERVED_DAYS)]
     assert {day: seen[day] for day in after_backfill} == after_backfill
     assert seen == days_in(settings.load_path)  # the run's every load, published whole
+    analyst.close()
+
+
+def test_the_backfill_command_with_an_analyst_held_open_publishes_its_days_with_their_findings(
+    gateway_factory, analyst_factory, tmp_path
+):
+    gateway = gateway_factory(days=4, sessions_per_day=30, seed=12)
+    data_dir = tmp_path / "data"
+    settings = Settings(data_dir=data_dir)
+    env = {"HOOP_WAREHOUSE_LOCK_TIMEOUT": str(LOCK_TIMEOUT)}
+    first = run_cli("backfill", "--start", day_text(0), "--end", day_text(0),
+                    gateway=gateway, data_dir=data_dir, extra_env=env)
+    assert first.returncode == 0, first.stderr
+    analyst = analyst_factory(settings.warehouse_path)
+    before = analyst.days()
+
+    done = run_cli("backfill", "--start", day_text(1), "--end", day_text(3),
+                   gateway=gateway, data_dir=data_dir, extra_env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert "is locked by" not in done.stderr
+    assert analyst.days() == before
+    analyst.reconnect()
+    assert list(analyst.days()) == [day_text(i) for i in range(4)]
+    findings = "SELECT rule, session_id, found_at FROM compliance_findings ORDER BY ALL"
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        published = con.execute(findings).fetchall()
+        new_days = con.execute(
+            "SELECT count(*) FROM compliance_findings WHERE start_day > ?", [FIRST_DAY]
+        ).fetchone()
+    with duckdb.connect(str(settings.load_path), read_only=True) as con:
+        assert published == con.execute(findings).fetchall()  # the refresh was published
+    assert new_days is not None and new_days[0] > 0
     analyst.close()
 
 
