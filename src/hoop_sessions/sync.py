@@ -106,7 +106,7 @@ async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
 
 
 def load_day(settings: Settings, day: date) -> dict[str, int]:
-    """Lake files of a day into the warehouse, waiting for readers to let go of the file."""
+    """Lake files of a day into the writer's copy of the warehouse, waiting for another writer."""
     header = read_header(settings.raw_dir, day)
     with snapshot.connect_writer(settings) as con:
         counts = warehouse.load_day(con, settings.lake_dir, day)
