@@ -106,7 +106,7 @@ async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
 
 
 def load_day(settings: Settings, day: date) -> dict[str, int]:
-    """Lake files of a day into the warehouse, waiting for readers to let go of the file.
+    """Lake files of a day into the writer's copy of the warehouse, waiting for another writer.
 
     The day's tamper-evidence manifest is recorded here, by the one writer at a time, so that the
     chain stays whole when different workers build different days at once.

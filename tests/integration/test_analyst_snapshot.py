@@ -22,7 +22,7 @@ import pytest
 
 from hoop_sessions.config import Settings
 from hoop_sessions.lake import table_path
-from hoop_sessions.snapshot import wal_path
+from hoop_sessions.snapshot import publish, wal_path
 from hoop_sessions.sync import backfill_days, nightly_days, sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for
 from tests.integration.test_backfill import run_cli
@@ -50,6 +50,15 @@ ANALYST = textwrap.dedent("""
             ).fetchall()
             print(orjson.dumps(dict(rows)).decode(), flush=True)
     con.close()
+""")
+
+
+# A writer that commits and dies without closing: the commit is in the write-ahead log only.
+KILLED_WRITER = textwrap.dedent("""
+    import os, sys, duckdb
+    con = duckdb.connect(sys.argv[1])
+    con.execute("CREATE TABLE committed_before_the_kill AS SELECT 42 AS answer")
+    os._exit(0)
 """)
 
 
@@ -199,13 +208,7 @@ def test_a_data_directory_with_only_the_published_file_keeps_its_days_and_its_la
     for leftover in settings.load_path.parent.iterdir():
         leftover.unlink()
     settings.load_path.parent.rmdir()
-    killed_writer = textwrap.dedent("""
-        import os, sys, duckdb
-        con = duckdb.connect(sys.argv[1])
-        con.execute("CREATE TABLE committed_before_the_kill AS SELECT 42 AS answer")
-        os._exit(0)
-    """)
-    subprocess.run([sys.executable, "-c", killed_writer, str(settings.warehouse_path)], check=True)
+    subprocess.run([sys.executable, "-c", KILLED_WRITER, str(settings.warehouse_path)], check=True)
     assert wal_path(settings.warehouse_path).exists()
     first = days_in(settings.warehouse_path)
 
@@ -241,9 +244,25 @@ def test_a_run_with_a_day_that_fails_to_build_publishes_the_days_it_completed(
     assert published == days_in(settings.load_path)
 
 
-def test_publishing_before_anything_was_loaded_makes_no_warehouse(tmp_path: Path) -> None:
-    from hoop_sessions.snapshot import publish
+def test_a_publish_after_a_writer_was_killed_carries_its_last_commit_and_leaves_no_log(
+    gateway_factory, tmp_path
+):
+    gateway = gateway_factory(days=1, sessions_per_day=10, seed=4)
+    settings = settings_of(gateway, tmp_path)
+    assert sync_days(settings, [FIRST_DAY], now=NOW).ok
+    subprocess.run([sys.executable, "-c", KILLED_WRITER, str(settings.load_path)], check=True)
+    assert wal_path(settings.load_path).exists()
 
+    result = publish(settings)
+
+    assert result is not None and result.bytes == settings.warehouse_path.stat().st_size
+    assert not wal_path(settings.load_path).exists()
+    assert not wal_path(settings.warehouse_path).exists()
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        assert con.execute("SELECT answer FROM committed_before_the_kill").fetchall() == [(42,)]
+
+
+def test_publishing_before_anything_was_loaded_makes_no_warehouse(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     assert publish(settings) is None
     assert not settings.warehouse_path.exists()
