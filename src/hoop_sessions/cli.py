@@ -252,10 +252,9 @@ def backfill(start: date, end: date, redo: bool) -> None:
     settings = Settings.from_env()
     settings.require_api()
     plan = backfill_days(settings, start, end, resume=not redo)
-    result = _sync(settings, plan.days, reuse=not redo, relist=plan.relist)
+    # Findings are refreshed in the run, when a day's rows changed, before its one publish.
+    result = _sync(settings, plan.days, reuse=not redo, relist=plan.relist, findings=True)
     result.skipped = plan.done
-    if any(day.build is not None for day in result.days):
-        _refresh_findings(settings)  # findings change only when a day's rows did
     _report(result)
 
 
@@ -273,10 +272,8 @@ def sync() -> None:
         + "".join(f"\n  {t.day}: {t.reason}" for t in plan.todo),
         err=True,
     )
-    result = _sync(settings, plan.days, relist=plan.relist)
+    result = _sync(settings, plan.days, relist=plan.relist, findings=True)
     result.left = plan.left
-    if any(day.build is not None for day in result.days):
-        _refresh_findings(settings)  # findings change only when a day's rows did
     _report(result)
 
 

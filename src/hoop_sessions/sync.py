@@ -274,9 +274,14 @@ async def sync_days_async(
     transport: Any = None,
     reuse: bool = True,
     relist: Collection[date] | None = None,
+    findings: bool = False,
 ) -> RunResult:
     """``_sync_days`` under the data directory's writer lock: a run of the command line and a
-    Dagster run on the same data directory take turns, and the one that waits says why."""
+    Dagster run on the same data directory take turns, and the one that waits says why.
+
+    With ``findings`` the compliance findings are refreshed when a day's rows changed, before the
+    run's one publish: analysts never see new days beside old findings, and the warehouse is
+    copied (and, with an object store, uploaded) once."""
     days = sorted(set(days))
     settings.ensure_data_dir()
     what = f"sync of {len(days)} day(s)" + (f" ({days[0]} .. {days[-1]})" if days else "")
@@ -288,6 +293,11 @@ async def sync_days_async(
             # Each day's load is its own transaction: the days loaded before the failure stand.
             publish_warehouse(settings, days)
             raise
+        if findings and any(day.build is not None for day in result.days):
+            from hoop_sessions.compliance import refresh_findings
+
+            with snapshot.connect_writer(settings) as con:
+                refresh_findings(con)
         publish_warehouse(settings, days)
         return result
 
