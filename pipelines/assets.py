@@ -35,7 +35,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from hoop_sessions import schema, sync
+from hoop_sessions import schema, snapshot, sync
 from hoop_sessions import warehouse as duckdb_warehouse
 from hoop_sessions.compliance import refresh_findings
 from hoop_sessions.config import Settings
@@ -114,6 +114,13 @@ def _writing(settings: Settings, what: str) -> AbstractContextManager[None]:
     """The data directory's writer lock, per day: a command-line run on the same data directory
     takes turns with this run's steps."""
     return writer_lock(settings.data_dir, what=what, timeout=settings.lock_timeout_seconds)
+
+
+def _published(context: AssetExecutionContext, result: snapshot.PublishResult | None) -> None:
+    if result is not None:
+        context.log.info(
+            f"published {result.path}: {result.bytes / 2**20:.1f} MiB in {result.seconds:.2f} s"
+        )
 
 
 def _outcome(day: date, plan: Plan) -> str:
@@ -289,20 +296,26 @@ def warehouse_tables(
     settings = warehouse.settings()
     days, plan = _plan(context, config, plan_load, settings, "load the warehouse")
     failed = dict(plan.missing)
-    for day in plan.todo:
-        try:
-            with _writing(settings, f"load of {day}"):
-                rows = sync.load_day(settings, day)
-        except HoopSessionsError as exc:
-            failed[day] = str(exc)
-            continue
-        context.log.info(f"{day}: loaded " + ", ".join(f"{n} {t}" for t, n in rows.items()))
-    _fail_if(
-        failed,
-        what="loading the warehouse",
-        done=len(plan.todo) - len(set(failed) - set(plan.missing)),
-    )
-    sync.refresh_ledger_tables(settings)
+    try:
+        for day in plan.todo:
+            try:
+                with _writing(settings, f"load of {day}"):
+                    rows = sync.load_day(settings, day)
+            except HoopSessionsError as exc:
+                failed[day] = str(exc)
+                continue
+            context.log.info(f"{day}: loaded " + ", ".join(f"{n} {t}" for t, n in rows.items()))
+        _fail_if(
+            failed,
+            what="loading the warehouse",
+            done=len(plan.todo) - len(set(failed) - set(plan.missing)),
+        )
+        sync.refresh_ledger_tables(settings)
+    except BaseException:
+        sync.publish_warehouse(settings)  # the days loaded before the failure stand
+        raise
+    _published(context, sync.publish_warehouse(settings))
+    # What analysts read now: the published file.
     with duckdb_warehouse.connect(
         settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
     ) as con:
@@ -350,9 +363,7 @@ def compliance_findings(
     context: AssetExecutionContext, warehouse: WarehouseResource
 ) -> MaterializeResult:
     settings = warehouse.settings()
-    with duckdb_warehouse.connect(
-        settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds
-    ) as con:
+    with snapshot.connect_writer(settings) as con:
         duckdb_warehouse.ensure_schema(con)
         refresh = refresh_findings(con)
         by_severity = dict(
@@ -366,6 +377,7 @@ def compliance_findings(
             "ORDER BY severity, rule, start_day DESC, session_id LIMIT 10"
         ).fetchall()
     context.log.info(f"{refresh.total} finding(s) from {len(refresh.counts)} rule(s)")
+    _published(context, sync.publish_warehouse(settings))
     return MaterializeResult(
         metadata={
             "dagster/row_count": refresh.total,

@@ -218,11 +218,14 @@ def _report(result: Any) -> None:
 
 
 def _refresh_findings(settings: Settings) -> None:
-    from hoop_sessions import warehouse
+    """Findings into the writer's copy, then the warehouse published again with them."""
+    from hoop_sessions import snapshot
     from hoop_sessions.compliance import refresh_findings
+    from hoop_sessions.sync import publish_warehouse
 
-    with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
+    with snapshot.connect_writer(settings) as con:
         refresh_findings(con)
+    publish_warehouse(settings)
 
 
 @main.command()
@@ -249,10 +252,9 @@ def backfill(start: date, end: date, redo: bool) -> None:
     settings = Settings.from_env()
     settings.require_api()
     plan = backfill_days(settings, start, end, resume=not redo)
-    result = _sync(settings, plan.days, reuse=not redo, relist=plan.relist)
+    # Findings are refreshed in the run, when a day's rows changed, before its one publish.
+    result = _sync(settings, plan.days, reuse=not redo, relist=plan.relist, findings=True)
     result.skipped = plan.done
-    if any(day.build is not None for day in result.days):
-        _refresh_findings(settings)  # findings change only when a day's rows did
     _report(result)
 
 
@@ -270,10 +272,8 @@ def sync() -> None:
         + "".join(f"\n  {t.day}: {t.reason}" for t in plan.todo),
         err=True,
     )
-    result = _sync(settings, plan.days, relist=plan.relist)
+    result = _sync(settings, plan.days, relist=plan.relist, findings=True)
     result.left = plan.left
-    if any(day.build is not None for day in result.days):
-        _refresh_findings(settings)  # findings change only when a day's rows did
     _report(result)
 
 
@@ -315,17 +315,22 @@ def rebuild(start: date, end: date) -> None:
     """Re-flatten and reload days from the raw files, without calling hoop."""
     from hoop_sessions import mirror
     from hoop_sessions.raw import raw_days
-    from hoop_sessions.sync import rebuild_day
+    from hoop_sessions.sync import publish_warehouse, rebuild_day
 
     settings = Settings.from_env()
     available = mirror.committed_days(settings, "raw") if settings.data_url else raw_days(settings.raw_dir)
     days = [d for d in available if start <= d <= end]
     if not days:
         raise click.ClickException(f"no raw files between {start} and {end} in {settings.data_location}")
-    for day in days:
-        built = rebuild_day(settings, day).build
-        assert built is not None  # a rebuild always builds
-        click.echo(f"{day}: loaded {built.sessions_loaded}, rejected {built.sessions_rejected}")
+    try:
+        for day in days:
+            # Published once at the end, with the findings: each publish copies the warehouse.
+            built = rebuild_day(settings, day, publish=False).build
+            assert built is not None  # a rebuild always builds
+            click.echo(f"{day}: loaded {built.sessions_loaded}, rejected {built.sessions_rejected}")
+    except BaseException:
+        publish_warehouse(settings)  # the days rebuilt before the failure
+        raise
     _refresh_findings(settings)
 
 

@@ -152,11 +152,13 @@ class Settings:
 
     @property
     def warehouse_path(self) -> Path:
+        """The analysts' file: a read-only snapshot of the warehouse as of the last completed
+        run, replaced as a whole by each publish (``hoop_sessions.snapshot``)."""
         return self.data_dir / "warehouse.duckdb"
 
     @property
     def load_path(self) -> Path:
-        """The writer's DuckDB file; analysts read the copy published at ``warehouse_path``."""
+        """The writer's copy of the warehouse, which loads open read-write; never read by people."""
         return self.data_dir / ".writer" / "warehouse.duckdb"
 
     @property

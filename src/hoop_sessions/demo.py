@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from shlex import quote
 
-from hoop_sessions import warehouse
+from hoop_sessions import snapshot, warehouse
 from hoop_sessions.compliance import get_rule, refresh_findings, run_rule
 from hoop_sessions.config import Secret, Settings
 from hoop_sessions.progress import LogProgress
 from hoop_sessions.simulator import Dataset, SimulatorConfig, serve
-from hoop_sessions.sync import backfill_days, nightly_days, sync_days
+from hoop_sessions.sync import backfill_days, nightly_days, publish_warehouse, sync_days
 from hoop_sessions.windows import days_between
 
 
@@ -45,8 +45,13 @@ def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str
         if failed:
             raise SystemExit(f"demo failed on {sorted(failed)}: {failed}")
         expected = sum(len(Dataset(config).session_ids(d, now=now)) for d in days_between(first, last))
-    with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
+    with snapshot.connect_writer(settings) as con:
         refresh = refresh_findings(con)
+    publish_warehouse(settings)
+    # The summary reads what an analyst reads: the published file.
+    with warehouse.connect(
+        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
+    ) as con:
         counts = warehouse.table_counts(con)
         # The same period on both sides: the warehouse may hold other days (a Dagster backfill).
         in_period = con.execute(

@@ -16,7 +16,7 @@ import orjson
 from hoop_sessions.config import Settings
 from hoop_sessions.flatten import group_by_day
 from hoop_sessions.raw import RawDayWriter
-from hoop_sessions.sync import build_and_record, load_day
+from hoop_sessions.sync import build_and_record, load_day, publish_warehouse
 from hoop_sessions.windows import day_window
 
 FIXTURE_PRINCIPAL = {"id": "fixture", "email": "fixture@localhost", "groups": ["auditor"], "is_admin": False}
@@ -29,7 +29,7 @@ def ingest_records(
     synced_at: datetime,
     api_url: str = "fixture://records",
 ) -> Path:
-    """Write, build and load every record; returns the warehouse path."""
+    """Write, build and load every record, then publish; returns the published warehouse path."""
     settings = Settings(data_dir=data_dir)
     settings.ensure_data_dir()
     for day, day_records in sorted(group_by_day(records).items()):
@@ -65,4 +65,5 @@ def ingest_records(
             )
         build_and_record(settings, day)
         load_day(settings, day)
+    publish_warehouse(settings)
     return settings.warehouse_path

@@ -136,6 +136,8 @@ def restore_warehouse(settings: Settings) -> bool:
     if settings.load_path.exists() and have.get("generation") == published.get("generation"):
         return False
     started = time.monotonic()
+    # A log of this directory's older copy would be replayed onto the restored file.
+    settings.load_path.with_name(settings.load_path.name + ".wal").unlink(missing_ok=True)
     if not store.get_file(WAREHOUSE_KEY, settings.load_path):
         raise StoreError(
             f"{store.url}/{WAREHOUSE_DOC} names generation {published.get('generation')} but "
@@ -367,7 +369,7 @@ def _push(settings: Settings, store: ObjectStore, paths: list[Path]) -> None:
 
 
 def publish_warehouse(settings: Settings, days: Iterable[date] = ()) -> None:
-    """The loaded warehouse to the store, then the ledger of the run's ``days``.
+    """The published warehouse to the store, then the ledger of the run's ``days``.
 
     Refuses to overwrite a warehouse another writer published after this directory restored its
     own: that one holds days this one lacks. The days of this run stay published in the lake and
@@ -376,7 +378,8 @@ def publish_warehouse(settings: Settings, days: Iterable[date] = ()) -> None:
     store = _store(settings)
     if store is None:
         return
-    if not settings.load_path.exists():
+    source = settings.warehouse_path  # the snapshot just published: checkpointed and whole
+    if not source.exists():
         push_ledger(settings, days)
         return
     started = time.monotonic()
@@ -389,8 +392,8 @@ def publish_warehouse(settings: Settings, days: Iterable[date] = ()) -> None:
             "overwritten. Run one writer at a time per store (the Dagster pool hoop_warehouse); the "
             "next run loads this run's days into the newer warehouse"
         )
-    size = settings.load_path.stat().st_size
-    store.put_file(settings.load_path, WAREHOUSE_KEY, atomic=True)
+    size = source.stat().st_size
+    store.put_file(source, WAREHOUSE_KEY, atomic=True)
     doc = {
         "generation": int(published.get("generation") or 0) + 1,
         "published_at": datetime.now(UTC).isoformat(),

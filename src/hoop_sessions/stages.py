@@ -76,12 +76,12 @@ def lake_stamp(settings: Settings, day: date) -> Stamp | None:
 
 
 def warehouse_days(settings: Settings, first: date, last: date) -> dict[date, Stamp]:
-    """Stamp of every day in [first, last] that the warehouse holds."""
-    if not settings.warehouse_path.exists():
+    """Stamp of every day in [first, last] that the writer's copy of the warehouse holds (the
+    published file before the first load of this version made that copy)."""
+    path = settings.load_path if settings.load_path.exists() else settings.warehouse_path
+    if not path.exists():
         return {}
-    with warehouse.connect(
-        settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
-    ) as con:
+    with warehouse.connect(path, read_only=True, lock_timeout=settings.lock_timeout_seconds) as con:
         try:
             stamps = con.execute(
                 "SELECT start_day, epoch_us(max(finished_at)) FROM sync_windows "

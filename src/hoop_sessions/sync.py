@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from hoop_sessions import mirror, warehouse, windows
+from hoop_sessions import mirror, snapshot, warehouse, windows
 from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
@@ -106,7 +106,7 @@ async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
 
 
 def load_day(settings: Settings, day: date) -> dict[str, int]:
-    """Lake files of a day into the warehouse, waiting for readers to let go of the file.
+    """Lake files of a day into the writer's copy of the warehouse, waiting for another writer.
 
     The day's tamper-evidence manifest is recorded here, by the one writer at a time, so that the
     chain stays whole when different workers build different days at once.
@@ -116,7 +116,7 @@ def load_day(settings: Settings, day: date) -> dict[str, int]:
     manifest.record_day(settings.data_dir, day)
     mirror.push_day_records(settings, day)
     header = read_header(settings.raw_dir, day)
-    with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
+    with snapshot.connect_writer(settings) as con:
         counts = warehouse.load_day(con, settings.lake_dir, day)
     # The lake files were built from the raw file there now (a reader of hoop replaces it only
     # under the one-writer lock, never while a day is loaded).
@@ -238,16 +238,31 @@ def previous_days(
     return previous
 
 
-def rebuild_day(settings: Settings, day: date) -> DayResult:
-    """Re-flatten and reload a day from its raw file, without calling hoop."""
+def rebuild_day(settings: Settings, day: date, *, publish: bool = True) -> DayResult:
+    """Re-flatten and reload a day from its raw file, without calling hoop.
+
+    ``publish=False`` leaves publishing to a caller that rebuilds several days."""
     settings.ensure_data_dir()
     with writer_lock(settings.data_dir, what=f"rebuild of {day}", timeout=settings.lock_timeout_seconds):
         mirror.hydrate(settings)
         mirror.pull_days(settings, [day])
         built = build_and_record(settings, day)
         rows = load_day(settings, day)
-        mirror.publish_warehouse(settings, [day])
+        if publish:
+            publish_warehouse(settings, [day])
     return DayResult(day, None, built, rows)
+
+
+def publish_warehouse(settings: Settings, days: Iterable[date] = ()) -> snapshot.PublishResult | None:
+    """Give analysts the warehouse as the run leaves it: once at the end of a run that loaded
+    days or refreshed the ledger tables, not after every day (each publish copies the file).
+
+    With an object store the published file is then uploaded as ``<HOOP_DATA_DIR>/warehouse.duckdb``,
+    followed by the ledger of the run's ``days`` (``mirror.publish_warehouse``).
+    """
+    result = snapshot.publish(settings)
+    mirror.publish_warehouse(settings, days)
+    return result
 
 
 async def sync_days_async(
@@ -259,15 +274,32 @@ async def sync_days_async(
     transport: Any = None,
     reuse: bool = True,
     relist: Collection[date] | None = None,
+    findings: bool = False,
 ) -> RunResult:
     """``_sync_days`` under the data directory's writer lock: a run of the command line and a
-    Dagster run on the same data directory take turns, and the one that waits says why."""
+    Dagster run on the same data directory take turns, and the one that waits says why.
+
+    With ``findings`` the compliance findings are refreshed when a day's rows changed, before the
+    run's one publish: analysts never see new days beside old findings, and the warehouse is
+    copied (and, with an object store, uploaded) once."""
     days = sorted(set(days))
     settings.ensure_data_dir()
     what = f"sync of {len(days)} day(s)" + (f" ({days[0]} .. {days[-1]})" if days else "")
     with writer_lock(settings.data_dir, what=what, timeout=settings.lock_timeout_seconds):
         mirror.hydrate(settings)  # with an object store: continue where the last run left off
-        return await _sync_days(settings, days, progress, now, transport, reuse, relist)
+        try:
+            result = await _sync_days(settings, days, progress, now, transport, reuse, relist)
+        except BaseException:
+            # Each day's load is its own transaction: the days loaded before the failure stand.
+            publish_warehouse(settings, days)
+            raise
+        if findings and any(day.build is not None for day in result.days):
+            from hoop_sessions.compliance import refresh_findings
+
+            with snapshot.connect_writer(settings) as con:
+                refresh_findings(con)
+        publish_warehouse(settings, days)
+        return result
 
 
 async def _sync_days(  # the options of sync_days_async, passed through
@@ -366,15 +398,14 @@ async def _sync_days(  # the options of sync_days_async, passed through
     result.days.sort(key=lambda d: d.day)
     result.incomplete = incomplete_days(ledger, [d.day for d in result.days])
     refresh_ledger_tables(settings)
-    mirror.publish_warehouse(settings, days)
     return result
 
 
 def refresh_ledger_tables(settings: Settings) -> None:
     """The warehouse's copy of the sync ledger (``sync_ledger``, ``sync_ledger_sessions``)."""
-    if not settings.warehouse_path.exists():
-        return
-    with warehouse.connect(settings.warehouse_path, lock_timeout=settings.lock_timeout_seconds) as con:
+    if not (settings.load_path.exists() or settings.warehouse_path.exists()):
+        return  # nothing loaded yet: no warehouse is made for the ledger alone
+    with snapshot.connect_writer(settings) as con:
         if not warehouse.has_table(con, "sync_ledger_sessions"):
             # Only once per warehouse: creating tables imports the contract's Arrow schemas,
             # which the process that reads hoop otherwise never loads.

@@ -1,7 +1,8 @@
 """The DuckDB warehouse: DDL from the contract, one transaction per day, analyst views, file lock.
 
-DuckDB lets one process write a database file or several processes read it, not both. Analysts
-keep read-only connections open, so the loader waits for the lock (up to a timeout) and says who
+DuckDB lets one process write a database file or several processes read it, not both. Loads write
+a copy of their own that analysts never open (``hoop_sessions.snapshot`` publishes it for them), so
+only another writer can hold it: the loader then waits for the lock (up to a timeout) and says who
 holds it, instead of failing at once, and holds the file only while it loads.
 
 Each session row also carries a summary of the session's other rows (``session_summary()``: its
@@ -74,8 +75,8 @@ def connect(
             holder = lock_holder(exc)
             if time.monotonic() >= deadline:
                 raise WarehouseLockedError(
-                    f"{path} is locked by {holder}; waited {lock_timeout:.0f} s. Close that "
-                    "connection (analysts: reconnect after the load) or raise HOOP_WAREHOUSE_LOCK_TIMEOUT"
+                    f"{path} is locked by {holder}; waited {lock_timeout:.0f} s. Let that process "
+                    "finish or close its connection, or raise HOOP_WAREHOUSE_LOCK_TIMEOUT"
                 ) from None
             if not announced:
                 log.warning("%s is locked by %s; waiting up to %.0f s", path, holder, lock_timeout)

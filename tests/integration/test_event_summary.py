@@ -200,6 +200,7 @@ def test_a_warehouse_made_before_the_summary_gets_it_on_the_next_load(tmp_path: 
         day_records(DAY) + day_records(NEXT_DAY), data_dir=tmp_path, synced_at=SYNCED
     )
     expected = check(path)
+    path = Settings(data_dir=tmp_path).load_path  # the copy that loads write
     with duckdb.connect(str(path)) as con:
         for name in SUMMARY:
             con.execute(f'ALTER TABLE sessions DROP COLUMN "{name}"')

@@ -79,7 +79,7 @@ def test_a_warehouse_from_before_the_column_existed_is_upgraded(gateway_factory,
     gateway = gateway_factory(days=2, sessions_per_day=10, seed=17)
     settings = settings_for(gateway, tmp_path)
     assert sync_days(settings, [FIRST_DAY], now=NOW).ok
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+    with duckdb.connect(str(settings.load_path)) as con:  # the copy that loads write
         con.execute("ALTER TABLE session_events DROP COLUMN payload_sha256")
     assert sync_days(settings, [FIRST_DAY + timedelta(days=1)], now=NOW).ok
 

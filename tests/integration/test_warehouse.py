@@ -49,10 +49,12 @@ def hold_read_only(path, seconds: float) -> subprocess.Popen:
     return proc
 
 
-def test_a_load_waits_for_a_reader_and_then_succeeds(tmp_path, caplog):
-    warehouse = ingest_records(records(), data_dir=tmp_path, synced_at=SYNCED)
+def test_a_load_waits_for_another_process_on_the_writers_copy_and_then_succeeds(tmp_path, caplog):
+    ingest_records(records(), data_dir=tmp_path, synced_at=SYNCED)
     settings = Settings(data_dir=tmp_path, lock_timeout_seconds=60)
-    reader = hold_read_only(warehouse, 2.0)
+    # Analysts read the published file, which never holds up a load (test_analyst_snapshot.py);
+    # a process on the writer's copy still does.
+    reader = hold_read_only(settings.load_path, 2.0)
     try:
         with caplog.at_level(logging.WARNING, logger="hoop_sessions.warehouse"):
             counts = load_day(settings, DAY)
@@ -64,7 +66,8 @@ def test_a_load_waits_for_a_reader_and_then_succeeds(tmp_path, caplog):
 
 
 def test_a_load_gives_up_after_the_lock_timeout_and_names_the_holder(tmp_path):
-    warehouse = ingest_records(records(), data_dir=tmp_path, synced_at=SYNCED)
+    ingest_records(records(), data_dir=tmp_path, synced_at=SYNCED)
+    warehouse = Settings(data_dir=tmp_path).load_path
     before = table_contents(warehouse)
     reader = hold_read_only(warehouse, 5.0)
     try:

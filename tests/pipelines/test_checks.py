@@ -43,8 +43,8 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return data
 
 
-def plant(data_dir: Path, sql: str) -> None:
-    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+def plant(data_dir: Path, sql: str, *, file: str = "warehouse.duckdb") -> None:
+    with duckdb.connect(str(data_dir / file)) as con:
         con.execute(sql)
 
 
@@ -92,6 +92,7 @@ def test_a_failed_blocking_check_keeps_the_old_findings(data_dir: Path) -> None:
     plant(
         data_dir,
         f"INSERT INTO sessions SELECT * FROM sessions WHERE start_day = DATE '{DAYS[0]}' LIMIT 1",
+        file=".writer/warehouse.duckdb",  # the copy that loads write and publish
     )
     rebuild = AssetSelection.assets(
         *(lake_key(t.name) for t in schema.DAY_TABLES),

@@ -41,7 +41,7 @@ def test_a_day_is_built_and_loaded_by_the_worker(gateway_factory, tmp_path):
     assert built.sessions_loaded == done[FIRST_DAY].sessions_listed > 0
     assert rows["sessions"] == built.sessions_loaded
     assert unchanged == (None, {})
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with duckdb.connect(str(settings.load_path), read_only=True) as con:  # published by the run
         assert con.execute("SELECT count(*) FROM sessions").fetchone() == (built.sessions_loaded,)
 
 

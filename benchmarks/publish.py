@@ -1,0 +1,132 @@
+"""What publishing the warehouse for analysts costs as it grows: seconds, file size, peak RSS.
+
+The writer's copy (``<dir>/.writer/warehouse.duckdb``) is generated in DuckDB at the contract's
+schema by the compliance pack's generator (``benchmarks.compliance_pack.generate``: a year of
+sessions, the simulator's mix of connections, reviews, review groups and two connection tags per
+session, ``--events-per-session`` events of a few dozen bytes each). Then
+``hoop_sessions.snapshot.publish`` runs ``--repeat`` times, each in a process of its own, measured
+by ``benchmarks.measure`` (wall time) and by its own ``VmHWM`` (peak RSS). From the second publish on, an analyst process
+holds a read-only connection to the published file, as in production.
+
+Run as ``python -m benchmarks.publish --sessions N [--events-per-session M] [--dir PATH]``; it
+prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from benchmarks.compliance_pack import generate
+from benchmarks.measure import run_measured
+from hoop_sessions import warehouse
+from hoop_sessions.config import Settings
+
+MIB = 2**20
+
+# One publish and nothing else imported (this module imports the generator, Arrow with it). Its
+# peak RSS is VmHWM of its own address space: the kernel's ru_maxrss of a child also counts the
+# pages it shared with this (large) process between fork and exec.
+_PUBLISH = (
+    "import sys, orjson\n"
+    "from pathlib import Path\n"
+    "from hoop_sessions.config import Settings\n"
+    "from hoop_sessions.snapshot import publish\n"
+    "result = publish(Settings(data_dir=Path(sys.argv[1])))\n"
+    "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1]\n"
+    "sys.stdout.write(orjson.dumps(\n"
+    "    {'bytes': result.bytes, 'seconds': result.seconds, 'hwm_kib': int(hwm)}).decode())\n"
+)
+
+# Holds the published file open read-only until its standard input closes.
+_ANALYST = (
+    "import sys, duckdb\n"
+    "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+    "con.execute('SELECT count(*) FROM sessions').fetchall()\n"
+    "print('ready', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def build(data_dir: Path, *, sessions: int, events_per_session: int) -> dict[str, Any]:
+    settings = Settings(data_dir=data_dir)
+    settings.ensure_data_dir()
+    path = settings.load_path
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with duckdb.connect(str(path)) as con:
+        generate(con, sessions=sessions, events=sessions * events_per_session)
+        rows = warehouse.table_counts(con)
+    return {
+        "generate_s": round(time.perf_counter() - started, 1),
+        "rows": rows,
+        "file_mib": round(path.stat().st_size / MIB, 1),
+    }
+
+
+def publish_once(data_dir: Path) -> dict[str, Any]:
+    """One publish, in a measured process of its own."""
+    run = run_measured(
+        [sys.executable, "-c", _PUBLISH, str(data_dir)],
+        env=os.environ,
+    )
+    if not run.ok:
+        raise SystemExit(f"publish failed:\n{run.tail()}")
+    result = orjson.loads(run.stdout)
+    return {
+        "publish_s": round(result["seconds"], 2),
+        "process_wall_s": round(run.wall_s, 2),
+        "peak_rss_mib": round(result["hwm_kib"] / 1024, 1),
+        "published_mib": round(result["bytes"] / MIB, 1),
+    }
+
+
+def measure(data_dir: Path, *, sessions: int, events_per_session: int, repeat: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"sessions": sessions, "events_per_session": events_per_session}
+    out.update(build(data_dir, sessions=sessions, events_per_session=events_per_session))
+    out["publishes"] = [publish_once(data_dir)]
+    analyst = subprocess.Popen(
+        [sys.executable, "-c", _ANALYST, str(Settings(data_dir=data_dir).warehouse_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert analyst.stdout is not None and analyst.stdout.readline().strip() == "ready"
+        for _ in range(repeat - 1):
+            out["publishes"].append(publish_once(data_dir))
+    finally:
+        assert analyst.stdin is not None
+        analyst.stdin.close()
+        analyst.wait(timeout=60)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="time publishing the warehouse for analysts")
+    parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--events-per-session", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3, help="publishes to time")
+    parser.add_argument("--dir", type=Path, help="data directory to build in (default: a temp one)")
+    args = parser.parse_args(argv)
+    options = {"sessions": args.sessions, "events_per_session": args.events_per_session,
+               "repeat": max(args.repeat, 1)}
+    if args.dir:
+        doc = measure(args.dir, **options)
+    else:
+        with tempfile.TemporaryDirectory(prefix="hoop-bench-publish-") as tmp:
+            doc = measure(Path(tmp), **options)
+    sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
