@@ -99,6 +99,20 @@ def test_the_lake_read_back_from_the_store_equals_the_local_runs_table_by_table(
     assert len(from_store["sessions"]) >= len(DAYS) * 30  # the comparison is not of empty tables
 
 
+def test_the_backfill_publishes_a_warehouse_with_every_day_and_the_compliance_findings(
+    store_run: str, local_run: Path, s3_server: S3Server, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = open_store(s3_server, store_run, monkeypatch)
+    published = tmp_path / "published.duckdb"
+    assert store.get_file("warehouse.duckdb", published), "no warehouse.duckdb on the store"
+    expected = content_hash(local_run / "warehouse.duckdb")
+    assert not expected["compliance_findings"].startswith(("absent", "0 rows"))
+    assert content_hash(published) == expected
+
+
+
+
 def test_a_rerun_in_an_empty_working_directory_skips_every_done_day_and_restores_the_warehouse(
     store_run: str, local_run: Path, gateway: Any, s3_server: S3Server, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -130,25 +144,6 @@ def test_a_rerun_in_an_empty_working_directory_skips_every_done_day_and_restores
     for path in restored:
         local = content_hash(path)
         assert {t: local[t] for t in DAY_TABLES} == {t: expected[t] for t in DAY_TABLES}, path
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "cli.backfill and cli.sync refresh the compliance findings (_refresh_findings) after "
-        "sync_days has already published warehouse.duckdb, so the store's copy has none"
-    ),
-)
-def test_the_published_warehouse_holds_the_compliance_findings_of_the_run(
-    store_run: str, local_run: Path, s3_server: S3Server, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    store = open_store(s3_server, store_run, monkeypatch)
-    published = tmp_path / "published.duckdb"
-    assert store.get_file("warehouse.duckdb", published), "no warehouse.duckdb on the store"
-    expected = content_hash(local_run / "warehouse.duckdb")["compliance_findings"]
-    assert expected != "absent" and not expected.startswith("0 rows")
-    assert content_hash(published)["compliance_findings"] == expected
 
 
 def test_a_backfill_whose_uploads_partly_fail_ends_complete_and_equal(
