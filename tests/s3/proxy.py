@@ -27,7 +27,7 @@ import socket
 import socketserver
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
@@ -193,6 +193,9 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._sockets: set[socket.socket] = set()
+        # Called with (method, target) as each request arrives, before anything is relayed; when
+        # it returns True the connection is closed instead (a test kills a client there).
+        self.on_request: Callable[[str, str], bool] | None = None
         proxy = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -280,6 +283,10 @@ class FaultProxy:
                 method, target = head.start[0].upper(), head.start[1]
                 if "100-continue" in head.header("expect").lower():
                     client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                hook = self.on_request
+                if hook is not None and hook(method, target):
+                    self._record(method, target, "cut")
+                    return
                 fault = self._decide(method, target)
                 if fault is not None:
                     keep = self._break(client, reader, head, fault, target)
