@@ -210,3 +210,17 @@ def test_the_analyst_commands_read_the_warehouse_published_on_the_store(gateway,
     assert done.stdout.split() == ["n", str(sum(warehouse_days(first.warehouse_path).values()))]
     # Nothing was copied to the analyst's side: DuckDB read the store.
     assert not (tmp_path / "analyst" / "warehouse.duckdb").exists()
+
+
+def test_gs_and_az_urls_are_served_by_the_same_seam(monkeypatch):
+    # Constructed only: no Google or Azure endpoint can be reached from the tests.
+    from hoop_sessions.errors import ConfigError
+    from hoop_sessions.store import ObjectStore
+
+    assert type(ObjectStore("gs://bucket/prefix").fs).__name__ == "GcsFileSystem"
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME", raising=False)
+    with pytest.raises(ConfigError, match="AZURE_STORAGE_ACCOUNT_NAME"):
+        ObjectStore("az://container/prefix")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "account")
+    azure = ObjectStore("az://container/prefix")
+    assert type(azure.fs).__name__ == "AzureFileSystem" and azure.root == "container/prefix"
