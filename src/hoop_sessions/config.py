@@ -104,6 +104,8 @@ class Settings:
     ca_bundle: str | None = None
     allow_insecure_http: bool = False
     store_output: str = "full"
+    # A run longer than this publishes the warehouse on the way, not only at its end.
+    publish_minutes: float = 30.0
 
     def __post_init__(self) -> None:
         # Every way a Settings gets a token passes here: from_env, a direct construction, and
@@ -135,6 +137,7 @@ class Settings:
             ca_bundle=env.get("HOOP_CA_BUNDLE") or None,
             allow_insecure_http=_bool(env, "HOOP_ALLOW_HTTP"),
             store_output=_choice(env, "HOOP_STORE_OUTPUT", ("full", "hash", "none")),
+            publish_minutes=_float(env, "HOOP_PUBLISH_MINUTES", 30.0),
         )
         # Overrides first, then one construction: a token given here replaces the environment's
         # before it is checked (the warehouse resource passes api_token=None and needs none).

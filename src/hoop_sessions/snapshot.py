@@ -15,6 +15,7 @@ there (``writer_file``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -69,7 +70,7 @@ def connect_writer(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
 
 
-def publish(settings: Settings) -> PublishResult | None:
+def publish(settings: Settings, *, lock_held: bool = False) -> PublishResult | None:
     """Replace the published file with a copy of the writer's; None when nothing was loaded yet.
 
     Under the data directory's writer lock (two runs publish one after the other, never an older
@@ -82,8 +83,10 @@ def publish(settings: Settings) -> PublishResult | None:
     target = settings.warehouse_path
     started = time.perf_counter()
     with (
-        writer_lock(settings.data_dir, what="publish of the warehouse",
-                    timeout=settings.lock_timeout_seconds),
+        # lock_held: a run publishing on the way, from a thread of its own, under its lock.
+        contextlib.nullcontext() if lock_held else writer_lock(
+            settings.data_dir, what="publish of the warehouse", timeout=settings.lock_timeout_seconds
+        ),
         _checkpointed(source, lock_timeout=settings.lock_timeout_seconds),
     ):
         # An old writer's log beside the published file belongs to the file being replaced; a

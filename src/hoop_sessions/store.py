@@ -108,7 +108,10 @@ class ObjectStore:
         self.url = redact(url).rstrip("/")
         self.attempts = attempts
         try:
-            filesystem, root = pafs.FileSystem.from_uri(url)
+            if scheme == "az":
+                filesystem, root = _azure(url)
+            else:
+                filesystem, root = pafs.FileSystem.from_uri(url)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"HOOP_DATA_DIR {self.url!r} cannot be opened: {exc}") from None
         self.fs: pafs.FileSystem = filesystem
@@ -211,6 +214,23 @@ class ObjectStore:
                 self.fs.delete_file(self.path(key))
             except FileNotFoundError:
                 continue
+
+
+def _azure(url: str) -> tuple[pafs.FileSystem, str]:
+    """``az://container/prefix`` (adlfs's spelling, which Arrow's URI parser lacks) with the
+    account from AZURE_STORAGE_ACCOUNT_NAME and, when set, its key from AZURE_STORAGE_ACCOUNT_KEY;
+    without a key Arrow uses Azure's default credential chain."""
+    from pyarrow import fs as pafs
+
+    account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+    if not account:
+        raise ValueError(
+            "az:// needs AZURE_STORAGE_ACCOUNT_NAME (or give "
+            "abfs://container@account.dfs.core.windows.net/prefix)"
+        )
+    parts = urlsplit(url)
+    key = os.environ.get("AZURE_STORAGE_ACCOUNT_KEY") or None
+    return pafs.AzureFileSystem(account_name=account, account_key=key), f"{parts.netloc}{parts.path}"
 
 
 @functools.lru_cache(maxsize=8)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, Collection, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -253,14 +254,16 @@ def rebuild_day(settings: Settings, day: date, *, publish: bool = True) -> DayRe
     return DayResult(day, None, built, rows)
 
 
-def publish_warehouse(settings: Settings, days: Iterable[date] = ()) -> snapshot.PublishResult | None:
+def publish_warehouse(
+    settings: Settings, days: Iterable[date] = (), *, lock_held: bool = False
+) -> snapshot.PublishResult | None:
     """Give analysts the warehouse as the run leaves it: once at the end of a run that loaded
     days or refreshed the ledger tables, not after every day (each publish copies the file).
 
     With an object store the published file is then uploaded as ``<HOOP_DATA_DIR>/warehouse.duckdb``,
     followed by the ledger of the run's ``days`` (``mirror.publish_warehouse``).
     """
-    result = snapshot.publish(settings)
+    result = snapshot.publish(settings, lock_held=lock_held)
     mirror.publish_warehouse(settings, days)
     return result
 
@@ -328,6 +331,7 @@ async def _sync_days(  # the options of sync_days_async, passed through
     # (importing Arrow and DuckDB) is wasted on a run where nothing changed.
     worker: BuildWorker | None = None
     pending: tuple[ExtractResult, asyncio.Future[Any]] | None = None
+    published_at = time.monotonic()
 
     async def finish(extracted: ExtractResult, future: asyncio.Future[Any]) -> None:
         try:
@@ -339,6 +343,15 @@ async def _sync_days(  # the options of sync_days_async, passed through
         day_result = DayResult(extracted.day, extracted, built, rows)
         result.days.append(day_result)
         progress.day_done(extracted.day, day_result.summary())
+        nonlocal published_at
+        if built is not None and time.monotonic() - published_at >= settings.publish_minutes * 60:
+            # A long run publishes on the way (no load is under way here: the next day's build
+            # starts after this one finished): analysts see its progress, and with an object
+            # store a worker that dies keeps what it loaded.
+            await asyncio.to_thread(
+                publish_warehouse, settings, [d.day for d in result.days], lock_held=True
+            )
+            published_at = time.monotonic()
 
     try:
         settings.ensure_data_dir()
