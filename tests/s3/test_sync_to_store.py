@@ -20,7 +20,7 @@ from hoop_sessions import schema
 from hoop_sessions.simulator import SimulatorConfig, serve
 from hoop_sessions.store import ObjectStore
 from tests.conftest import FIRST_DAY, NOW
-from tests.reliability.conftest import cli_env, content_hash
+from tests.reliability.conftest import cli_env, content_hash, run_cli
 from tests.s3.lake import (
     backfill_cli,
     commits,
@@ -111,6 +111,21 @@ def test_the_backfill_publishes_a_warehouse_with_every_day_and_the_compliance_fi
     assert content_hash(published) == expected
 
 
+
+
+def test_an_analyst_queries_the_published_warehouse_on_the_store_from_an_empty_machine(
+    store_run: str, local_run: Path, gateway: Any, s3_server: S3Server, tmp_path: Path
+) -> None:
+    # DuckDB attaches warehouse.duckdb straight from the bucket, over the S3 protocol.
+    statement = "SELECT start_day, count(*) AS n FROM sessions GROUP BY 1 ORDER BY 1"
+    env = {**store_env(gateway, s3_server, store_run, tmp_path / "analyst"), "HOOP_API_TOKEN": ""}
+    done = run_cli("sql", statement, "--format", "csv", env=env)
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(local_run / "warehouse.duckdb"), read_only=True) as con:
+        expected = con.execute(statement).fetchall()
+    assert len(expected) == len(DAYS)
+    lines = done.stdout.strip().splitlines()
+    assert lines[1:] == [f"{day},{n}" for day, n in expected]
 
 
 def test_a_rerun_in_an_empty_working_directory_skips_every_done_day_and_restores_the_warehouse(
