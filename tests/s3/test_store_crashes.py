@@ -5,7 +5,7 @@ The store holds an older version of the days first (other sessions altogether, s
 mixing two versions cannot go unnoticed). Then `hoop-sessions backfill --redo` is killed:
 
 - at the moments of tests/reliability/test_crashes.py (listing, fetching, Parquet writing, DuckDB
-  loading), watched in the run's working directory with the same helpers;
+  loading), watched in the run's working directory by the same code (imported from there);
 - at moments of publishing that only a store has, counted by the proxy the run's S3 requests pass
   through: in the middle of a day's uploads, between the last upload and the commit document,
   between the commit and the removal of what it replaced, during the warehouse's upload.
