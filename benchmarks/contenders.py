@@ -187,6 +187,53 @@ def run_sync_backfill(
     return result
 
 
+S3_NAME = "loopback S3 (hoop-sessions backfill into s3://)"
+
+
+def run_sync_to_store(
+    gw: RunningGateway, workload: Workload, store: Any, work: Path, *, concurrency: int,
+    timeout_s: float,
+) -> Result:
+    """The same backfill as ``run_sync_backfill``, with ``HOOP_DATA_DIR`` a fresh bucket of the
+    loopback S3 server ``store`` (tests.s3.server.S3Server, in a process of its own) and ``work``
+    the local working directory. The server's CPU is reported beside the run's own."""
+    url = store.new_bucket("hoop")
+    argv = [*hoop_sessions_argv(), "backfill", "--start", workload.start.isoformat(),
+            "--end", workload.end.isoformat(), "--redo"]
+    env = {k: v for k, v in _env(gw, work, concurrency).items() if not k.startswith("AWS_")}
+    env.update(HOOP_DATA_DIR=url, HOOP_WORK_DIR=str(work), **store.env())
+    server_before = process_cpu_s(store.process.pid)
+    try:
+        result, _ = _measured(S3_NAME, argv, env, gw, timeout_s)
+        result.extra["store_server_cpu_s"] = process_cpu_s(store.process.pid) - server_before
+        if result.status == "ok":
+            result.requests, result.sessions, days = ledger_counts(work / "warehouse.duckdb")
+            result.extra["days"] = days
+            result.extra["store_objects"], result.extra["store_mib"] = _bucket_size(store, url)
+    finally:
+        _drop_bucket(store, url)  # the server keeps objects in memory: one run's at a time
+    return result
+
+
+def _bucket_size(store: Any, url: str) -> tuple[int, float]:
+    bucket = url.removeprefix("s3://").split("/", 1)[0]
+    count, size = 0, 0
+    for page in store.client().get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            count, size = count + 1, size + obj["Size"]
+    return count, size / 2**20
+
+
+def _drop_bucket(store: Any, url: str) -> None:
+    bucket = url.removeprefix("s3://").split("/", 1)[0]
+    client = store.client()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    client.delete_bucket(Bucket=bucket)
+
+
 # `hoop-sessions sync` reports a day as "listed N, ..." or, past the rolling window, as "not listed
 # again (...): N sessions as listed before, M not final read again by id, ...".
 _DAY_LINE = re.compile(

@@ -11,6 +11,8 @@ TARGETS = {
     "vs_dlt": "sync at least 2.2x faster than dlt (wall)",
     "rss": "sync peak RSS under 300 MiB",
     "rss_flat": "sync RSS flat as days go by (last third of the run within 20% of the middle one)",
+    "s3_wall": "sync into loopback S3 within 1.2x of the local sync's wall time",
+    "s3_rss": "sync into loopback S3 peak RSS within 10% of the local sync's",
     "large_rss": "peak RSS under 1 GiB with the large stream",
     "ten_streams_rss": "peak RSS under 1 GiB on a day of ten 100 MiB streams",
     "rdp_rss": "peak RSS under 1 GiB on a day with a 128 MiB RDP recording",
@@ -30,7 +32,8 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def _by_name(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    names = {"floor": "floor", "lanes floor": "floor_lanes", "hoop-sessions": "sync", "dlt": "dlt"}
+    names = {"floor": "floor", "lanes floor": "floor_lanes", "hoop-sessions": "sync", "loopback S3": "sync_s3",
+             "dlt": "dlt"}
     found = {}
     for c in out.get("contenders", []):
         for prefix, key in names.items():
@@ -74,6 +77,16 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
     else:
         add("rss", None, None)
         add("rss_flat", None, None)
+    if "sync" in ok and "sync_s3" in ok:
+        s3 = c["sync_s3"]
+        wall = s3["wall_s"] / sync["wall_s"]  # type: ignore[index]
+        rss = s3["peak_rss_mib"] / sync["peak_rss_mib"]  # type: ignore[index]
+        add("s3_wall", f"{wall:.2f}x", wall <= 1.2)
+        add("s3_rss", f"{rss:.2f}x ({s3['peak_rss_mib']:.0f} / {sync['peak_rss_mib']:.0f} MiB)",  # type: ignore[index]
+            rss <= 1.1)
+    else:
+        add("s3_wall", None, None)
+        add("s3_rss", None, None)
     large = out.get("large_stream")
     if large and large["status"] == "ok":
         add("large_rss", f"{large['peak_rss_mib']:.0f} MiB ({large['extra']['large_stream_mib']:g} MiB stream)",
@@ -120,6 +133,20 @@ def contender_table(out: dict[str, Any]) -> str:
             f"| {_ratios(c, '')} | {_ratios(c, '_lanes')} |"
         )
     return "\n".join(lines)
+
+
+def store_line(out: dict[str, Any]) -> str:
+    """The loopback S3 row against the local sync of the same run."""
+    s3 = _by_name(out).get("sync_s3")
+    if not s3 or s3["status"] != "ok" or "wall_ratio_to_sync" not in s3["extra"]:
+        return ""
+    x = s3["extra"]
+    return (
+        f"Into loopback S3 against the local sync of the same run: wall {x['wall_ratio_to_sync']:.2f}x, "
+        f"CPU {x['cpu_ratio_to_sync']:.2f}x, peak RSS {x['rss_ratio_to_sync']:.2f}x; the S3 server "
+        f"(its own process) used {_fmt(x.get('store_server_cpu_s'))} s of CPU for "
+        f"{_fmt(x.get('store_objects'))} objects, {_fmt(x.get('store_mib'))} MiB."
+    )
 
 
 def _ratios(c: dict[str, Any], suffix: str) -> str:
@@ -227,6 +254,8 @@ def markdown_report(out: dict[str, Any]) -> str:
             f"{w['latency_ms']:g} ms latency per request, concurrency {w['concurrency']}, seed {w['seed']}."
         )
         parts.append(contender_table(out))
+        if line := store_line(out):
+            parts.append(line)
     for section in (extras_table(out), memory_table(out), rules_table(out), targets_table(out)):
         if section:
             parts.append(section)

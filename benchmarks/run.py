@@ -38,12 +38,14 @@ from benchmarks.contenders import (
     run_floor,
     run_sync_backfill,
     run_sync_nightly,
+    run_sync_to_store,
     scratch_dir,
 )
 from benchmarks.gateway import Workload, gateway, large_day_gateway
 from benchmarks.report import markdown_report, targets
 
-CONTENDERS = ("floor", "floor-lanes", "sync", "dlt")
+# sync-s3: the same backfill into a bucket of an S3 server on loopback (moto, its own process).
+CONTENDERS = ("floor", "floor-lanes", "sync", "sync-s3", "dlt")
 # Days of very large sessions, each measured with this code and with BASELINE_REF's.
 MEMORY_ROWS = ("ten-streams", "rdp")
 # The last commit before a day's events were written as they are built and the reader's
@@ -191,7 +193,14 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
             run_floor(gw, workload, concurrency=args.concurrency, timeout_s=args.timeout)
         sync_data: Path | None = None
         runs: dict[str, list[Result]] = {name: [] for name in args.only}
-        with scratch_dir("sync") as sync_dir:
+        with contextlib.ExitStack() as stack:
+            sync_dir = stack.enter_context(scratch_dir("sync"))
+            store = None
+            if "sync-s3" in args.only:
+                from tests.s3.server import s3_server
+
+                store = stack.enter_context(s3_server())
+                _log(f"S3 server (moto) at {store.endpoint}, pid {store.process.pid}")
             # Rounds rather than one contender's repeats in a row: on a shared machine the load
             # drifts, and interleaving spreads the drift over every contender alike.
             for i in range(args.repeat):
@@ -206,6 +215,10 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
                         sync_data = sync_dir / f"run-{i}"
                         result = run_sync_backfill(gw, workload, sync_data, concurrency=args.concurrency,
                                                    timeout_s=args.timeout)
+                    elif name == "sync-s3":
+                        with scratch_dir("sync-s3") as work:
+                            result = run_sync_to_store(gw, workload, store, work / "work",
+                                                       concurrency=args.concurrency, timeout_s=args.timeout)
                     else:
                         result = run_dlt(gw, workload, concurrency=args.concurrency, timeout_s=args.timeout)
                     runs[name].append(result)
@@ -234,6 +247,12 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
             if floor and floor.status == "ok" and r.status == "ok" and floor.wall_s and floor.cpu_s:
                 r.extra[f"wall_ratio_to_floor{suffix}"] = (r.wall_s or 0) / floor.wall_s
                 r.extra[f"cpu_ratio_to_floor{suffix}"] = (r.cpu_s or 0) / floor.cpu_s
+    local, s3 = results.get("sync"), results.get("sync-s3")
+    if local and s3 and local.status == s3.status == "ok" and local.wall_s and local.cpu_s:
+        # Against the local sync of the same run (same workload, same machine load).
+        s3.extra["wall_ratio_to_sync"] = (s3.wall_s or 0) / local.wall_s
+        s3.extra["cpu_ratio_to_sync"] = (s3.cpu_s or 0) / local.cpu_s
+        s3.extra["rss_ratio_to_sync"] = (s3.peak_rss_mib or 0) / (local.peak_rss_mib or 1)
     out["contenders"] = [results[n].to_json() for n in CONTENDERS if n in results]
 
 

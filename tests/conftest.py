@@ -14,6 +14,8 @@ import pytest
 from hoop_sessions.config import Secret, Settings
 from hoop_sessions.schema import DAY_TABLES
 
+pytest_plugins = ["tests.s3.fixtures"]  # a loopback S3 server, buckets and a fault proxy
+
 # Data for the simulated gateway: days in November 2026, read on 2026-11-20.
 FIRST_DAY = date(2026, 11, 1)
 NOW = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CONTENDERS = ("floor", "lanes floor", "hoop-sessions", "dlt")
+CONTENDERS = ("floor", "lanes floor", "hoop-sessions", "loopback S3", "dlt")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,18 @@ def test_the_floor_and_the_sync_read_the_same_sessions(bench_run):
     assert by["floor"]["requests"] == by["lanes floor"]["requests"]
     assert by["hoop-sessions backfill"]["extra"]["wall_ratio_to_floor"] > 0
     assert by["hoop-sessions backfill"]["extra"]["cpu_ratio_to_floor_lanes"] > 0
+
+
+def test_the_sync_into_loopback_s3_reads_what_the_local_sync_reads_and_is_compared_with_it(bench_run):
+    doc, markdown = bench_run
+    by = {c["name"].split(" (")[0]: c for c in doc["contenders"]}
+    s3, local = by["loopback S3"], by["hoop-sessions backfill"]
+    assert s3["sessions"] == local["sessions"] and s3["extra"]["days"] == local["extra"]["days"]
+    assert s3["extra"]["store_objects"] > 0 and s3["extra"]["store_server_cpu_s"] > 0
+    for ratio in ("wall_ratio_to_sync", "cpu_ratio_to_sync", "rss_ratio_to_sync"):
+        assert s3["extra"][ratio] > 0
+    assert {t["target"] for t in doc["targets"]} >= {"s3_wall", "s3_rss"}
+    assert "Into loopback S3 against the local sync of the same run" in markdown
 
 
 def test_extra_measurements_are_reported(bench_run):

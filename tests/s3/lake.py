@@ -1,0 +1,83 @@
+"""Reading a lake back, from the store (following its commit documents) or from a local directory,
+in a form two runs can be compared in: rows sorted, the columns that say when a run ran left out."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from hoop_sessions import mirror, schema
+from hoop_sessions.store import ObjectStore
+from tests.reliability.conftest import RUN_TIME_COLUMNS
+
+Rows = list[tuple[Any, ...]]
+
+
+def commits(store: ObjectStore) -> dict[date, dict[str, Any]]:
+    """The lake commit document of every day the store has one for."""
+    out = {}
+    for key in store.list("lake/_commits"):
+        day = date.fromisoformat(key.rsplit("/", 1)[-1].removeprefix("start_day=").removesuffix(".json"))
+        data = store.get_bytes(key)
+        assert data is not None, key
+        out[day] = orjson.loads(data)
+        assert mirror.commit_key(day) == key
+    return out
+
+
+def committed_keys(store: ObjectStore) -> set[str]:
+    """Every lake object a commit names."""
+    return {entry["key"] for doc in commits(store).values() for entry in doc["tables"].values()}
+
+
+def lake_objects(store: ObjectStore) -> set[str]:
+    """Every data object under lake/ (the commit documents left out)."""
+    return {key for key in store.list("lake") if not key.startswith("lake/_commits/")}
+
+
+def _rows(table: pa.Table) -> Rows:
+    keep = [c for c in table.column_names if c not in RUN_TIME_COLUMNS]
+    return sorted((tuple(r.values()) for r in table.select(keep).to_pylist()), key=repr)
+
+
+def store_lake(store: ObjectStore) -> dict[str, Rows]:
+    """Every day table as the store's commits name its files, read through Arrow's S3 client."""
+    by_table: dict[str, list[str]] = {t.name: [] for t in schema.DAY_TABLES}
+    for doc in commits(store).values():
+        for name, entry in doc["tables"].items():
+            by_table[name].append(store.path(entry["key"]))
+    return {
+        name: _rows(ds.dataset(paths, filesystem=store.fs, format="parquet").to_table())
+        for name, paths in by_table.items()
+    }
+
+
+def local_lake(lake_dir: Path) -> dict[str, Rows]:
+    """Every day table of a local lake (the files of each day's directory)."""
+    out = {}
+    for table in schema.DAY_TABLES:
+        files = sorted(str(p) for p in (lake_dir / table.name).glob("start_day=*/*.parquet"))
+        out[table.name] = _rows(ds.dataset(files, format="parquet").to_table())
+    return out
+
+
+def backfill_cli(
+    first: date, last: date, *, env: Mapping[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``hoop-sessions backfill`` as a user runs it, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "hoop_sessions", "backfill", "--start", str(first), "--end", str(last)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
