@@ -40,8 +40,9 @@ _PUBLISH = (
     "import sys, orjson\n"
     "from pathlib import Path\n"
     "from hoop_sessions.config import Settings\n"
-    "from hoop_sessions.snapshot import publish\n"
-    "result = publish(Settings(data_dir=Path(sys.argv[1])))\n"
+    "from hoop_sessions.sync import publish_warehouse\n"
+    "url = sys.argv[2] if len(sys.argv) > 2 else None\n"
+    "result = publish_warehouse(Settings(data_dir=Path(sys.argv[1]), data_url=url))\n"
     "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1]\n"
     "sys.stdout.write(orjson.dumps(\n"
     "    {'bytes': result.bytes, 'seconds': result.seconds, 'hwm_kib': int(hwm)}).decode())\n"
@@ -74,10 +75,10 @@ def build(data_dir: Path, *, sessions: int, events_per_session: int) -> dict[str
     }
 
 
-def publish_once(data_dir: Path) -> dict[str, Any]:
-    """One publish, in a measured process of its own."""
+def publish_once(data_dir: Path, url: str | None = None) -> dict[str, Any]:
+    """One publish (with ``url``, also the upload to that store), in a measured process."""
     run = run_measured(
-        [sys.executable, "-c", _PUBLISH, str(data_dir)],
+        [sys.executable, "-c", _PUBLISH, str(data_dir), *([url] if url else [])],
         env=os.environ,
     )
     if not run.ok:
@@ -110,20 +111,39 @@ def measure(data_dir: Path, *, sessions: int, events_per_session: int, repeat: i
     return out
 
 
+def measure_store(data_dir: Path, *, repeat: int) -> dict[str, Any]:
+    """The same publish with an S3 store on loopback (moto, its own process): the local copy,
+    then the upload; and a restore of the uploaded file into an empty working directory."""
+    from benchmarks.restore import step
+    from tests.s3.server import s3_server
+
+    with s3_server() as server:
+        os.environ.update(server.env())
+        url = server.new_bucket()
+        runs = [publish_once(data_dir, url)]
+        for _ in range(repeat - 1):
+            # Each publish starts from what this directory restored: the generation it knows.
+            runs.append(publish_once(data_dir, url))
+        restore = step("restore_warehouse", data_dir.parent / "restored", url, dict(os.environ))
+    return {"store_publishes": runs, "store_restore": restore}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="time publishing the warehouse for analysts")
     parser.add_argument("--sessions", type=int, default=1_000_000)
     parser.add_argument("--events-per-session", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3, help="publishes to time")
     parser.add_argument("--dir", type=Path, help="data directory to build in (default: a temp one)")
+    parser.add_argument("--store", action="store_true",
+                        help="also publish to an S3 server on loopback and restore from it")
     args = parser.parse_args(argv)
     options = {"sessions": args.sessions, "events_per_session": args.events_per_session,
                "repeat": max(args.repeat, 1)}
-    if args.dir:
-        doc = measure(args.dir, **options)
-    else:
-        with tempfile.TemporaryDirectory(prefix="hoop-bench-publish-") as tmp:
-            doc = measure(Path(tmp), **options)
+    with tempfile.TemporaryDirectory(prefix="hoop-bench-publish-") as tmp:
+        data_dir = args.dir or Path(tmp) / "data"
+        doc = measure(data_dir, **options)
+        if args.store:
+            doc.update(measure_store(data_dir, repeat=options["repeat"]))
     sys.stdout.write(orjson.dumps(doc).decode() + "\n")
     return 0
 

@@ -2,7 +2,8 @@
 
 Every partitioned asset is one daily UTC partition per day and takes a whole partition range in
 one run (``BackfillPolicy.single_run()``: one preflight, one HTTP connection pool and one DuckDB
-writer for a backfill). A run of one partition always does its day again (the nightly schedule
+writer for a backfill). ``HOOP_BACKFILL_DAYS_PER_RUN`` replaces that policy on every partitioned
+asset where the definitions are built, to cut a backfill into runs of N days. A run of one partition always does its day again (the nightly schedule
 and "Materialize" of a day). A run over a range resumes: each stage skips the days whose output
 already matches its input (see ``hoop_sessions.stages``), so re-running a failed 90-day backfill reads only
 the days that were not read, and loads only the days that were not loaded.
@@ -49,10 +50,11 @@ from pipelines import metadata
 from pipelines.partitions import days_of, hoop_days
 from pipelines.resources import HoopApiResource, WarehouseResource
 
-# One writer at a time: every step that writes warehouse.duckdb runs in this pool (limit 1).
-WAREHOUSE_POOL = "hoop_duckdb"
-# Builds re-link the chain of day manifests after the day they write: one at a time, too.
-LAKE_POOL = "hoop_lake"
+# One writer at a time: every step that writes (or reads) warehouse.duckdb runs in this pool,
+# limit 1, across runs. Reading hoop and building the lake stay outside it, so that runs of
+# different days read and write Parquet side by side; the chain of day manifests that a build
+# re-links has its own lock (hoop_sessions.manifest.record_day).
+WAREHOUSE_POOL = "hoop_warehouse"
 
 RAW_SESSIONS = AssetKey(["hoop", "raw_sessions"])
 COMPLIANCE_FINDINGS = AssetKey(["hoop", "compliance_findings"])
@@ -216,7 +218,6 @@ def raw_sessions(
     ],
     partitions_def=hoop_days,
     backfill_policy=BackfillPolicy.single_run(),
-    pool=LAKE_POOL,
     can_subset=False,
 )
 def lake_tables(

@@ -3,21 +3,41 @@
 Runs execute in one process: the steps form a chain (raw → lake → warehouse → checks → findings)
 with nothing to run beside each other, and a process per step costs seconds of start-up each.
 Days run side by side as separate runs; pools still hold each warehouse step to one at a time.
+
+``HOOP_BACKFILL_DAYS_PER_RUN`` is read here, when the code location loads: every partitioned asset
+gets the same backfill policy, because Dagster puts two assets of a backfill in one run only when
+their policies are equal (``dagster/_core/execution/asset_backfill.py``); a policy on some assets
+only would split the backfill into separate runs per stage instead of per group of days.
 """
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+from collections.abc import Sequence
+
+from dagster import AssetsDefinition, BackfillPolicy, Definitions, in_process_executor
 
 from pipelines.assets import hoop_assets
 from pipelines.checks import hoop_checks
 from pipelines.jobs import hoop_sync_job
+from pipelines.partitions import backfill_policy
 from pipelines.resources import resources_from_env
 from pipelines.schedules import hoop_nightly
 from pipelines.sensors import hoop_ledger
 
+
+def with_backfill_policy(
+    assets: Sequence[AssetsDefinition], policy: BackfillPolicy
+) -> list[AssetsDefinition]:
+    """``assets`` with ``policy`` on each partitioned one. Unpartitioned assets (findings, report)
+    run once after the days whatever the policy, and Dagster allows them only single_run."""
+    return [
+        asset.with_attributes(backfill_policy=policy) if asset.partitions_def else asset
+        for asset in assets
+    ]
+
+
 defs = Definitions(
-    assets=hoop_assets,
+    assets=with_backfill_policy(hoop_assets, backfill_policy()),
     asset_checks=hoop_checks,
     jobs=[hoop_sync_job],
     schedules=[hoop_nightly],

@@ -8,12 +8,16 @@ listed completely once it is over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from datetime import date
 
-from dagster import DailyPartitionsDefinition
+from dagster import BackfillPolicy, DailyPartitionsDefinition
 
 from hoop_sessions.config import Settings
+from hoop_sessions.errors import ConfigError
+
+DAYS_PER_RUN_VARIABLE = "HOOP_BACKFILL_DAYS_PER_RUN"
 
 
 def daily_partitions(first_day: date) -> DailyPartitionsDefinition:
@@ -34,3 +38,25 @@ def day_of(partition_key: str) -> date:
 def days_of(partition_keys: Sequence[str]) -> list[date]:
     """The days of a run's partition keys, oldest first."""
     return sorted(day_of(key) for key in partition_keys)
+
+
+def backfill_policy(environ: Mapping[str, str] = os.environ) -> BackfillPolicy:
+    """How a backfill is cut into runs, from ``HOOP_BACKFILL_DAYS_PER_RUN``.
+
+    Unset or 0: one run for the whole range (one preflight, one connection pool). N > 0: runs of
+    at most N days, which a run launcher can place on separate workers; the warehouse steps still
+    take turns through their pool.
+    """
+    raw = environ.get(DAYS_PER_RUN_VARIABLE, "").strip()
+    try:
+        days = int(raw) if raw else 0
+    except ValueError:
+        raise ConfigError(
+            f"{DAYS_PER_RUN_VARIABLE} must be a whole number of days (0 or unset: one run per "
+            f"backfill), not {raw!r}"
+        ) from None
+    if days < 0:
+        raise ConfigError(
+            f"{DAYS_PER_RUN_VARIABLE} must be 0 (one run per backfill) or more, not {days}"
+        )
+    return BackfillPolicy.multi_run(days) if days else BackfillPolicy.single_run()

@@ -32,8 +32,8 @@ DAGSTER_YAML = """\
 # Written by `make dev` (hoop_sessions.devserver) for a new DAGSTER_HOME. Edit freely.
 concurrency:
   pools:
-    # hoop_duckdb: one writer of warehouse.duckdb at a time; hoop_lake: one writer of the
-    # chain of day manifests. Steps wait for their pool's slot; other steps run meanwhile.
+    # hoop_warehouse: one step that uses warehouse.duckdb at a time, across runs. Steps wait
+    # for their pool's slot inside their run; reading hoop and building the lake go on meanwhile.
     default_limit: 1
     granularity: op
 telemetry:
@@ -57,7 +57,7 @@ def prepare_dagster_home(home: Path) -> Path:
     elif "pools" not in config.read_text():
         print(
             f"note: {config} sets no concurrency pool limit; run "
-            "`dagster instance concurrency set hoop_duckdb 1` so that loads never overlap",
+            "`dagster instance concurrency set hoop_warehouse 1` so that loads never overlap",
             file=sys.stderr,
         )
     return home

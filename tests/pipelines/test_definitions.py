@@ -60,12 +60,12 @@ def node(
 EXPECTED_ASSETS = {
     "hoop/raw_sessions": node("hoop_ingest", {"python", "json"}, set()),
     **{
-        f"hoop/lake/{t}": node("hoop_lake", {"parquet"}, {"hoop/raw_sessions"}, pools={"hoop_lake"})
+        f"hoop/lake/{t}": node("hoop_lake", {"parquet"}, {"hoop/raw_sessions"})
         for t in TABLES
     },
     **{
         f"hoop/warehouse/{t}": node(
-            "hoop_warehouse", {"duckdb"}, {f"hoop/lake/{t}"}, pools={"hoop_duckdb"}
+            "hoop_warehouse", {"duckdb"}, {f"hoop/lake/{t}"}, pools={"hoop_warehouse"}
         )
         for t in TABLES
     },
@@ -74,14 +74,14 @@ EXPECTED_ASSETS = {
         {"duckdb", "sql"},
         {f"hoop/warehouse/{t}" for t in TABLES},
         partitioned=False,
-        pools={"hoop_duckdb"},
+        pools={"hoop_warehouse"},
     ),
     "hoop/evidence_report": node(
         "hoop_compliance",
         {"html"},
         {"hoop/compliance_findings"},
         partitioned=False,
-        pools={"hoop_duckdb"},
+        pools={"hoop_warehouse"},
     ),
 }
 # check -> blocking
