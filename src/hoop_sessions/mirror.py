@@ -45,7 +45,10 @@ STATE = ".mirror"  # in the working directory: what this directory last took fro
 WAREHOUSE_KEY = "warehouse.duckdb"
 WAREHOUSE_DOC = "warehouse.json"
 PULLED_TREES = ("ledger/", "manifests/")
-THREADS = 8
+THREADS = 8  # downloads at once (mostly small JSON files)
+# Uploads at once: Arrow buffers about 10 MiB per upload in flight and its allocator keeps the
+# memory; two keep a loopback or same-region store busy (measured: 8 at once peaked 80 MiB, 2 at 20).
+UPLOAD_THREADS = 2
 
 
 def commit_key(day: date, kind: str = "lake") -> str:
@@ -302,8 +305,9 @@ def _publish(settings: Settings, day: date, kind: str, files: dict[str, tuple[Pa
         if key not in present or present[key].size != local.stat().st_size
     ]
     if uploads:
-        with ThreadPoolExecutor(min(THREADS, len(uploads))) as pool:
+        with ThreadPoolExecutor(min(UPLOAD_THREADS, len(uploads))) as pool:
             list(pool.map(lambda job: store.put_file(*job), uploads))
+        _release_buffers()
     entries = {
         name: {"key": key, "sha256": digest, "size": local.stat().st_size}
         for name, (local, key, digest) in files.items()
@@ -325,6 +329,13 @@ def _publish(settings: Settings, day: date, kind: str, files: dict[str, tuple[Pa
         "%s: %s %s published (%d of %d object(s) uploaded, %d replaced) in %.1f s", store.url, day,
         kind, len(uploads), len(files), len(stale), time.monotonic() - started,
     )
+
+
+def _release_buffers() -> None:
+    """Give the upload buffers back: Arrow's allocator would keep them for the rest of the run."""
+    import pyarrow
+
+    pyarrow.default_memory_pool().release_unused()
 
 
 def push_day_records(settings: Settings, day: date) -> None:
@@ -361,7 +372,7 @@ def _push(settings: Settings, store: ObjectStore, paths: list[Path]) -> None:
         for path in paths:
             push(path)
         return
-    with ThreadPoolExecutor(min(THREADS, len(paths))) as pool:
+    with ThreadPoolExecutor(min(UPLOAD_THREADS, len(paths))) as pool:
         list(pool.map(push, paths))
 
 
@@ -394,6 +405,7 @@ def publish_warehouse(settings: Settings, days: Iterable[date] = ()) -> None:
         )
     size = source.stat().st_size
     store.put_file(source, WAREHOUSE_KEY, atomic=True)
+    _release_buffers()
     doc = {
         "generation": int(published.get("generation") or 0) + 1,
         "published_at": datetime.now(UTC).isoformat(),

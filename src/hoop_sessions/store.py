@@ -19,7 +19,6 @@ import functools
 import logging
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +109,8 @@ class ObjectStore:
         try:
             if scheme == "az":
                 filesystem, root = _azure(url)
+            elif scheme == "s3" and urlsplit(url).username is None:
+                filesystem, root = _s3(url)
             else:
                 filesystem, root = pafs.FileSystem.from_uri(url)
         except (OSError, ValueError) as exc:
@@ -139,7 +140,12 @@ class ObjectStore:
     def put_file(self, local: Path, key: str, *, atomic: bool = False) -> None:
         """Upload ``local`` as ``key``; ``atomic``: a reader sees the old object or the new one."""
         size = local.stat().st_size
-        target = f"{INCOMING}/{uuid.uuid4().hex}-{local.name}" if atomic else key
+        # Aside beside the object it replaces, under a fixed name: a killed upload's leftover is
+        # overwritten by the next one. (Deleting it makes Arrow write an empty "folder" marker,
+        # a key ending in '/', which every engine and ``list`` pass over.)
+        folder, _, name = key.rpartition("/")
+        target = f"{folder}/{INCOMING}-{name}" if folder else f"{INCOMING}-{name}"
+        target = target if atomic else key
         # compression=None: Arrow would otherwise gzip a key ending in .gz on the way.
         with open(local, "rb") as source, self.fs.open_output_stream(self._writable(target), compression=None) as out:
             shutil.copyfileobj(source, out, CHUNK)
@@ -160,7 +166,8 @@ class ObjectStore:
     @_retrying
     def get_bytes(self, key: str) -> bytes | None:
         try:
-            with self.fs.open_input_stream(self.path(key), compression=None) as source:
+            # A random-access file knows its size: one read asks for it whole, not 256 KiB at a time.
+            with self.fs.open_input_file(self.path(key)) as source:
                 data: bytes = source.read()
                 return data
         except FileNotFoundError:
@@ -214,6 +221,34 @@ class ObjectStore:
                 self.fs.delete_file(self.path(key))
             except FileNotFoundError:
                 continue
+
+
+# Arrow's S3 client retries on its own (its default: about 30 tries in some 6 s on a refused or cut
+# connection), and each operation here is retried again; three tries there keep a store that is
+# down from taking minutes to say so.
+S3_ATTEMPTS = 3
+
+
+def _s3(url: str) -> tuple[pafs.FileSystem, str]:
+    """``s3://bucket/prefix`` with the standard variables: AWS_ENDPOINT_URL(_S3) for an
+    S3-compatible store, AWS_REGION (else the bucket's region, asked of AWS), credentials from the
+    SDK's usual chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, an instance role)."""
+    from pyarrow import fs as pafs
+
+    parts = urlsplit(url)
+    options: dict[str, object] = {
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS),
+    }
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        where = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        options["endpoint_override"] = where.netloc
+        options["scheme"] = where.scheme
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region is None and not endpoint:
+        region = pafs.resolve_s3_region(parts.netloc)
+    options["region"] = region or "us-east-1"
+    return pafs.S3FileSystem(**options), f"{parts.netloc}{parts.path}"
 
 
 def _azure(url: str) -> tuple[pafs.FileSystem, str]:
