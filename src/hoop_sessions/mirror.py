@@ -23,6 +23,7 @@ With a local ``HOOP_DATA_DIR`` every function returns at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -45,10 +46,7 @@ STATE = ".mirror"  # in the working directory: what this directory last took fro
 WAREHOUSE_KEY = "warehouse.duckdb"
 WAREHOUSE_DOC = "warehouse.json"
 PULLED_TREES = ("ledger/", "manifests/")
-THREADS = 8  # downloads at once (mostly small JSON files)
-# Uploads at once: Arrow buffers about 10 MiB per upload in flight and its allocator keeps the
-# memory; two keep a loopback or same-region store busy (measured: 8 at once peaked 80 MiB, 2 at 20).
-UPLOAD_THREADS = 2
+THREADS = 8  # small files (ledger entries, manifests, commits) moved at once
 
 
 def commit_key(day: date, kind: str = "lake") -> str:
@@ -256,11 +254,12 @@ def _day_state(settings: Settings, day: date) -> Path:
 
 
 def publish_day(settings: Settings, day: date) -> None:
-    """Raw file and lake files of a day just built."""
+    """Raw file, lake files and tamper-evidence manifests of a day just built and loaded."""
     if settings.store is None:
         return
     publish_raw(settings, day)
     publish_lake(settings, day)
+    push_day_records(settings, day)
 
 
 def publish_raw(settings: Settings, day: date) -> None:
@@ -304,10 +303,10 @@ def _publish(settings: Settings, day: date, kind: str, files: dict[str, tuple[Pa
         (local, key) for local, key, _ in files.values()
         if key not in present or present[key].size != local.stat().st_size
     ]
-    if uploads:
-        with ThreadPoolExecutor(min(UPLOAD_THREADS, len(uploads))) as pool:
-            list(pool.map(lambda job: store.put_file(*job), uploads))
-        _release_buffers()
+    for local, key in uploads:
+        # One at a time, on this thread: threads of their own each kept an allocator arena of
+        # the S3 client's buffers (some 70 MiB over a run); a day's files are few.
+        store.put_file(local, key)
     entries = {
         name: {"key": key, "sha256": digest, "size": local.stat().st_size}
         for name, (local, key, digest) in files.items()
@@ -321,6 +320,7 @@ def _publish(settings: Settings, day: date, kind: str, files: dict[str, tuple[Pa
     # Committed: the objects of the day's earlier versions, and any a killed run left, go.
     stale = sorted(set(present) - {key for _, key, _ in files.values()})
     store.delete(stale)
+    _release_buffers()
     state = _read_json(_day_state(settings, day)) or {"files": {}}
     for name, entry in entries.items():
         state["files"]["raw" if kind == "raw" else f"lake/{name}"] = entry["sha256"]
@@ -332,10 +332,17 @@ def _publish(settings: Settings, day: date, kind: str, files: dict[str, tuple[Pa
 
 
 def _release_buffers() -> None:
-    """Give the upload buffers back: Arrow's allocator would keep them for the rest of the run."""
+    """Give the transfer buffers back: Arrow's allocator and glibc's would keep them for the rest
+    of the run, in the process that also reads hoop."""
+    import ctypes
+    import sys
+
     import pyarrow
 
     pyarrow.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def push_day_records(settings: Settings, day: date) -> None:
@@ -372,7 +379,8 @@ def _push(settings: Settings, store: ObjectStore, paths: list[Path]) -> None:
         for path in paths:
             push(path)
         return
-    with ThreadPoolExecutor(min(UPLOAD_THREADS, len(paths))) as pool:
+    # Small JSON files (a ledger entry, a manifest): several at once, each a few requests.
+    with ThreadPoolExecutor(min(THREADS, len(paths))) as pool:
         list(pool.map(push, paths))
 
 

@@ -106,16 +106,18 @@ async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
     return principal
 
 
-def load_day(settings: Settings, day: date) -> dict[str, int]:
+def load_day(settings: Settings, day: date, *, publish: bool = True) -> dict[str, int]:
     """Lake files of a day into the writer's copy of the warehouse, waiting for another writer.
 
     The day's tamper-evidence manifest is recorded here, by the one writer at a time, so that the
-    chain stays whole when different workers build different days at once.
+    chain stays whole when different workers build different days at once. ``publish=False``:
+    the caller pushes the manifests to the object store (``mirror.publish_day``).
     """
     from hoop_sessions import manifest
 
     manifest.record_day(settings.data_dir, day)
-    mirror.push_day_records(settings, day)
+    if publish:
+        mirror.push_day_records(settings, day)
     header = read_header(settings.raw_dir, day)
     with snapshot.connect_writer(settings) as con:
         counts = warehouse.load_day(con, settings.lake_dir, day)
@@ -183,22 +185,32 @@ async def _read_days(
 def build_and_load(
     settings: Settings, day: date, changed: bool = True
 ) -> tuple[BuildResult | None, dict[str, int]]:
-    """The CPU half of a day: raw file into lake files and manifest, then into the warehouse."""
+    """The CPU half of a day: raw file into lake files and manifest, then into the warehouse.
+
+    What the build worker runs. It never touches the object store: the run publishes the day
+    (``mirror.publish_day``) once this returns, from the process that holds the store's client
+    already, so that the worker's memory is the same with a store as without.
+    """
     if not changed:
         return None, {}
-    built = build_and_record(settings, day)
-    return built, load_day(settings, day)
+    built = build_and_record(settings, day, publish=False)
+    return built, load_day(settings, day, publish=False)
 
 
-def build_and_record(settings: Settings, day: date) -> BuildResult:
-    """Raw file into lake files (the day's manifest is recorded by its load, ``load_day``)."""
+def build_and_record(settings: Settings, day: date, *, publish: bool = True) -> BuildResult:
+    """Raw file into lake files (the day's manifest is recorded by its load, ``load_day``).
+
+    With an object store and ``publish``, the day's raw and lake files are published (their
+    commit last); ``publish=False`` leaves it to the caller."""
     # Imported here: building (Arrow, Parquet) runs in the worker process; the process that
     # reads hoop never needs it when a worker builds.
     from hoop_sessions.build import build_day
 
     built = build_day(settings.raw_dir, settings.lake_dir, day)
     record_built(Ledger(settings.data_dir), day, built.final_from)
-    mirror.publish_day(settings, day)  # with an object store: the day's files, its commit last
+    if publish:
+        mirror.publish_raw(settings, day)
+        mirror.publish_lake(settings, day)
     return built
 
 
@@ -340,6 +352,10 @@ async def _sync_days(  # the options of sync_days_async, passed through
             log.error("%s", DayFailedError(extracted.day, exc))
             result.failed[extracted.day] = str(exc)
             return
+        if built is not None and settings.data_url:
+            # The day's files, its commit, its manifests: before any warehouse holding it is
+            # published to the store.
+            await asyncio.to_thread(mirror.publish_day, settings, extracted.day)
         day_result = DayResult(extracted.day, extracted, built, rows)
         result.days.append(day_result)
         progress.day_done(extracted.day, day_result.summary())
