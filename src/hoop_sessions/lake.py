@@ -9,7 +9,6 @@ between tables and is rebuilt by the next run.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from datetime import date
 from pathlib import Path
@@ -19,18 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hoop_sessions import schema
+from hoop_sessions.paths import MANIFEST, PART, file_sha256, manifest_path, table_path
 from hoop_sessions.tempfiles import aside
 
-PART = "part-0.parquet"
-MANIFEST = "_manifest.json"
-
-
-def table_path(lake_dir: Path, table: str, day: date) -> Path:
-    return lake_dir / table / f"start_day={day.isoformat()}" / PART
-
-
-def manifest_path(lake_dir: Path, day: date) -> Path:
-    return lake_dir / "_manifests" / f"start_day={day.isoformat()}" / MANIFEST
+__all__ = ["MANIFEST", "PART", "DayWriter", "file_sha256", "manifest_path", "table_path"]
 
 
 def write_day(lake_dir: Path, day: date, tables: dict[str, pa.Table]) -> dict[str, str]:
@@ -162,14 +153,6 @@ def day_is_consistent(lake_dir: Path, day: date) -> bool:
         if not file.exists() or files.get(table.name) != file_sha256(file):
             return False
     return True
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync(path: Path) -> None:

@@ -29,8 +29,7 @@ from typing import Any
 
 import orjson
 
-from hoop_sessions import schema
-from hoop_sessions.lake import file_sha256, table_path
+from hoop_sessions.paths import file_sha256, table_path
 from hoop_sessions.raw import raw_path
 from hoop_sessions.tempfiles import aside
 
@@ -57,6 +56,8 @@ def manifest_days(data_dir: Path) -> list[date]:
 
 def _day_files(data_dir: Path, day: date) -> dict[str, Path]:
     files = {"raw": raw_path(data_dir / "raw", day)}
+    from hoop_sessions import schema  # Arrow: only where a day's files are hashed
+
     for table in schema.DAY_TABLES:
         files[f"lake/{table.name}"] = table_path(data_dir / "lake", table.name, day)
     return files

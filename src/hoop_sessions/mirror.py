@@ -209,7 +209,7 @@ def pull_days(settings: Settings, days: Iterable[date], *, lake: bool = False) -
     store = _store(settings)
     if store is None:
         return
-    from hoop_sessions import lake as lake_files
+    from hoop_sessions import paths as lake_files
     from hoop_sessions.raw import raw_path
 
     jobs: list[tuple[str, Path]] = []
@@ -264,7 +264,7 @@ def publish_day(settings: Settings, day: date) -> None:
 
 def publish_raw(settings: Settings, day: date) -> None:
     """The day's raw file as a content-addressed object, then its commit."""
-    from hoop_sessions.lake import file_sha256
+    from hoop_sessions.paths import file_sha256
     from hoop_sessions.raw import raw_path
 
     local = raw_path(settings.raw_dir, day)
@@ -275,18 +275,18 @@ def publish_raw(settings: Settings, day: date) -> None:
 
 def publish_lake(settings: Settings, day: date) -> None:
     """The day's lake files as content-addressed objects, then the commit that names them."""
-    from hoop_sessions import lake as lake_files
-    from hoop_sessions import schema
+    from hoop_sessions import paths as lake_files
 
+    # The tables are those the build wrote and named in the day's lake manifest.
     digests = orjson.loads(lake_files.manifest_path(settings.lake_dir, day).read_bytes())["files"]
     stamp = f"start_day={day.isoformat()}"
     files = {
-        table.name: (
-            lake_files.table_path(settings.lake_dir, table.name, day),
-            f"lake/{table.name}/{stamp}/part-{digests[table.name][:16]}.parquet",
-            digests[table.name],
+        table: (
+            lake_files.table_path(settings.lake_dir, table, day),
+            f"lake/{table}/{stamp}/part-{digest[:16]}.parquet",
+            digest,
         )
-        for table in schema.DAY_TABLES
+        for table, digest in sorted(digests.items())
     }
     _publish(settings, day, "lake", files)
 
@@ -332,14 +332,11 @@ def _publish(settings: Settings, day: date, kind: str, files: dict[str, tuple[Pa
 
 
 def _release_buffers() -> None:
-    """Give the transfer buffers back: Arrow's allocator and glibc's would keep them for the rest
-    of the run, in the process that also reads hoop."""
+    """Give the transfer buffers back: glibc would keep them for the rest of the run, in the
+    process that also reads hoop."""
     import ctypes
     import sys
 
-    import pyarrow
-
-    pyarrow.default_memory_pool().release_unused()
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -1,8 +1,33 @@
-"""Where the project's SQL files are, installed as a wheel or run from a checkout."""
+"""Where the project's files are: its SQL folder, and the lake's files of a day.
+
+Kept free of Arrow: the process that reads hoop (and publishes days to an object store) names and
+hashes lake files without loading it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import date
 from pathlib import Path
+
+PART = "part-0.parquet"
+MANIFEST = "_manifest.json"
+
+
+def table_path(lake_dir: Path, table: str, day: date) -> Path:
+    return lake_dir / table / f"start_day={day.isoformat()}" / PART
+
+
+def manifest_path(lake_dir: Path, day: date) -> Path:
+    return lake_dir / "_manifests" / f"start_day={day.isoformat()}" / MANIFEST
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def sql_dir() -> Path:

@@ -2,8 +2,9 @@
 
 For a local ``HOOP_DATA_DIR`` that is ``$HOOP_DATA_DIR/warehouse.duckdb``, opened read-only. For an
 object store it is ``<HOOP_DATA_DIR>/warehouse.duckdb``, attached read-only by DuckDB straight from
-the store: DuckDB reads the pages a query needs through ``pyarrow.fs`` (wrapped for fsspec, which
-DuckDB accepts as a filesystem), so no extension has to be downloaded and nothing is copied first.
+the store: DuckDB reads the pages a query needs through the project's store client, handed to DuckDB as an
+fsspec filesystem (the shape it accepts), so no extension has to be downloaded and nothing is
+copied first.
 A reader never holds a lock a load waits for, and reconnecting gives the newest snapshot.
 """
 
@@ -25,19 +26,42 @@ PROTOCOL = "hoopstore"  # DuckDB would ask for its httpfs extension for s3://; t
 
 
 def _filesystem(store: ObjectStore) -> Any:
-    from fsspec.implementations.arrow import ArrowFSWrapper
+    """The store as an fsspec filesystem (the shape DuckDB accepts), reading by byte ranges."""
+    from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
-    class StoreFileSystem(ArrowFSWrapper):  # type: ignore[misc]
+    def key_of(path: str) -> str:
+        name = str(path).split("://", 1)[-1]
+        return name.removeprefix(store.root).lstrip("/")
+
+    class StoreFile(AbstractBufferedFile):  # type: ignore[misc]
+        def _fetch_range(self, start: int, end: int) -> bytes:
+            return store.read_range(key_of(self.path), start, min(end, self.size))
+
+    class StoreFileSystem(AbstractFileSystem):  # type: ignore[misc]
         protocol = PROTOCOL
         root_marker = ""
+        cachable = False
 
-        @classmethod
-        def _strip_protocol(cls, path: Any) -> Any:
-            if isinstance(path, list):
-                return [cls._strip_protocol(p) for p in path]
-            return str(path).split("://", 1)[-1].rstrip("/")
+        def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+            found = store.info(key_of(path))
+            if found is None:
+                raise FileNotFoundError(path)
+            return {"name": path, "size": found.size, "type": "file"}
 
-    return StoreFileSystem(store.fs)
+        def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+            key = key_of(path)
+            found = store.info(key)
+            entries = [found] if found is not None else list(store.list(key).values())
+            if detail:
+                return [{"name": store.path(e.key), "size": e.size, "type": "file"} for e in entries]
+            return [store.path(e.key) for e in entries]
+
+        def _open(self, path: str, mode: str = "rb", block_size: Any = None, **kwargs: Any) -> Any:
+            if mode != "rb":
+                raise PermissionError(f"{path}: the published warehouse is read-only")
+            return StoreFile(self, path, mode, block_size=block_size or 4 * 2**20, **kwargs)
+
+    return StoreFileSystem()
 
 
 def location(settings: Settings) -> str:

@@ -1,16 +1,21 @@
 """The object store behind ``HOOP_DATA_DIR=s3://bucket/prefix`` (or ``gs://``, ``az://``, ``file://``).
 
-One seam over ``pyarrow.fs``: keys are ``/``-separated paths under the URL's prefix, and every
-operation is retried on the errors a network gives (5xx answers, dropped connections) before it
-raises ``StoreError``. Credentials and endpoint come from each store's standard variables, read by
-the store's own SDK inside Arrow (for S3: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_REGION``, ``AWS_ENDPOINT_URL`` for MinIO, Ceph and other S3-compatible stores); nothing here
-reads or prints them.
+One seam over ``obstore`` (the Python binding of the ``object_store`` crate of the Apache Arrow
+project): keys are ``/``-separated paths under the URL's prefix, and every operation is retried on
+the errors a network gives (5xx answers, dropped connections, timeouts) before it raises
+``StoreError``. Credentials and endpoint come from each store's standard variables, read by the
+client itself (for S3: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
+``AWS_REGION``, ``AWS_ENDPOINT_URL`` for MinIO, Ceph and other S3-compatible stores, a pod's web
+identity or an instance's role); nothing here reads or prints them.
 
-An object store replaces one object atomically but has no rename. ``put_file(..., atomic=True)``
-uploads aside and copies on the server, so a fixed key (``warehouse.duckdb``) is the old object or
-the new one; content-addressed keys are written directly, and their size is checked after the upload
-so that an interrupted upload is never taken for the file.
+Why not ``pyarrow.fs``, which came first: the process that reads hoop publishes each day, and
+Arrow's filesystem cost it 80 MiB (importing Arrow, the AWS SDK, buffers its allocator kept;
+measured on 7 days x 2,000 sessions); this client costs it about 10 MiB.
+
+An object store replaces one object atomically but has no rename. An upload here becomes the
+object only when all of it has arrived (a multipart upload is completed last, and aborted on an
+error; a process killed half-way completes nothing), so ``put_file`` to a fixed key
+(``warehouse.duckdb``) leaves the old object or the new one. Its size is checked after the upload.
 """
 
 from __future__ import annotations
@@ -18,30 +23,28 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import shutil
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from hoop_sessions.errors import ConfigError, StoreError
 
-if TYPE_CHECKING:
-    from pyarrow import fs as pafs
-
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# The schemes served by the same code (pyarrow.fs's S3, GCS, Azure and local filesystems).
-SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss", "file")
+# The schemes served by the same code (obstore's S3, GCS, Azure and local stores).
+SCHEMES = ("s3", "gs", "az", "abfs", "abfss", "file")
 ATTEMPTS = 6
-CHUNK = 8 * 1024 * 1024
-INCOMING = "_incoming"  # aside uploads; the leading underscore hides them from Hive-style readers
+CHUNK = 8 * 1024 * 1024  # multipart part size, and the piece a download writes at a time
+UPLOADS_AT_ONCE = 2  # parts of one upload in flight
+# The client's own retries under ours: a few, so that a store that is down says so in seconds.
+CLIENT_RETRIES = 3
 
 
 def is_url(value: str) -> bool:
@@ -50,7 +53,7 @@ def is_url(value: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL without any user or password part (``s3://key:secret@bucket`` is accepted by Arrow)."""
+    """The URL without any user or password part (``s3://key:secret@bucket`` would carry them)."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
@@ -65,15 +68,26 @@ class ObjectInfo:
     mtime_ns: int
 
 
+def _not_found(exc: BaseException) -> bool:
+    from obstore.exceptions import NotFoundError
+
+    return isinstance(exc, (NotFoundError, FileNotFoundError))
+
+
 def _transient(exc: BaseException) -> bool:
-    # A missing object is an answer, not a fault; everything else pyarrow raises from the network is
-    # an OSError (with the SDK's message) and worth another try.
-    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+    # What a network gives: the client's generic errors (5xx after its own retries, connections
+    # refused or cut, timeouts). A missing object is an answer; refused credentials, a bad path or
+    # configuration, and this machine's own files, fail the same way again.
+    from obstore.exceptions import GenericError, JoinError
+
+    return isinstance(exc, (GenericError, JoinError))
 
 
 def _retrying(what: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(what)
     def call(self: ObjectStore, *args: object, **kwargs: object) -> T:
+        from obstore.exceptions import BaseError
+
         attempt = retry(
             retry=retry_if_exception(_transient),
             stop=stop_after_attempt(self.attempts),
@@ -82,28 +96,32 @@ def _retrying(what: Callable[..., T]) -> Callable[..., T]:
         )(what)
         try:
             return attempt(self, *args, **kwargs)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
+        except BaseError as exc:
+            if _not_found(exc):
+                raise FileNotFoundError(str(exc)) from None
+            tries = f"failed {self.attempts} times" if _transient(exc) else "failed"
             raise StoreError(
-                f"{what.__name__} on {self.url} failed {self.attempts} times: {exc}. Check the store's "
+                f"{what.__name__} on {self.url} {tries}: {_first_line(exc)}. Check the store's "
                 "endpoint and credentials (AWS_ENDPOINT_URL, AWS_REGION, ...) and that the bucket exists"
             ) from None
 
     return call
 
 
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500]
+
+
 class ObjectStore:
-    """A prefix of an object store. Safe to share between threads (Arrow's filesystems are)."""
+    """A prefix of an object store. Safe to share between threads."""
 
     def __init__(self, url: str, *, attempts: int = ATTEMPTS) -> None:
-        if "pyarrow" not in sys.modules:
-            # The process that reads hoop imports Arrow only for the store: the system allocator
-            # (trimmed after each transfer) returns buffers that mimalloc would keep.
-            os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-        from pyarrow import fs as pafs
+        from obstore.exceptions import BaseError
+        from obstore.store import LocalStore, from_url
 
-        scheme = urlsplit(url).scheme.lower()
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
         if scheme not in SCHEMES:
             raise ConfigError(
                 f"HOOP_DATA_DIR {redact(url)!r}: the scheme {scheme!r} is not one of "
@@ -111,91 +129,98 @@ class ObjectStore:
             )
         self.url = redact(url).rstrip("/")
         self.attempts = attempts
+        self.root = f"{parts.netloc}{parts.path}".rstrip("/")
+        retry_config: Any = {
+            "max_retries": CLIENT_RETRIES,
+            "retry_timeout": timedelta(seconds=30),
+            "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2)},
+        }
         try:
-            if scheme == "az":
-                filesystem, root = _azure(url)
-            elif scheme == "s3" and urlsplit(url).username is None:
-                filesystem, root = _s3(url)
+            if scheme == "file":
+                Path(parts.path).mkdir(parents=True, exist_ok=True)
+                self._store: Any = LocalStore(parts.path)
             else:
-                filesystem, root = pafs.FileSystem.from_uri(url)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"HOOP_DATA_DIR {self.url!r} cannot be opened: {exc}") from None
-        self.fs: pafs.FileSystem = filesystem
-        self.root = root.rstrip("/")
-        # A local (file://) store has folders to make; an object store has none (and an empty
-        # "folder" object there would only be clutter).
-        self._folders = isinstance(filesystem, pafs.LocalFileSystem)
+                options: dict[str, Any] = {"timeout": timedelta(minutes=5)}
+                endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+                config: dict[str, Any] = {}
+                if scheme == "s3" and endpoint:
+                    config["endpoint"] = endpoint
+                    # An S3-compatible store on plain http (a MinIO inside the cluster, a test's).
+                    options["allow_http"] = endpoint.startswith("http://")
+                make: Any = from_url  # its overloads are per scheme; the scheme is checked above
+                self._store = make(
+                    url, config=config or None, client_options=options, retry_config=retry_config
+                )
+        except (BaseError, ValueError, OSError) as exc:
+            raise ConfigError(f"HOOP_DATA_DIR {self.url!r} cannot be opened: {_first_line(exc)}") from None
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
 
     def path(self, key: str) -> str:
+        """The object's full name, for messages and engines: bucket, prefix and key."""
         return f"{self.root}/{key}" if key else self.root
 
-    def key(self, path: str) -> str:
-        return path[len(self.root) + 1 :]
-
-    def _writable(self, key: str) -> str:
-        path = self.path(key)
-        if self._folders:
-            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        return path
-
     @_retrying
-    def put_file(self, local: Path, key: str, *, atomic: bool = False) -> None:
-        """Upload ``local`` as ``key``; ``atomic``: a reader sees the old object or the new one."""
-        size = local.stat().st_size
-        # Aside beside the object it replaces, under a fixed name: a killed upload's leftover is
-        # overwritten by the next one. (Deleting it makes Arrow write an empty "folder" marker,
-        # a key ending in '/', which every engine and ``list`` pass over.)
-        folder, _, name = key.rpartition("/")
-        target = f"{folder}/{INCOMING}-{name}" if folder else f"{INCOMING}-{name}"
-        target = target if atomic else key
-        # Copied by Arrow itself, file to object in 1 MiB pieces on this thread: no Python buffer
-        # per chunk (glibc kept those, some 100 MiB over a run's uploads).
-        from pyarrow import fs as pafs
+    def put_file(self, local: Path, key: str, *, atomic: bool = True) -> None:
+        """Upload ``local`` as ``key``; the object is the old one or the new one until done.
 
-        pafs.copy_files(
-            str(local), self._writable(target), destination_filesystem=self.fs,
-            chunk_size=1 << 20, use_threads=False,
-        )
-        uploaded = self.fs.get_file_info(self.path(target)).size
+        (``atomic`` is kept for the callers' intent: every upload here is.)"""
+        import obstore
+
+        size = local.stat().st_size
+        obstore.put(self._store, key, local, chunk_size=CHUNK, max_concurrency=UPLOADS_AT_ONCE)
+        uploaded = obstore.head(self._store, key)["size"]
         if uploaded != size:
-            raise OSError(f"{target}: {uploaded} bytes arrived of {size}")
-        if atomic:
-            try:
-                self.fs.copy_file(self.path(target), self._writable(key))
-            finally:
-                self.fs.delete_file(self.path(target))
+            from obstore.exceptions import GenericError
+
+            raise GenericError(f"{key}: {uploaded} bytes arrived of {size}")
 
     @_retrying
     def put_bytes(self, key: str, data: bytes) -> None:
-        with self.fs.open_output_stream(self._writable(key), compression=None) as out:
-            out.write(data)
+        import obstore
+
+        obstore.put(self._store, key, data, use_multipart=False)
 
     @_retrying
     def get_bytes(self, key: str) -> bytes | None:
+        import obstore
+
         try:
-            # A random-access file knows its size: one read asks for it whole, not 256 KiB at a time.
-            with self.fs.open_input_file(self.path(key)) as source:
-                data: bytes = source.read()
-                return data
-        except FileNotFoundError:
-            return None
+            return bytes(obstore.get(self._store, key).bytes())
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            raise
+
+    @_retrying
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` (exclusive) of ``key``: what a reader of a file asks for."""
+        import obstore
+
+        if end <= start:
+            return b""
+        return bytes(obstore.get_range(self._store, key, start=start, end=end))
 
     @_retrying
     def get_file(self, key: str, local: Path) -> bool:
         """Download ``key`` to ``local`` (written aside, renamed into place); False when absent."""
+        import obstore
+
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
         try:
-            with self.fs.open_input_stream(self.path(key), compression=None) as source, open(tmp, "wb") as out:
-                shutil.copyfileobj(source, out, CHUNK)
+            result = obstore.get(self._store, key)
+            with open(tmp, "wb") as out:
+                for chunk in result.stream(min_chunk_size=CHUNK):
+                    out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-        except FileNotFoundError:
+        except Exception as exc:
             tmp.unlink(missing_ok=True)
-            return False
+            if _not_found(exc):
+                return False
+            raise
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -204,84 +229,51 @@ class ObjectStore:
 
     @_retrying
     def info(self, key: str) -> ObjectInfo | None:
-        from pyarrow import fs as pafs
+        import obstore
 
-        found = self.fs.get_file_info(self.path(key))
-        if found.type != pafs.FileType.File:
-            return None
-        return ObjectInfo(key, found.size or 0, found.mtime_ns or 0)
+        try:
+            meta = obstore.head(self._store, key)
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return _info(meta)
 
     @_retrying
     def list(self, prefix: str) -> dict[str, ObjectInfo]:
-        """Every object under ``prefix`` (recursively), by key."""
-        from pyarrow import fs as pafs
+        """Every object under ``prefix`` (recursively, on ``/`` boundaries), by key."""
+        import obstore
 
-        selector = pafs.FileSelector(self.path(prefix.rstrip("/")), recursive=True, allow_not_found=True)
         found = {}
-        for item in self.fs.get_file_info(selector):
-            if item.type == pafs.FileType.File:
-                key = self.key(item.path)
-                found[key] = ObjectInfo(key, item.size or 0, item.mtime_ns or 0)
+        try:
+            for batch in obstore.list(self._store, prefix.rstrip("/") or None, chunk_size=1000):
+                for meta in batch:
+                    info = _info(meta)
+                    found[info.key] = info
+        except Exception as exc:
+            if _not_found(exc):  # a local store's missing folder
+                return {}
+            raise
         return found
 
     @_retrying
     def delete(self, keys: Iterable[str]) -> None:
+        import obstore
+
         for key in keys:
             try:
-                self.fs.delete_file(self.path(key))
-            except FileNotFoundError:
-                continue
+                obstore.delete(self._store, key)
+            except Exception as exc:
+                if not _not_found(exc):
+                    raise
 
 
-# Arrow's S3 client retries on its own (its default: about 30 tries in some 6 s on a refused or cut
-# connection), and each operation here is retried again; three tries there keep a store that is
-# down from taking minutes to say so.
-S3_ATTEMPTS = 3
-
-
-def _s3(url: str) -> tuple[pafs.FileSystem, str]:
-    """``s3://bucket/prefix`` with the standard variables: AWS_ENDPOINT_URL(_S3) for an
-    S3-compatible store, AWS_REGION (else the bucket's region, asked of AWS), credentials from the
-    SDK's usual chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, an instance role)."""
-    from pyarrow import fs as pafs
-
-    parts = urlsplit(url)
-    options: dict[str, object] = {
-        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS),
-        # Each 10 MiB part is sent before the next is read. With background writes Arrow read a
-        # whole file ahead of the network (31 MiB held for a 30 MiB upload, 11 MiB without).
-        "background_writes": False,
-    }
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        where = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-        options["endpoint_override"] = where.netloc
-        options["scheme"] = where.scheme
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region is None and not endpoint:
-        region = pafs.resolve_s3_region(parts.netloc)
-    options["region"] = region or "us-east-1"
-    return pafs.S3FileSystem(**options), f"{parts.netloc}{parts.path}"
-
-
-def _azure(url: str) -> tuple[pafs.FileSystem, str]:
-    """``az://container/prefix`` (adlfs's spelling, which Arrow's URI parser lacks) with the
-    account from AZURE_STORAGE_ACCOUNT_NAME and, when set, its key from AZURE_STORAGE_ACCOUNT_KEY;
-    without a key Arrow uses Azure's default credential chain."""
-    from pyarrow import fs as pafs
-
-    account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
-    if not account:
-        raise ValueError(
-            "az:// needs AZURE_STORAGE_ACCOUNT_NAME (or give "
-            "abfs://container@account.dfs.core.windows.net/prefix)"
-        )
-    parts = urlsplit(url)
-    key = os.environ.get("AZURE_STORAGE_ACCOUNT_KEY") or None
-    return pafs.AzureFileSystem(account_name=account, account_key=key), f"{parts.netloc}{parts.path}"
+def _info(meta: Any) -> ObjectInfo:
+    modified = meta["last_modified"]
+    return ObjectInfo(str(meta["path"]), int(meta["size"]), int(modified.timestamp() * 1e9))
 
 
 @functools.lru_cache(maxsize=8)
 def open_store(url: str) -> ObjectStore:
-    """One store object per URL and process (Arrow keeps its connections in it)."""
+    """One store object per URL and process (the client keeps its connections in it)."""
     return ObjectStore(url)
