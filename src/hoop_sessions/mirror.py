@@ -13,8 +13,8 @@ the raw file, the worker writes Parquet, DuckDB loads. This module makes the sto
   ``lake/_commits/start_day=D.json`` naming them, then the removal of the objects it replaced. The
   commit is one PUT: a reader following it sees the old day or the new day, and what a killed run
   uploaded before its commit is named by no commit and removed by the next publish of that day.
-- ``publish_warehouse`` (a run's end): the loaded DuckDB file as ``warehouse.duckdb`` (uploaded
-  aside, copied on the server), then ``warehouse.json`` with its generation, then the ledger files
+- ``publish_warehouse`` (a run's end): the loaded DuckDB file as ``warehouse.duckdb`` (an upload
+  becomes the object only when whole), then ``warehouse.json`` with its generation, then the ledger files
   the run changed. Ledger last: the store's ledger never says a day is loaded before the store's
   warehouse holds it.
 
@@ -409,7 +409,7 @@ def publish_warehouse(settings: Settings, days: Iterable[date] = ()) -> None:
             "next run loads this run's days into the newer warehouse"
         )
     size = source.stat().st_size
-    store.put_file(source, WAREHOUSE_KEY, atomic=True)
+    store.put_file(source, WAREHOUSE_KEY)
     _release_buffers()
     doc = {
         "generation": int(published.get("generation") or 0) + 1,

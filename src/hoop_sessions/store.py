@@ -162,10 +162,8 @@ class ObjectStore:
         return f"{self.root}/{key}" if key else self.root
 
     @_retrying
-    def put_file(self, local: Path, key: str, *, atomic: bool = True) -> None:
-        """Upload ``local`` as ``key``; the object is the old one or the new one until done.
-
-        (``atomic`` is kept for the callers' intent: every upload here is.)"""
+    def put_file(self, local: Path, key: str) -> None:
+        """Upload ``local`` as ``key``: readers see the old object until the new one is whole."""
         import obstore
 
         size = local.stat().st_size

@@ -55,13 +55,12 @@ def test_putting_bytes_again_replaces_the_object(store: ObjectStore) -> None:
     assert store.get_bytes("commit.json") == b'{"version": 2}'
 
 
-@pytest.mark.parametrize("atomic", [False, True])
 def test_a_file_larger_than_one_upload_part_comes_back_identical(
-    proxied_store: ObjectStore, s3_proxy: FaultProxy, tmp_path: Path, atomic: bool
+    proxied_store: ObjectStore, s3_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     local = tmp_path / "part-0.parquet"
     local.write_bytes(os.urandom(LARGER_THAN_A_PART))
-    proxied_store.put_file(local, "lake/sessions/start_day=2026-11-01/part-0.parquet", atomic=atomic)
+    proxied_store.put_file(local, "lake/sessions/start_day=2026-11-01/part-0.parquet")
     # It really went up as a multipart upload: started and completed (POST), two parts (PUT).
     assert s3_proxy.counts.forwarded["POST"] >= 2
     assert s3_proxy.counts.forwarded["PUT"] >= 2
@@ -168,9 +167,9 @@ def test_an_upload_replaces_the_object_and_leaves_no_other_object(
 ) -> None:
     local = tmp_path / "warehouse.duckdb"
     local.write_bytes(b"old")
-    store.put_file(local, "warehouse.duckdb", atomic=True)
+    store.put_file(local, "warehouse.duckdb")
     local.write_bytes(b"new, longer")
-    store.put_file(local, "warehouse.duckdb", atomic=True)
+    store.put_file(local, "warehouse.duckdb")
 
     assert store.get_bytes("warehouse.duckdb") == b"new, longer"
     _, prefix = bucket_and_prefix(s3_url)
@@ -182,7 +181,7 @@ def test_an_upload_leaves_exactly_its_object(
 ) -> None:
     local = tmp_path / "warehouse.duckdb"
     local.write_bytes(b"x" * 1000)
-    store.put_file(local, "warehouse.duckdb", atomic=True)
+    store.put_file(local, "warehouse.duckdb")
     _, prefix = bucket_and_prefix(s3_url)
     assert all_keys(s3_server, s3_url) == [f"{prefix}/warehouse.duckdb"]
 
@@ -200,7 +199,7 @@ def test_a_put_goes_through_when_some_requests_fail(
 
     proxied_store.put_bytes("lake/_commits/start_day=2026-11-01.json", b'{"objects": []}')
     proxied_store.put_file(local, "lake/sessions/start_day=2026-11-01/part-0.parquet")
-    proxied_store.put_file(local, "warehouse.duckdb", atomic=True)
+    proxied_store.put_file(local, "warehouse.duckdb")
 
     assert s3_proxy.counts.broken[("PUT", fault)] == 2
     s3_proxy.clear()
