@@ -27,7 +27,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -117,12 +117,17 @@ def _pull_all(store: ObjectStore, root: Path, objects: list[ObjectInfo]) -> None
             # The store's time, so that the next hydrate pulls it only when the store changes.
             os.utime(local, ns=(obj.mtime_ns, obj.mtime_ns))
 
-    if len(objects) <= 1:
-        for obj in objects:
-            pull(obj)
+    _each(pull, objects)
+
+
+def _each(work: Callable[[Any], object], items: list[Any]) -> None:
+    """``work`` on every item: small files, several at once (each is a few requests)."""
+    if len(items) <= 1:
+        for item in items:
+            work(item)
         return
-    with ThreadPoolExecutor(min(THREADS, len(objects))) as pool:
-        list(pool.map(pull, objects))
+    with ThreadPoolExecutor(min(THREADS, len(items))) as pool:
+        list(pool.map(work, items))
 
 
 def restore_warehouse(settings: Settings) -> bool:
@@ -234,9 +239,7 @@ def pull_days(settings: Settings, days: Iterable[date], *, lake: bool = False) -
             have["lake_manifest"] = {"start_day": day.isoformat(), "files": digests}
         if wanted:
             states[day] = have
-    if jobs:
-        with ThreadPoolExecutor(min(THREADS, len(jobs))) as pool:
-            list(pool.map(lambda job: store.get_file(*job), jobs))
+    _each(lambda job: store.get_file(*job), jobs)
     for day, have in states.items():
         manifest = have.pop("lake_manifest", None)
         if manifest is not None:
@@ -372,13 +375,7 @@ def _push(settings: Settings, store: ObjectStore, paths: list[Path]) -> None:
     def push(path: Path) -> None:
         store.put_file(path, path.relative_to(settings.data_dir).as_posix())
 
-    if len(paths) <= 1:
-        for path in paths:
-            push(path)
-        return
-    # Small JSON files (a ledger entry, a manifest): several at once, each a few requests.
-    with ThreadPoolExecutor(min(THREADS, len(paths))) as pool:
-        list(pool.map(push, paths))
+    _each(push, paths)
 
 
 # --- a run's end ---------------------------------------------------------------------------------
