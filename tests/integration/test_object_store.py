@@ -220,3 +220,33 @@ def test_gs_and_az_urls_are_served_by_the_same_seam(monkeypatch):
     assert type(ObjectStore("gs://bucket/prefix")._store).__name__ == "GCSStore"
     azure = ObjectStore("az://container/prefix")
     assert type(azure._store).__name__ == "AzureStore" and azure.root == "container/prefix"
+
+
+def test_the_process_that_reads_hoop_moves_days_to_and_from_the_store_without_arrow(
+    gateway, tmp_path, store_dir
+):
+    # It publishes every day a run builds: Arrow there would cost it some 80 MiB (measured).
+    import subprocess
+    import sys
+
+    backfill(gateway, tmp_path / "first", store_dir)
+    code = (
+        "import sys\n"
+        "from datetime import date\n"
+        "from pathlib import Path\n"
+        "from hoop_sessions import mirror\n"
+        "from hoop_sessions.config import Settings\n"
+        "s = Settings(data_dir=Path(sys.argv[1]), data_url=sys.argv[2])\n"
+        "day = date.fromisoformat(sys.argv[3])\n"
+        "mirror.hydrate(s, warehouse=False)\n"
+        "mirror.pull_days(s, [day], lake=True)\n"
+        "mirror.publish_day(s, day)\n"
+        "print('pyarrow' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "second"), store_dir.as_uri(), str(DAYS[0])],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
+    assert (tmp_path / "second" / "lake" / "sessions" / f"start_day={DAYS[0]}" / "part-0.parquet").exists()
