@@ -30,8 +30,7 @@ SELECT
     s.verb,
     s.connection_subtype
 FROM sessions AS s
-WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                      AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+WHERE in_period(s.start_day, $start, $end)
   AND s.exit_code IS NOT NULL
   AND s.exit_code <> 0
   AND s.connection_tag_map[$env_tag] = $prod_env

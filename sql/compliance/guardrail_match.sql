@@ -15,8 +15,7 @@ WITH hit AS MATERIALIZED (
            s.connection_tag_map[$env_tag] AS environment, s.review_id, s.review_status,
            s.guardrails_info
     FROM sessions AS s
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
       AND s.guardrails_info IS NOT NULL  -- cheap first: json_type parses the document
       AND json_type(s.guardrails_info) = 'ARRAY'
       AND json_array_length(s.guardrails_info) > 0

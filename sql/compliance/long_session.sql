@@ -28,7 +28,6 @@ SELECT
     round(s.duration_seconds / 3600.0, 2) AS duration_hours,
     s.verb
 FROM sessions AS s
-WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                      AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+WHERE in_period(s.start_day, $start, $end)
   AND s.duration_seconds > CAST($max_hours AS DOUBLE) * 3600
 ORDER BY s.start_date, s.session_id

@@ -29,8 +29,7 @@ SELECT
     s.session_batch_id,
     s.correlation_id
 FROM sessions AS s
-WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                      AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+WHERE in_period(s.start_day, $start, $end)
   AND s.identity_type = 'machine'
   AND s.connection_tag_map[$env_tag] = $prod_env
 ORDER BY s.start_date, s.session_id

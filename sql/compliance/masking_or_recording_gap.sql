@@ -34,8 +34,7 @@ SELECT
     s.event_size,
     s.status = 'done' AND s.event_size = 0 AND s.event_count > 0 AS cut_by_restart
 FROM sessions AS s
-WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                      AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+WHERE in_period(s.start_day, $start, $end)
   AND (coalesce(s.masking_error_count, 0) > 0
        OR coalesce(s.stream_truncated, false)
        OR s.stream_status = 'unreadable'

@@ -29,8 +29,7 @@ WITH windowed AS MATERIALIZED (
            CAST(timezone('UTC', s.start_date) AS TIME) AS start_time_utc,
            CAST(timezone('UTC', s.first_event_time) AS TIME) AS first_event_time_utc
     FROM sessions AS s
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
       AND s.review.time_window_start IS NOT NULL
       AND s.review.time_window_end IS NOT NULL
       AND s.review.status IN ('APPROVED', 'PROCESSING', 'EXECUTED', 'REVOKED')
@@ -85,8 +84,7 @@ read_events AS MATERIALIZED (
     FROM session_events AS e
     JOIN classified AS w
         ON w.session_id = e.session_id AND w.start_day = e.start_day AND w.events_outside = 'read'
-    WHERE e.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(e.start_day, $start, $end)
       AND NOT CASE
             WHEN w.time_window_start = w.time_window_end THEN true
             WHEN w.time_window_start < w.time_window_end
