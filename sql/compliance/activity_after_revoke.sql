@@ -79,14 +79,7 @@ late AS (
     SELECT * FROM counted
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
+    unnest(finding_session(s)),
     array_to_string(g.approved_by, ', ') AS approvers,
     s.access_via,
     s.grant_session_id,

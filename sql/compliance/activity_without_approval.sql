@@ -35,14 +35,7 @@ deciders AS (
     GROUP BY g.review_id
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
+    unnest(finding_session(s)),
     d.reviewers,
     s.rejection_reason,
     s.session_status,

@@ -23,15 +23,7 @@ WITH hit AS MATERIALIZED (
       AND lower(s.ai_analysis ->> 'risk_level') = lower($risk_level)
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
-    array_to_string(s.approved_by, ', ') AS approvers,
+    unnest(finding_evidence(s)),
     s.ai_analysis ->> 'risk_level' AS risk_level,
     s.ai_analysis ->> 'action' AS action,
     s.ai_analysis ->> 'title' AS title,

@@ -36,14 +36,7 @@ hit AS MATERIALIZED (
       AND s.review_id IN (SELECT review_id FROM forced)
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
+    unnest(finding_session(s)),
     f.forced_by AS approvers,
     f.forced_groups,
     f.forced_at,

@@ -21,14 +21,7 @@ WITH hit AS MATERIALIZED (
       AND json_array_length(s.guardrails_info) > 0
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
+    unnest(finding_session(s)),
     json_array_length(s.guardrails_info) AS matches,
     array_to_string(list_sort(list_distinct(
         json_extract_string(s.guardrails_info, '$[*].rule_name'))), ', ') AS guardrail_rules,

@@ -19,7 +19,7 @@
 WITH candidate AS MATERIALIZED (
     -- Approved reviews of the period (a review has its session's start_day), on narrow rows: the
     -- only ones whose groups are tallied. Their sessions are looked up once a review is flagged.
-    SELECT r.review_id, r.status AS review_status_now, r.min_approvals
+    SELECT r.review_id, r.status AS review_status, r.min_approvals
     FROM reviews AS r
     WHERE in_period(r.start_day, $start, $end)
       AND r.status IN ('APPROVED', 'PROCESSING', 'EXECUTED')
@@ -74,14 +74,7 @@ evidence AS (
     GROUP BY review_id
 )
 SELECT
-    c.session_id,
-    c.start_day,
-    c.start_date,
-    c.user_email,
-    c.connection,
-    c.environment,
-    c.review_id,
-    c.review_status_now AS review_status,
+    unnest(finding_session(c)),
     x.approvers,
     c.min_approvals,
     c.approvals_required,

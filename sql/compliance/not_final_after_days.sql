@@ -25,15 +25,7 @@ WITH hit AS MATERIALIZED (
       AND epoch(s.synced_at - s.start_date) > CAST($max_days AS BIGINT) * 86400
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
-    array_to_string(s.approved_by, ', ') AS approvers,
+    unnest(finding_evidence(s)),
     s.status AS session_status,
     s.review_type,
     s.revoke_at,

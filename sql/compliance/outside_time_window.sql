@@ -22,7 +22,7 @@ WITH windowed AS MATERIALIZED (
     SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,
            s.connection_tag_map[$env_tag] AS environment, s.review_id, s.approved_by,
            s.first_event_time, s.last_event_time, s.timed_event_count,
-           s.review.status AS review_status_now,
+           s.review.status AS review_status,
            s.review.time_window_start AS time_window_start,
            s.review.time_window_end AS time_window_end,
            -- A TIMESTAMPTZ has no TIME cast; convert to UTC wall-clock first.
@@ -110,15 +110,7 @@ flagged AS MATERIALIZED (
     WHERE w.started_outside OR w.events_outside = 'all' OR o.session_id IS NOT NULL
 )
 SELECT
-    w.session_id,
-    w.start_day,
-    w.start_date,
-    w.user_email,
-    w.connection,
-    w.environment,
-    w.review_id,
-    w.review_status_now AS review_status,
-    array_to_string(w.approved_by, ', ') AS approvers,
+    unnest(finding_evidence(w)),
     w.time_window_start,
     w.time_window_end,
     w.start_time_utc,

@@ -43,14 +43,7 @@ granted AS (
     WHERE in_period(a.start_day, $start, $end)
 )
 SELECT
-    c.session_id,
-    c.start_day,
-    c.start_date,
-    c.user_email,
-    c.connection,
-    c.environment,
-    c.review_id,
-    c.review_status,
+    unnest(finding_session(c)),
     c.verb,
     c.session_status,
     c.exit_code,

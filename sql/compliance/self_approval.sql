@@ -39,15 +39,7 @@ WITH self_approved AS MATERIALIZED (
     GROUP BY g.session_id
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
-    array_to_string(s.approved_by, ', ') AS approvers,
+    unnest(finding_evidence(s)),
     s.self_approved_groups,
     s.self_approved_at
 FROM self_approved AS s

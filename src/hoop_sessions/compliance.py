@@ -24,7 +24,9 @@ parameter reaches DuckDB as a bound ``$name`` value, never as SQL text. Every ru
 an audit period, and keeps to it with ``in_period(start_day, $start, $end)``, a macro of
 ``sql/schema/macros.sql`` that every load creates in the warehouse. Finding rules return
 ``session_id`` and ``start_day`` plus evidence columns, at most one row per session;
-``refresh_findings`` stores them in ``compliance_findings``.
+``refresh_findings`` stores them in ``compliance_findings``. A finding opens with the columns that
+name its session, selected as ``unnest(finding_session(f))`` or, with the approvers,
+``unnest(finding_evidence(f))`` (macros of the same file, given the row ``f`` they come from).
 """
 
 from __future__ import annotations

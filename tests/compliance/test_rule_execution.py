@@ -129,10 +129,11 @@ def test_a_warehouse_from_before_the_rules_macros_is_named_as_such(
     old = tmp_path / "old.duckdb"
     shutil.copyfile(mixed_data_dir / "warehouse.duckdb", old)
     with duckdb.connect(str(old)) as con:
-        con.execute("DROP MACRO in_period")
+        for macro in ("finding_evidence", "finding_session", "in_period"):
+            con.execute(f"DROP MACRO {macro}")
     with (
         duckdb.connect(str(old), read_only=True) as con,
-        pytest.raises(RuleError, match=r"earlier version.*in_period"),
+        pytest.raises(RuleError, match=r"earlier version.*in_period, finding_session"),
     ):
         run_rule(con, get_rule("long_session"))
     refresh_findings(old, found_at=FOUND_AT)  # read-write: it brings the macros first
