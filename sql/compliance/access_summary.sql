@@ -16,8 +16,7 @@
 WITH scope AS (
     SELECT s.*, s.connection_tag_map[$env_tag] AS environment
     FROM sessions AS s
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
 )
 SELECT
     s.user_email,

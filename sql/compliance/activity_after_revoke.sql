@@ -29,15 +29,12 @@ WITH access AS MATERIALIZED (
            'own_review' AS access_via, g.review_id AS access_review_id,
            g.review_status AS access_review_status, g.grant_session_id, g.grant_end
     FROM jit_grant AS g
-    WHERE g.grant_session_start_day
-          BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-              AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(g.grant_session_start_day, $start, $end)
     UNION ALL
     SELECT c.session_id, c.start_day, 'jit_grant', c.review_id, c.review_status,
            c.grant_session_id, c.grant_end
     FROM jit_grant_coverage AS c
-    WHERE c.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(c.start_day, $start, $end)
 ),
 jit AS MATERIALIZED (
     -- Only the sessions whose last event is past the end are candidates. A session row carries
@@ -50,8 +47,7 @@ jit AS MATERIALIZED (
            s.first_event_time, s.last_event_time, s.timed_event_count
     FROM sessions AS s
     JOIN access AS a ON a.session_id = s.session_id AND a.start_day = s.start_day
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
       AND s.last_event_time > a.grant_end + to_seconds(CAST($grace_seconds AS BIGINT))
 ),
 straddling AS MATERIALIZED (
@@ -68,8 +64,7 @@ counted AS MATERIALIZED (
            max(e.event_time) AS last_event_after_revoke
     FROM session_events AS e
     JOIN straddling AS j ON j.session_id = e.session_id AND j.start_day = e.start_day
-    WHERE e.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(e.start_day, $start, $end)
       AND e.event_time > j.grace_end
     GROUP BY e.session_id
 ),
@@ -84,14 +79,7 @@ late AS (
     SELECT * FROM counted
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
+    unnest(finding_session(s)),
     array_to_string(g.approved_by, ', ') AS approvers,
     s.access_via,
     s.grant_session_id,

@@ -22,8 +22,7 @@ WITH hit AS MATERIALIZED (
            s.review.status AS review_status, s.review.rejection_reason AS rejection_reason,
            s.status AS session_status, s.exit_code, s.event_count
     FROM sessions AS s
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
       AND s.review.status IN ('PENDING', 'REJECTED')
       AND (s.event_count > 0 OR s.exit_code IS NOT NULL)
 ),
@@ -36,14 +35,7 @@ deciders AS (
     GROUP BY g.review_id
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
+    unnest(finding_session(s)),
     d.reviewers,
     s.rejection_reason,
     s.session_status,

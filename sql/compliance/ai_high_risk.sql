@@ -17,22 +17,13 @@ WITH hit AS MATERIALIZED (
            s.connection_tag_map[$env_tag] AS environment, s.review_id, s.review_status,
            s.approved_by, s.ai_analysis, s.exit_code
     FROM sessions AS s
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
       AND s.ai_analysis IS NOT NULL  -- cheap first: json_type parses the document
       AND json_type(s.ai_analysis) = 'OBJECT'
       AND lower(s.ai_analysis ->> 'risk_level') = lower($risk_level)
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
-    array_to_string(s.approved_by, ', ') AS approvers,
+    unnest(finding_evidence(s)),
     s.ai_analysis ->> 'risk_level' AS risk_level,
     s.ai_analysis ->> 'action' AS action,
     s.ai_analysis ->> 'title' AS title,

@@ -21,8 +21,7 @@ WITH forced AS MATERIALIZED (
            min(g.reviewed_at) AS forced_at
     FROM review_groups AS g
     WHERE g.forced_review AND g.status = 'APPROVED'
-      AND g.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND in_period(g.start_day, $start, $end)
     GROUP BY g.review_id
 ),
 hit AS MATERIALIZED (
@@ -32,20 +31,12 @@ hit AS MATERIALIZED (
            s.review.status AS review_status,
            s.review.force_approval_groups AS force_approval_groups, s.jira_issue_key
     FROM sessions AS s
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
       AND s.review IS NOT NULL
       AND s.review_id IN (SELECT review_id FROM forced)
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
+    unnest(finding_session(s)),
     f.forced_by AS approvers,
     f.forced_groups,
     f.forced_at,

@@ -15,21 +15,13 @@ WITH hit AS MATERIALIZED (
            s.connection_tag_map[$env_tag] AS environment, s.review_id, s.review_status,
            s.guardrails_info
     FROM sessions AS s
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
       AND s.guardrails_info IS NOT NULL  -- cheap first: json_type parses the document
       AND json_type(s.guardrails_info) = 'ARRAY'
       AND json_array_length(s.guardrails_info) > 0
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
+    unnest(finding_session(s)),
     json_array_length(s.guardrails_info) AS matches,
     array_to_string(list_sort(list_distinct(
         json_extract_string(s.guardrails_info, '$[*].rule_name'))), ', ') AS guardrail_rules,

@@ -19,10 +19,9 @@
 WITH candidate AS MATERIALIZED (
     -- Approved reviews of the period (a review has its session's start_day), on narrow rows: the
     -- only ones whose groups are tallied. Their sessions are looked up once a review is flagged.
-    SELECT r.review_id, r.status AS review_status_now, r.min_approvals
+    SELECT r.review_id, r.status AS review_status, r.min_approvals
     FROM reviews AS r
-    WHERE r.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(r.start_day, $start, $end)
       AND r.status IN ('APPROVED', 'PROCESSING', 'EXECUTED')
 ),
 per_group AS (
@@ -61,8 +60,7 @@ flagged AS MATERIALIZED (
            s.connection_tag_map[$env_tag] AS environment, c.*
     FROM checked AS c
     JOIN sessions AS s ON s.review_id = c.review_id
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
 ),
 evidence AS (
     -- The text evidence, for the flagged reviews only.
@@ -76,14 +74,7 @@ evidence AS (
     GROUP BY review_id
 )
 SELECT
-    c.session_id,
-    c.start_day,
-    c.start_date,
-    c.user_email,
-    c.connection,
-    c.environment,
-    c.review_id,
-    c.review_status_now AS review_status,
+    unnest(finding_session(c)),
     x.approvers,
     c.min_approvals,
     c.approvals_required,

@@ -15,20 +15,12 @@
 --     the duration includes the wait for approval.
 SELECT
     -- The session row carries the evidence (its tags, its review's approvers): one scan, no join.
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.connection_tag_map[$env_tag] AS environment,
-    s.review_id,
-    s.review_status,
-    array_to_string(s.approved_by, ', ') AS approvers,
+    unnest(finding_evidence(s)),
     s.end_date,
     round(s.duration_seconds / 3600.0, 2) AS duration_hours,
     s.verb
-FROM sessions AS s
-WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                      AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+-- The environment is the connection's tag $env_tag (the row carries its tags).
+FROM (SELECT *, connection_tag_map[$env_tag] AS environment FROM sessions) AS s
+WHERE in_period(s.start_day, $start, $end)
   AND s.duration_seconds > CAST($max_hours AS DOUBLE) * 3600
 ORDER BY s.start_date, s.session_id

@@ -14,23 +14,15 @@
 --     needs an owner and an inventory entry; this list is the input to that review.
 SELECT
     -- The session row carries the evidence (its tags, its review's approvers): no join.
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.connection_tag_map[$env_tag] AS environment,
-    s.review_id,
-    s.review_status,
-    array_to_string(s.approved_by, ', ') AS approvers,
+    unnest(finding_evidence(s)),
     s.machine_identity_id,
     s.user_id,
     s.verb,
     s.session_batch_id,
     s.correlation_id
-FROM sessions AS s
-WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                      AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+-- The environment is the connection's tag $env_tag (the row carries its tags).
+FROM (SELECT *, connection_tag_map[$env_tag] AS environment FROM sessions) AS s
+WHERE in_period(s.start_day, $start, $end)
   AND s.identity_type = 'machine'
-  AND s.connection_tag_map[$env_tag] = $prod_env
+  AND s.environment = $prod_env
 ORDER BY s.start_date, s.session_id

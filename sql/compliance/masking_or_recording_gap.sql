@@ -19,23 +19,16 @@
 --     gateway restart: the events after the last flush (about 50 s) are lost.
 SELECT
     -- The session row carries the evidence (its tags): one scan, no join.
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.connection_tag_map[$env_tag] AS environment,
-    s.review_id,
-    s.review_status,
+    unnest(finding_session(s)),
     s.masking_error_count,
     s.redacted_count,
     coalesce(s.stream_truncated, false) AS stream_truncated,
     s.stream_status,
     s.event_size,
     s.status = 'done' AND s.event_size = 0 AND s.event_count > 0 AS cut_by_restart
-FROM sessions AS s
-WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                      AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+-- The environment is the connection's tag $env_tag (the row carries its tags).
+FROM (SELECT *, connection_tag_map[$env_tag] AS environment FROM sessions) AS s
+WHERE in_period(s.start_day, $start, $end)
   AND (coalesce(s.masking_error_count, 0) > 0
        OR coalesce(s.stream_truncated, false)
        OR s.stream_status = 'unreadable'

@@ -20,21 +20,12 @@ WITH hit AS MATERIALIZED (
            s.review.status AS review_status, s.review.type AS review_type,
            s.review.revoke_at AS revoke_at, s.status, s.synced_at
     FROM sessions AS s
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
       AND NOT coalesce(s.is_final, false)
       AND epoch(s.synced_at - s.start_date) > CAST($max_days AS BIGINT) * 86400
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
-    array_to_string(s.approved_by, ', ') AS approvers,
+    unnest(finding_evidence(s)),
     s.status AS session_status,
     s.review_type,
     s.revoke_at,

@@ -22,15 +22,14 @@ WITH windowed AS MATERIALIZED (
     SELECT s.session_id, s.start_day, s.start_date, s.user_email, s.connection,
            s.connection_tag_map[$env_tag] AS environment, s.review_id, s.approved_by,
            s.first_event_time, s.last_event_time, s.timed_event_count,
-           s.review.status AS review_status_now,
+           s.review.status AS review_status,
            s.review.time_window_start AS time_window_start,
            s.review.time_window_end AS time_window_end,
            -- A TIMESTAMPTZ has no TIME cast; convert to UTC wall-clock first.
            CAST(timezone('UTC', s.start_date) AS TIME) AS start_time_utc,
            CAST(timezone('UTC', s.first_event_time) AS TIME) AS first_event_time_utc
     FROM sessions AS s
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
       AND s.review.time_window_start IS NOT NULL
       AND s.review.time_window_end IS NOT NULL
       AND s.review.status IN ('APPROVED', 'PROCESSING', 'EXECUTED', 'REVOKED')
@@ -85,8 +84,7 @@ read_events AS MATERIALIZED (
     FROM session_events AS e
     JOIN classified AS w
         ON w.session_id = e.session_id AND w.start_day = e.start_day AND w.events_outside = 'read'
-    WHERE e.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(e.start_day, $start, $end)
       AND NOT CASE
             WHEN w.time_window_start = w.time_window_end THEN true
             WHEN w.time_window_start < w.time_window_end
@@ -112,15 +110,7 @@ flagged AS MATERIALIZED (
     WHERE w.started_outside OR w.events_outside = 'all' OR o.session_id IS NOT NULL
 )
 SELECT
-    w.session_id,
-    w.start_day,
-    w.start_date,
-    w.user_email,
-    w.connection,
-    w.environment,
-    w.review_id,
-    w.review_status_now AS review_status,
-    array_to_string(w.approved_by, ', ') AS approvers,
+    unnest(finding_evidence(w)),
     w.time_window_start,
     w.time_window_end,
     w.start_time_utc,

@@ -26,8 +26,7 @@ WITH candidate AS MATERIALIZED (
            s.review.status AS review_status, s.verb, s.status AS session_status, s.exit_code,
            s.event_count
     FROM sessions AS s
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
       AND s.connection_tag_map[$env_tag] = $prod_env
       AND (
             s.review_id IS NULL
@@ -41,18 +40,10 @@ granted AS (
     -- session_access that this rule needs).
     SELECT a.session_id
     FROM jit_grant_coverage AS a
-    WHERE a.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(a.start_day, $start, $end)
 )
 SELECT
-    c.session_id,
-    c.start_day,
-    c.start_date,
-    c.user_email,
-    c.connection,
-    c.environment,
-    c.review_id,
-    c.review_status,
+    unnest(finding_session(c)),
     c.verb,
     c.session_status,
     c.exit_code,

@@ -23,8 +23,7 @@ WITH decisions AS (
     FROM review_groups AS g
     JOIN reviews AS r ON r.review_id = g.review_id
     WHERE g.reviewer_email IS NOT NULL
-      AND g.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+      AND in_period(g.start_day, $start, $end)
 )
 SELECT
     d.reviewer_email,

@@ -32,24 +32,14 @@ WITH self_approved AS MATERIALIZED (
            min(g.reviewed_at) AS self_approved_at
     FROM review_groups AS g
     JOIN sessions AS s ON s.session_id = g.session_id
-    WHERE s.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
-      AND g.start_day BETWEEN coalesce(CAST($start AS DATE), DATE '0001-01-01')
-                          AND coalesce(CAST($end AS DATE), DATE '9999-12-31')
+    WHERE in_period(s.start_day, $start, $end)
+      AND in_period(g.start_day, $start, $end)
       AND g.status = 'APPROVED'
       AND lower(g.reviewer_email) = lower(s.user_email)
     GROUP BY g.session_id
 )
 SELECT
-    s.session_id,
-    s.start_day,
-    s.start_date,
-    s.user_email,
-    s.connection,
-    s.environment,
-    s.review_id,
-    s.review_status,
-    array_to_string(s.approved_by, ', ') AS approvers,
+    unnest(finding_evidence(s)),
     s.self_approved_groups,
     s.self_approved_at
 FROM self_approved AS s

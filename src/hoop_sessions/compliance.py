@@ -21,8 +21,12 @@ rules to check. The header is parsed strictly (an unknown key, a missing one or 
 is an error) because a rule whose metadata is wrong produces audit evidence that is wrong. Every
 parameter reaches DuckDB as a bound ``$name`` value, never as SQL text. Every rule declares the
 ``start`` and ``end`` dates (inclusive, on ``sessions.start_day``) so that any rule can be run for
-an audit period. Finding rules return ``session_id`` and ``start_day`` plus evidence columns, at
-most one row per session; ``refresh_findings`` stores them in ``compliance_findings``.
+an audit period, and keeps to it with ``in_period(start_day, $start, $end)``, a macro of
+``sql/schema/macros.sql`` that every load creates in the warehouse. Finding rules return
+``session_id`` and ``start_day`` plus evidence columns, at most one row per session;
+``refresh_findings`` stores them in ``compliance_findings``. A finding opens with the columns that
+name its session, selected as ``unnest(finding_session(f))`` or, with the approvers,
+``unnest(finding_evidence(f))`` (macros of the same file, given the row ``f`` they come from).
 """
 
 from __future__ import annotations
@@ -480,28 +484,35 @@ def run_rule(
                 ) from exc
             raise
         except duckdb.CatalogException as exc:
-            # Rules read the analyst views (session_access and its parts), which a warehouse made
-            # by an earlier version lacks until its next load.
+            # Rules read the shared macros and the analyst views (session_access and its parts),
+            # which a warehouse made by an earlier version lacks until its next load.
             if missing := missing_views(con):
                 raise RuleError(
                     f"rule {rule.id}: this warehouse was made by an earlier version and lacks "
-                    f"the view(s) {', '.join(missing)}; the next load adds them (or run "
+                    f"the macro(s) or view(s) {', '.join(missing)}; the next load adds them (or run "
                     "refresh_findings, or open it read-write once with warehouse.ensure_schema)"
                 ) from exc
             raise
     return RuleResult(rule=rule, params=bound, columns=columns, rows=rows)
 
 
-_VIEW_NAME = re.compile(r"^CREATE OR REPLACE VIEW (\w+)", re.MULTILINE)
+_CREATED_NAME = re.compile(r"^CREATE OR REPLACE (?:VIEW|MACRO) (\w+)", re.MULTILINE)
 
 
 def missing_views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The views of ``sql/schema/views.sql`` that the warehouse does not have."""
-    wanted = _VIEW_NAME.findall((sql_dir() / "schema" / "views.sql").read_text(encoding="utf-8"))
+    """The macros of ``sql/schema/macros.sql`` and the views of ``sql/schema/views.sql`` that the
+    warehouse does not have (the rules read both)."""
+    wanted = [
+        name
+        for file in ("macros.sql", "views.sql")
+        for name in _CREATED_NAME.findall((sql_dir() / "schema" / file).read_text(encoding="utf-8"))
+    ]
     have = {
         str(name)
         for (name,) in con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'main'"
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' "
+            "UNION ALL SELECT function_name FROM duckdb_functions() "
+            "WHERE schema_name = 'main' AND function_type = 'macro' AND NOT internal"
         ).fetchall()
     }
     return [name for name in wanted if name not in have]

@@ -89,7 +89,7 @@ def connect(
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every contract table and the analyst views, if missing."""
+    """Create every contract table, the rules' macros and the analyst views, if missing."""
     from hoop_sessions import schema
 
     for table in (*schema.ALL_TABLES, *schema.LEDGER_TABLES):
@@ -100,6 +100,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             if field.name not in have:
                 con.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{field.name}" {schema.duckdb_type(field)}')
     ensure_session_summary(con)
+    # The rules' shared macros first (a view may use them); both are replaced on every load, so
+    # a warehouse made by an earlier version gets them here.
+    con.execute((sql_dir() / "schema" / "macros.sql").read_text())
     con.execute((sql_dir() / "schema" / "views.sql").read_text())
 
 

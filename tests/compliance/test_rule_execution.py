@@ -123,6 +123,25 @@ def test_a_warehouse_from_before_the_access_views_is_named_as_such(
         assert run_rule(con, get_rule("prod_access_without_approval")).rows
 
 
+def test_a_warehouse_from_before_the_rules_macros_is_named_as_such(
+    mixed_data_dir: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old.duckdb"
+    shutil.copyfile(mixed_data_dir / "warehouse.duckdb", old)
+    with duckdb.connect(str(old)) as con:
+        for macro in ("finding_evidence", "finding_session", "in_period"):
+            con.execute(f"DROP MACRO {macro}")
+    with (
+        duckdb.connect(str(old), read_only=True) as con,
+        pytest.raises(RuleError, match=r"earlier version.*in_period, finding_session"),
+    ):
+        run_rule(con, get_rule("long_session"))
+    refresh_findings(old, found_at=FOUND_AT)  # read-write: it brings the macros first
+    with duckdb.connect(str(old), read_only=True) as con:
+        assert compliance.missing_views(con) == []
+        assert run_rule(con, get_rule("long_session")).rows
+
+
 def stored_findings(path: Path) -> list[tuple[object, ...]]:
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute(
