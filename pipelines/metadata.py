@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dagster import MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
-from hoop_sessions import lake, raw, schema
+from hoop_sessions import checks, lake, raw, schema
 from hoop_sessions.config import Settings
 
 PREVIEW_ROWS = 5
@@ -165,45 +165,11 @@ def warehouse_table_day(
 ) -> dict[str, Any]:
     """Row count, preview and (for sessions) counts per status of one day of a warehouse table."""
     columns = PREVIEW_COLUMNS[table]
-    select = ", ".join(f'"{c}"' for c in columns)
-    (count,) = con.execute(
-        f'SELECT count(*) FROM "{table}" WHERE start_day = ?', [day]
-    ).fetchone() or (0,)
-    rows = con.execute(
-        f'SELECT {select} FROM "{table}" WHERE start_day = ? ORDER BY ALL LIMIT {PREVIEW_ROWS}',
-        [day],
-    ).fetchall()
-    meta: dict[str, Any] = {
-        "dagster/row_count": int(count),
+    found = checks.table_day(con, table, day, columns=columns, preview_rows=PREVIEW_ROWS)
+    return {
+        "dagster/row_count": found.row_count,
         "dagster/table_name": f"warehouse.main.{table}",
         "path": MetadataValue.path(str(path)),
-        "preview": MetadataValue.md(markdown_table(columns, rows)),
+        "preview": MetadataValue.md(markdown_table(columns, found.preview)),
+        **found.counts,
     }
-    if table == "sessions":
-        meta["sessions_by_status"] = dict(
-            con.execute(
-                "SELECT status, count(*) FROM sessions WHERE start_day = ? "
-                "GROUP BY ALL ORDER BY ALL",
-                [day],
-            ).fetchall()
-        )
-        (not_final,) = con.execute(
-            "SELECT count(*) FROM sessions WHERE start_day = ? AND NOT is_final", [day]
-        ).fetchone() or (0,)
-        meta["sessions_not_final"] = int(not_final)
-    if table == "sync_windows":
-        listed, loaded, rejected, requests, retries = con.execute(
-            "SELECT coalesce(sum(sessions_listed), 0), coalesce(sum(sessions_loaded), 0), "
-            "coalesce(sum(sessions_rejected), 0), coalesce(sum(requests), 0), "
-            "coalesce(sum(retries), 0) "
-            "FROM sync_windows WHERE start_day = ?",
-            [day],
-        ).fetchone() or (0, 0, 0, 0, 0)
-        meta.update(
-            sessions_listed=int(listed),
-            sessions_loaded=int(loaded),
-            sessions_rejected=int(rejected),
-            requests=int(requests),
-            retries=int(retries),
-        )
-    return meta
