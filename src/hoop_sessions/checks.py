@@ -180,3 +180,27 @@ def table_day(
             retries=int(retries),
         )
     return TableDay(row_count=int(count), preview=preview, counts=counts)
+
+
+@dataclass(frozen=True)
+class FindingsSummary:
+    """``compliance_findings`` as a whole: how many per severity, and the first rows to read."""
+
+    by_severity: dict[str, int]
+    preview: list[Row]
+
+
+def findings_summary(
+    con: duckdb.DuckDBPyConnection, *, columns: Sequence[str], preview_rows: int
+) -> FindingsSummary:
+    by_severity = dict(
+        con.execute(
+            "SELECT severity, count(*) FROM compliance_findings GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    )
+    preview = con.execute(
+        f"SELECT {_quoted(columns)} FROM compliance_findings "
+        "ORDER BY severity, rule, start_day DESC, session_id LIMIT ?",
+        [preview_rows],
+    ).fetchall()
+    return FindingsSummary(by_severity=by_severity, preview=preview)
