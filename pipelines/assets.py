@@ -40,7 +40,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from hoop_sessions import checks, schema, snapshot, sync
+from hoop_sessions import schema, snapshot, summaries, sync
 from hoop_sessions import warehouse as duckdb_warehouse
 from hoop_sessions.compliance import refresh_findings
 from hoop_sessions.config import Settings
@@ -300,7 +300,7 @@ def compliance_findings(
     with snapshot.connect_writer(settings) as con:
         duckdb_warehouse.ensure_schema(con)
         refresh = refresh_findings(con)
-        summary = checks.findings_summary(con, columns=columns, preview_rows=10)
+        summary = summaries.findings_summary(con, columns=columns, preview_rows=10)
     context.log.info(f"{refresh.total} finding(s) from {len(refresh.counts)} rule(s)")
     _published(context, sync.publish_warehouse(settings))
     return MaterializeResult(

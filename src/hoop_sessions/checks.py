@@ -1,8 +1,8 @@
-"""The queries behind the warehouse checks and the per-day table summaries.
+"""The queries behind the warehouse checks: keys, reconciliation, streams, record warnings.
 
-Plain data in, plain data out: the Dagster checks and materializations turn these results into
-check results and metadata, so the SQL lives here, beside the warehouse it reads, and is tested
-without Dagster. Identifiers come from the contract (``schema.TABLES``); values are bound.
+Plain data in, plain data out: the Dagster checks turn these results into check results, so the
+SQL lives here, beside the warehouse it reads, and runs without Dagster. Identifiers come from the
+contract (``schema.TABLES``); values are bound.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def _where_days(days: Days, column: str = "start_day") -> tuple[str, list[Any]]:
     return f"{column} BETWEEN ? AND ?", [days[0], days[1]]
 
 
-def _quoted(names: Sequence[str]) -> str:
+def quoted(names: Sequence[str]) -> str:
+    """Column names as a DuckDB select list."""
     return ", ".join(f'"{name}"' for name in names)
 
 
@@ -44,7 +45,7 @@ def duplicate_keys(
     con: duckdb.DuckDBPyConnection, table: schema.Table, *, sample_rows: int
 ) -> DuplicateKeys:
     # Over the whole table, whatever the run: a key repeated across two days is a duplicate too.
-    keys = _quoted(table.key)
+    keys = quoted(table.key)
     duplicated = (
         f'SELECT {keys}, count(*) AS copies FROM "{table.name}" GROUP BY {keys} HAVING count(*) > 1'
     )
@@ -121,86 +122,3 @@ def record_warnings_by_field(con: duckdb.DuckDBPyConnection, days: Days) -> list
 def latest_day_loaded(con: duckdb.DuckDBPyConnection) -> date | None:
     (latest,) = con.execute("SELECT max(start_day) FROM sync_windows").fetchone() or (None,)
     return latest if isinstance(latest, date) else None
-
-
-@dataclass(frozen=True)
-class TableDay:
-    """One day of a warehouse table: its rows, a preview, and the counts its table calls for."""
-
-    row_count: int
-    preview: list[Row]
-    counts: dict[str, Any]
-
-
-def table_day(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    day: date,
-    *,
-    columns: Sequence[str],
-    preview_rows: int,
-) -> TableDay:
-    """Rows, the first ``preview_rows`` of ``columns`` and, for sessions and sync_windows, the
-    counts an operator reads first (per status, not final; listed, loaded, requests...)."""
-    if table not in schema.TABLES:
-        raise ValueError(f"{table!r} is not a warehouse table")
-    (count,) = con.execute(
-        f'SELECT count(*) FROM "{table}" WHERE start_day = ?', [day]
-    ).fetchone() or (0,)
-    preview = con.execute(
-        f'SELECT {_quoted(columns)} FROM "{table}" WHERE start_day = ? ORDER BY ALL LIMIT ?',
-        [day, preview_rows],
-    ).fetchall()
-    counts: dict[str, Any] = {}
-    if table == "sessions":
-        counts["sessions_by_status"] = dict(
-            con.execute(
-                "SELECT status, count(*) FROM sessions WHERE start_day = ? "
-                "GROUP BY ALL ORDER BY ALL",
-                [day],
-            ).fetchall()
-        )
-        (not_final,) = con.execute(
-            "SELECT count(*) FROM sessions WHERE start_day = ? AND NOT is_final", [day]
-        ).fetchone() or (0,)
-        counts["sessions_not_final"] = int(not_final)
-    if table == "sync_windows":
-        listed, loaded, rejected, requests, retries = con.execute(
-            "SELECT coalesce(sum(sessions_listed), 0), coalesce(sum(sessions_loaded), 0), "
-            "coalesce(sum(sessions_rejected), 0), coalesce(sum(requests), 0), "
-            "coalesce(sum(retries), 0) "
-            "FROM sync_windows WHERE start_day = ?",
-            [day],
-        ).fetchone() or (0, 0, 0, 0, 0)
-        counts.update(
-            sessions_listed=int(listed),
-            sessions_loaded=int(loaded),
-            sessions_rejected=int(rejected),
-            requests=int(requests),
-            retries=int(retries),
-        )
-    return TableDay(row_count=int(count), preview=preview, counts=counts)
-
-
-@dataclass(frozen=True)
-class FindingsSummary:
-    """``compliance_findings`` as a whole: how many per severity, and the first rows to read."""
-
-    by_severity: dict[str, int]
-    preview: list[Row]
-
-
-def findings_summary(
-    con: duckdb.DuckDBPyConnection, *, columns: Sequence[str], preview_rows: int
-) -> FindingsSummary:
-    by_severity = dict(
-        con.execute(
-            "SELECT severity, count(*) FROM compliance_findings GROUP BY ALL ORDER BY ALL"
-        ).fetchall()
-    )
-    preview = con.execute(
-        f"SELECT {_quoted(columns)} FROM compliance_findings "
-        "ORDER BY severity, rule, start_day DESC, session_id LIMIT ?",
-        [preview_rows],
-    ).fetchall()
-    return FindingsSummary(by_severity=by_severity, preview=preview)
