@@ -187,6 +187,8 @@ def test_the_library_imports_without_dagster() -> None:
         "hoop_sessions.raw",
         "hoop_sessions.client",
         "hoop_sessions.compliance",
+        "hoop_sessions.checks",
+        "hoop_sessions.summaries",
         "hoop_sessions.cli",
         "hoop_sessions.devserver",
     ]
