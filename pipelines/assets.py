@@ -3,14 +3,16 @@
 Every partitioned asset is one daily UTC partition per day and takes a whole partition range in
 one run (``BackfillPolicy.single_run()``: one preflight, one HTTP connection pool and one DuckDB
 writer for a backfill). ``HOOP_BACKFILL_DAYS_PER_RUN`` replaces that policy on every partitioned
-asset where the definitions are built, to cut a backfill into runs of N days. A run of one partition always does its day again (the nightly schedule
-and "Materialize" of a day). A run over a range resumes: each stage skips the days whose output
-already matches its input (see ``hoop_sessions.stages``), so re-running a failed 90-day backfill reads only
-the days that were not read, and loads only the days that were not loaded.
+asset where the definitions are built, to cut a backfill into runs of N days. A run of one
+partition always does its day again (the nightly schedule and "Materialize" of a day). A run over
+a range resumes: each stage skips the days whose output already matches its input (see
+``hoop_sessions.stages``), so re-running a failed 90-day backfill reads only the days that were
+not read, and loads only the days that were not loaded.
 
 Each asset only translates: partitions into days, resources into ``Settings``, library results
 into metadata. The work is the library's: ``extract_day``, ``build_and_record``, ``load_day``,
-``refresh_findings``, ``write_report``.
+``refresh_findings``, ``write_report``, and the queries of ``hoop_sessions.checks``. The daily
+assets are built by ``build_assets`` over the partitions the code location builds when it loads.
 """
 
 # No `from __future__ import annotations`: Dagster reads the config and resource annotations.
@@ -26,9 +28,11 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
     Config,
+    DailyPartitionsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -36,7 +40,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from hoop_sessions import schema, snapshot, sync
+from hoop_sessions import schema, snapshot, summaries, sync
 from hoop_sessions import warehouse as duckdb_warehouse
 from hoop_sessions.compliance import refresh_findings
 from hoop_sessions.config import Settings
@@ -47,7 +51,7 @@ from hoop_sessions.raw import raw_path
 from hoop_sessions.report import write_report
 from hoop_sessions.stages import Plan, plan_build, plan_load, plan_read
 from pipelines import metadata
-from pipelines.partitions import days_of, hoop_days
+from pipelines.partitions import days_of
 from pipelines.resources import HoopApiResource, WarehouseResource
 
 # One writer at a time: every step that writes (or reads) warehouse.duckdb runs in this pool,
@@ -137,32 +141,12 @@ def _run_summary(days: Sequence[date], plan: Plan) -> dict[str, Any]:
     }
 
 
-# A multi_asset of one spec: `@asset`'s backfill_policy parameter is in beta (a warning at every
-# load of the code location), multi_asset's is not, and single-run backfills need it.
-@multi_asset(
-    name="hoop__raw_sessions",
-    specs=[
-        AssetSpec(
-            RAW_SESSIONS,
-            description="Every session of a UTC day as hoop's GET /api/sessions/{id} returned it "
-            "(event stream and input included), kept as received in "
-            "raw/start_day=<day>/sessions.ndjson.gz with the record of how it was listed. The lake "
-            "can be rebuilt from it without calling hoop.",
-            group_name="hoop_ingest",
-            kinds={"python", "json"},
-            owners=DATA_OWNERS,
-            tags={"source": "hoop"},
-        )
-    ],
-    partitions_def=hoop_days,
-    backfill_policy=BackfillPolicy.single_run(),
-)
 def raw_sessions(
     context: AssetExecutionContext,
     config: DayRangeConfig,
     hoop_api: HoopApiResource,
     warehouse: WarehouseResource,
-) -> MaterializeResult:
+) -> MaterializeResult[None]:
     try:
         settings = hoop_api.apply(warehouse.settings())
     except HoopSessionsError as exc:
@@ -192,37 +176,9 @@ def raw_sessions(
     return MaterializeResult(metadata=_run_summary(days, plan))
 
 
-@multi_asset(
-    name="hoop_lake_tables",
-    description="Flatten each day's raw file into the Parquet tables of the data contract.",
-    specs=[
-        AssetSpec(
-            lake_key(table.name),
-            deps=[RAW_SESSIONS],
-            description=f"{table.description} Parquet, lake/{table.name}/start_day=<day>/, "
-            "replaced per day.",
-            group_name="hoop_lake",
-            kinds={"parquet"},
-            owners=DATA_OWNERS,
-            metadata={"dagster/column_schema": metadata.column_schema(table)},
-        )
-        for table in schema.DAY_TABLES
-    ],
-    check_specs=[
-        AssetCheckSpec(
-            UNKNOWN_FIELDS_CHECK,
-            asset=lake_key("sessions"),
-            description="hoop sent no field this version does not know (they are kept in the raw "
-            "file only). WARN: the gateway grew a field worth adding to the contract.",
-        )
-    ],
-    partitions_def=hoop_days,
-    backfill_policy=BackfillPolicy.single_run(),
-    can_subset=False,
-)
 def lake_tables(
     context: AssetExecutionContext, config: DayRangeConfig, warehouse: WarehouseResource
-) -> Iterator[MaterializeResult | AssetCheckResult]:
+) -> Iterator[MaterializeResult[None] | AssetCheckResult]:
     settings = warehouse.settings()
     days, plan = _plan(context, config, plan_build, settings, "build the lake")
     failed = dict(plan.missing)
@@ -267,33 +223,9 @@ def lake_tables(
     )
 
 
-@multi_asset(
-    name="hoop_warehouse_tables",
-    description="Load each day's lake files into warehouse.duckdb, one transaction per day.",
-    specs=[
-        AssetSpec(
-            warehouse_key(table.name),
-            deps=[lake_key(table.name)],
-            description=f"{table.description} DuckDB table {table.name}, replaced per day.",
-            group_name="hoop_warehouse",
-            kinds={"duckdb"},
-            owners=DATA_OWNERS,
-            metadata={
-                "dagster/column_schema": metadata.column_schema(table),
-                "dagster/table_name": f"warehouse.main.{table.name}",
-                "key": ", ".join(table.key) or "(none)",
-            },
-        )
-        for table in schema.DAY_TABLES
-    ],
-    partitions_def=hoop_days,
-    backfill_policy=BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-    can_subset=False,
-)
 def warehouse_tables(
     context: AssetExecutionContext, config: DayRangeConfig, warehouse: WarehouseResource
-) -> Iterator[MaterializeResult]:
+) -> Iterator[MaterializeResult[None]]:
     settings = warehouse.settings()
     days, plan = _plan(context, config, plan_load, settings, "load the warehouse")
     failed = dict(plan.missing)
@@ -362,30 +294,22 @@ def warehouse_tables(
 )
 def compliance_findings(
     context: AssetExecutionContext, warehouse: WarehouseResource
-) -> MaterializeResult:
+) -> MaterializeResult[None]:
     settings = warehouse.settings()
+    columns = metadata.PREVIEW_COLUMNS["compliance_findings"]
     with snapshot.connect_writer(settings) as con:
         duckdb_warehouse.ensure_schema(con)
         refresh = refresh_findings(con)
-        by_severity = dict(
-            con.execute(
-                "SELECT severity, count(*) FROM compliance_findings GROUP BY ALL ORDER BY ALL"
-            ).fetchall()
-        )
-        columns = metadata.PREVIEW_COLUMNS["compliance_findings"]
-        rows = con.execute(
-            "SELECT " + ", ".join(columns) + " FROM compliance_findings "
-            "ORDER BY severity, rule, start_day DESC, session_id LIMIT 10"
-        ).fetchall()
+        summary = summaries.findings_summary(con, columns=columns, preview_rows=10)
     context.log.info(f"{refresh.total} finding(s) from {len(refresh.counts)} rule(s)")
     _published(context, sync.publish_warehouse(settings))
     return MaterializeResult(
         metadata={
             "dagster/row_count": refresh.total,
             "findings_by_rule": MetadataValue.json(dict(refresh.counts)),
-            "findings_by_severity": MetadataValue.json(by_severity),
+            "findings_by_severity": MetadataValue.json(summary.by_severity),
             "found_at": refresh.found_at.isoformat(),
-            "preview": MetadataValue.md(metadata.markdown_table(columns, rows)),
+            "preview": MetadataValue.md(metadata.markdown_table(columns, summary.preview)),
             "path": MetadataValue.path(str(settings.warehouse_path)),
         }
     )
@@ -420,7 +344,7 @@ class EvidenceReportConfig(Config):
 )
 def evidence_report(
     context: AssetExecutionContext, config: EvidenceReportConfig, warehouse: WarehouseResource
-) -> MaterializeResult:
+) -> MaterializeResult[None]:
     settings = warehouse.settings()
     out = settings.data_dir / "reports" / "evidence.html"
     try:
@@ -451,4 +375,91 @@ def evidence_report(
     )
 
 
-hoop_assets = [raw_sessions, lake_tables, warehouse_tables, compliance_findings, evidence_report]
+
+RAW_SPECS = [
+    AssetSpec(
+        RAW_SESSIONS,
+        description="Every session of a UTC day as hoop's GET /api/sessions/{id} returned it "
+        "(event stream and input included), kept as received in "
+        "raw/start_day=<day>/sessions.ndjson.gz with the record of how it was listed. The lake "
+        "can be rebuilt from it without calling hoop.",
+        group_name="hoop_ingest",
+        kinds={"python", "json"},
+        owners=DATA_OWNERS,
+        tags={"source": "hoop"},
+    )
+]
+LAKE_SPECS = [
+    AssetSpec(
+        lake_key(table.name),
+        deps=[RAW_SESSIONS],
+        description=f"{table.description} Parquet, lake/{table.name}/start_day=<day>/, "
+        "replaced per day.",
+        group_name="hoop_lake",
+        kinds={"parquet"},
+        owners=DATA_OWNERS,
+        metadata={"dagster/column_schema": metadata.column_schema(table)},
+    )
+    for table in schema.DAY_TABLES
+]
+LAKE_CHECK_SPECS = [
+    AssetCheckSpec(
+        UNKNOWN_FIELDS_CHECK,
+        asset=lake_key("sessions"),
+        description="hoop sent no field this version does not know (they are kept in the raw "
+        "file only). WARN: the gateway grew a field worth adding to the contract.",
+    )
+]
+WAREHOUSE_SPECS = [
+    AssetSpec(
+        warehouse_key(table.name),
+        deps=[lake_key(table.name)],
+        description=f"{table.description} DuckDB table {table.name}, replaced per day.",
+        group_name="hoop_warehouse",
+        kinds={"duckdb"},
+        owners=DATA_OWNERS,
+        metadata={
+            "dagster/column_schema": metadata.column_schema(table),
+            "dagster/table_name": f"warehouse.main.{table.name}",
+            "key": ", ".join(table.key) or "(none)",
+        },
+    )
+    for table in schema.DAY_TABLES
+]
+
+
+def build_assets(days: DailyPartitionsDefinition) -> list[AssetsDefinition]:
+    """The asset graph over the daily partitions ``days``, which the code location builds when it
+    loads (their first day comes from the environment and the sync ledger)."""
+    # Multi-assets even of one spec: `@asset`'s backfill_policy parameter is in beta (a warning at
+    # every load of the code location), multi_asset's is not, and single-run backfills need it.
+    one_run = BackfillPolicy.single_run()
+    return [
+        multi_asset(
+            name="hoop__raw_sessions",
+            specs=RAW_SPECS,
+            partitions_def=days,
+            backfill_policy=one_run,
+        )(raw_sessions),
+        multi_asset(
+            name="hoop_lake_tables",
+            description="Flatten each day's raw file into the Parquet tables of the data contract.",
+            specs=LAKE_SPECS,
+            check_specs=LAKE_CHECK_SPECS,
+            partitions_def=days,
+            backfill_policy=one_run,
+            can_subset=False,
+        )(lake_tables),
+        multi_asset(
+            name="hoop_warehouse_tables",
+            description="Load each day's lake files into warehouse.duckdb, one transaction per "
+            "day.",
+            specs=WAREHOUSE_SPECS,
+            pool=WAREHOUSE_POOL,
+            partitions_def=days,
+            backfill_policy=one_run,
+            can_subset=False,
+        )(warehouse_tables),
+        compliance_findings,
+        evidence_report,
+    ]

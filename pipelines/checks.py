@@ -9,7 +9,6 @@ they are seen, in the lake build (``assets.lake_tables``).
 # No `from __future__ import annotations`: Dagster reads the config and resource annotations.
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import duckdb
 from dagster import (
@@ -24,8 +23,10 @@ from dagster import (
     multi_asset_check,
 )
 
+from hoop_sessions import checks as queries
 from hoop_sessions import schema
 from hoop_sessions import warehouse as duckdb_warehouse
+from hoop_sessions.checks import Days
 from hoop_sessions.config import Settings
 from hoop_sessions.ledger import Ledger
 from hoop_sessions.sync import incomplete_days
@@ -41,8 +42,6 @@ YESTERDAY_LOADED = "yesterday_loaded"
 SYNC_COMPLETE = "sync_complete"
 RECORDS_AS_EXPECTED = "records_as_expected"
 SAMPLE_ROWS = 10
-
-Days = tuple[date, date] | None  # inclusive range of days to look at; None: every day
 
 
 def _unique_key_spec(table: schema.Table) -> AssetCheckSpec:
@@ -99,12 +98,6 @@ def _days_of_run(context: AssetCheckExecutionContext) -> Days:
     return days[0], days[-1]
 
 
-def _where_days(days: Days, column: str = "start_day") -> tuple[str, list[Any]]:
-    if days is None:
-        return "TRUE", []
-    return f"{column} BETWEEN ? AND ?", [days[0], days[1]]
-
-
 def _scope(days: Days) -> str:
     return "every day" if days is None else f"{days[0]} .. {days[1]}"
 
@@ -112,54 +105,31 @@ def _scope(days: Days) -> str:
 def check_unique_key(
     con: duckdb.DuckDBPyConnection, table: schema.Table, asset_key: AssetKey
 ) -> AssetCheckResult:
-    # Over the whole table, whatever the run: a key repeated across two days is a duplicate too.
-    keys = ", ".join(f'"{k}"' for k in table.key)
-    duplicated = (
-        f'SELECT {keys}, count(*) AS copies FROM "{table.name}" GROUP BY {keys} HAVING count(*) > 1'
-    )
-    (count,) = con.execute(f"SELECT count(*) FROM ({duplicated})").fetchone() or (0,)
-    sample = con.execute(
-        f"{duplicated} ORDER BY copies DESC, {keys} LIMIT {SAMPLE_ROWS}"
-    ).fetchall()
+    found = queries.duplicate_keys(con, table, sample_rows=SAMPLE_ROWS)
     return AssetCheckResult(
         asset_key=asset_key,
         check_name=UNIQUE_KEY,
-        passed=count == 0,
-        description=f"{count} key value(s) of {table.name} appear more than once"
-        if count
+        passed=found.count == 0,
+        description=f"{found.count} key value(s) of {table.name} appear more than once"
+        if found.count
         else None,
         metadata={
-            "duplicated_keys": int(count),
-            "sample": MetadataValue.md(markdown_table([*table.key, "copies"], sample)),
+            "duplicated_keys": found.count,
+            "sample": MetadataValue.md(markdown_table([*table.key, "copies"], found.sample)),
         },
     )
 
 
 def check_reconciled(con: duckdb.DuckDBPyConnection, days: Days) -> AssetCheckResult:
-    where, params = _where_days(days)
-    rows = con.execute(
-        f"""
-        WITH ledger AS (
-            SELECT start_day, sum(sessions_listed) AS listed, sum(sessions_loaded) AS loaded,
-                   sum(sessions_rejected) AS rejected
-            FROM sync_windows WHERE {where} GROUP BY start_day
-        ), held AS (
-            SELECT start_day, count(*) AS sessions FROM sessions WHERE {where} GROUP BY start_day
-        )
-        SELECT l.start_day, l.listed, l.loaded, l.rejected, coalesce(h.sessions, 0)
-        FROM ledger l LEFT JOIN held h USING (start_day)
-        ORDER BY l.start_day
-        """,
-        params + params,
-    ).fetchall()
-    bad = [r for r in rows if r[1] != r[2] + r[3] or r[4] != r[2]]
+    found = queries.reconciliation(con, days)
+    bad = found.not_reconciled
     return AssetCheckResult(
         asset_key=warehouse_key("sync_windows"),
         check_name=RECONCILED,
         passed=not bad,
         description=f"{len(bad)} day(s) do not reconcile" if bad else None,
         metadata={
-            "days_checked": len(rows),
+            "days_checked": found.days_checked,
             "scope": _scope(days),
             "days_not_reconciled": MetadataValue.md(
                 markdown_table(
@@ -171,16 +141,7 @@ def check_reconciled(con: duckdb.DuckDBPyConnection, days: Days) -> AssetCheckRe
 
 
 def check_streams_readable(con: duckdb.DuckDBPyConnection, days: Days) -> AssetCheckResult:
-    where, params = _where_days(days)
-    rows = con.execute(
-        f"""
-        SELECT start_day, session_id, stream_status, coalesce(stream_truncated, false)
-        FROM sessions
-        WHERE {where} AND (stream_status = 'unreadable' OR stream_truncated)
-        ORDER BY start_day, session_id
-        """,
-        params,
-    ).fetchall()
+    rows = queries.flawed_streams(con, days)
     unreadable = sum(1 for r in rows if r[2] == "unreadable")
     truncated = sum(1 for r in rows if r[3])
     return AssetCheckResult(
@@ -205,16 +166,7 @@ def check_streams_readable(con: duckdb.DuckDBPyConnection, days: Days) -> AssetC
 
 
 def check_records_as_expected(con: duckdb.DuckDBPyConnection, days: Days) -> AssetCheckResult:
-    where, params = _where_days(days)
-    rows = con.execute(
-        f"""
-        SELECT kind, field, CASE WHEN kind = 'unknown_value' THEN value END AS value,
-               count(DISTINCT session_id) AS sessions
-        FROM record_warnings WHERE {where}
-        GROUP BY ALL ORDER BY sessions DESC, kind, field, value
-        """,
-        params,
-    ).fetchall()
+    rows = queries.record_warnings_by_field(con, days)
     unknown = sum(r[3] for r in rows if r[0] == "unknown_value")
     malformed = sum(r[3] for r in rows if r[0] == "malformed")
     return AssetCheckResult(
@@ -250,7 +202,7 @@ def check_yesterday_loaded(
             description=f"not in scope: the run's days end on {days[1]}, before yesterday ({yesterday})",
             metadata={"yesterday": str(yesterday), "scope": _scope(days)},
         )
-    (latest,) = con.execute("SELECT max(start_day) FROM sync_windows").fetchone() or (None,)
+    latest = queries.latest_day_loaded(con)
     behind = (yesterday - latest).days if latest is not None else None
     return AssetCheckResult(
         asset_key=warehouse_key("sync_windows"),

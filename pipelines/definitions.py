@@ -4,25 +4,27 @@ Runs execute in one process: the steps form a chain (raw → lake → warehouse 
 with nothing to run beside each other, and a process per step costs seconds of start-up each.
 Days run side by side as separate runs; pools still hold each warehouse step to one at a time.
 
-``HOOP_BACKFILL_DAYS_PER_RUN`` is read here, when the code location loads: every partitioned asset
-gets the same backfill policy, because Dagster puts two assets of a backfill in one run only when
-their policies are equal (``dagster/_core/execution/asset_backfill.py``); a policy on some assets
+``HOOP_SYNC_START_DATE`` (with the sync ledger) and ``HOOP_BACKFILL_DAYS_PER_RUN`` are read
+here, when the code location loads, and nowhere else in ``pipelines`` at import. Every
+partitioned asset gets the same backfill policy, because Dagster puts two assets of a backfill in
+one run only when their policies are equal (``dagster/_core/execution/asset_backfill.py``); a policy on some assets
 only would split the backfill into separate runs per stage instead of per group of days.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 
 from dagster import AssetsDefinition, BackfillPolicy, Definitions, in_process_executor
 
-from pipelines.assets import hoop_assets
+from pipelines.assets import build_assets
 from pipelines.checks import hoop_checks
 from pipelines.jobs import hoop_sync_job
-from pipelines.partitions import backfill_policy
+from pipelines.partitions import backfill_policy, partitions_from_env
 from pipelines.resources import resources_from_env
-from pipelines.schedules import hoop_nightly
-from pipelines.sensors import hoop_ledger
+from pipelines.schedules import build_nightly
+from pipelines.sensors import build_ledger_sensor
 
 
 def with_backfill_policy(
@@ -36,12 +38,22 @@ def with_backfill_policy(
     ]
 
 
-defs = Definitions(
-    assets=with_backfill_policy(hoop_assets, backfill_policy()),
-    asset_checks=hoop_checks,
-    jobs=[hoop_sync_job],
-    schedules=[hoop_nightly],
-    sensors=[hoop_ledger],
-    resources=resources_from_env(),
-    executor=in_process_executor,
-)
+def build_defs(environ: Mapping[str, str]) -> Definitions:
+    """The code location, from ``environ``: the partitions' first day (``HOOP_SYNC_START_DATE``
+    or the sync ledger) and the backfill policy. Secrets are not read here; the resources read
+    them when a run starts."""
+    days = partitions_from_env(environ)
+    return Definitions(
+        assets=with_backfill_policy(build_assets(days), backfill_policy(environ)),
+        asset_checks=hoop_checks,
+        jobs=[hoop_sync_job],
+        schedules=[build_nightly(days)],
+        sensors=[build_ledger_sensor(days)],
+        resources=resources_from_env(),
+        executor=in_process_executor,
+    )
+
+
+# The one place the environment is read as the code location loads; every other module of
+# pipelines imports without reading it.
+defs = build_defs(os.environ)

@@ -6,19 +6,15 @@ instance is not the place for session contents, which stay in the owner-only dat
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from dagster import MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
-from hoop_sessions import lake, raw, schema
+from hoop_sessions import lake, schema, summaries
 from hoop_sessions.config import Settings
 
 PREVIEW_ROWS = 5
@@ -91,46 +87,24 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def counts_by(values: Iterable[Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[str(value)] = counts.get(str(value), 0) + 1
-    return dict(sorted(counts.items()))
-
-
 def raw_day(settings: Settings, day: date) -> dict[str, Any]:
     """What a day's raw file holds, from its extract record (the bodies are not read)."""
-    path = raw.raw_path(settings.raw_dir, day)
-    with gzip.open(path, "rb") as fh:
-        header: dict[str, Any] = orjson.loads(fh.readline())[raw.TRAILER_KEY]
-    windows = header.get("windows") or []
-    principal = header.get("principal") or {}
+    found = summaries.raw_day(settings.raw_dir, day)
     return {
-        "dagster/row_count": len(header.get("order") or []),
-        "sessions_listed": sum(len(w.get("session_ids") or []) for w in windows),
-        "sessions_rejected": len(header.get("rejects") or []),
-        "list_windows": len(windows),
-        "requests": sum(int(w.get("requests") or 0) for w in windows),
-        "retries": sum(int(w.get("retries") or 0) for w in windows),
-        "read_at": str(header.get("finished_at")),
-        "api_url": str(header.get("api_url")),
-        "principal": f"{principal.get('email') or principal.get('id')} "
-        f"(groups: {', '.join(str(g) for g in principal.get('groups') or [])})",
-        "path": MetadataValue.path(str(path)),
+        "dagster/row_count": found.sessions,
+        "sessions_listed": found.sessions_listed,
+        "sessions_rejected": found.sessions_rejected,
+        "list_windows": len(found.windows),
+        "requests": found.requests,
+        "retries": found.retries,
+        "read_at": found.read_at,
+        "api_url": found.api_url,
+        "principal": found.principal,
+        "path": MetadataValue.path(str(found.path)),
         "preview": MetadataValue.md(
             markdown_table(
                 ["window_start", "window_end", "sessions_listed", "pages", "requests", "retries"],
-                (
-                    [
-                        w.get("window_start"),
-                        w.get("window_end"),
-                        len(w.get("session_ids") or []),
-                        w.get("pages"),
-                        w.get("requests"),
-                        w.get("retries"),
-                    ]
-                    for w in windows
-                ),
+                found.windows,
             )
         ),
     }
@@ -138,26 +112,16 @@ def raw_day(settings: Settings, day: date) -> dict[str, Any]:
 
 def lake_table_day(settings: Settings, table: str, day: date) -> dict[str, Any]:
     """Row count, preview and (for sessions) counts per status of one lake file."""
-    path = lake.table_path(settings.lake_dir, table, day)
-    file = pq.ParquetFile(path)
-    columns = list(PREVIEW_COLUMNS[table])
-    first = next(file.iter_batches(batch_size=PREVIEW_ROWS, columns=columns), None)
-    rows = first.to_pylist() if first is not None else []
-    meta: dict[str, Any] = {
-        "dagster/row_count": file.metadata.num_rows,
-        "path": MetadataValue.path(str(path)),
-        "preview": MetadataValue.md(
-            markdown_table(columns, ([r[c] for c in columns] for r in rows))
-        ),
+    columns = PREVIEW_COLUMNS[table]
+    found = summaries.lake_table_day(
+        settings.lake_dir, table, day, columns=columns, preview_rows=PREVIEW_ROWS
+    )
+    return {
+        "dagster/row_count": found.row_count,
+        "path": MetadataValue.path(str(lake.table_path(settings.lake_dir, table, day))),
+        "preview": MetadataValue.md(markdown_table(columns, found.preview)),
+        **found.counts,
     }
-    if table == "sessions":
-        statuses = pq.read_table(path, columns=["status", "stream_status", "is_final"])
-        meta["sessions_by_status"] = counts_by(statuses.column("status").to_pylist())
-        meta["sessions_by_stream_status"] = counts_by(statuses.column("stream_status").to_pylist())
-        meta["sessions_not_final"] = int(
-            pc.sum(pc.invert(statuses.column("is_final"))).as_py() or 0
-        )
-    return meta
 
 
 def warehouse_table_day(
@@ -165,45 +129,13 @@ def warehouse_table_day(
 ) -> dict[str, Any]:
     """Row count, preview and (for sessions) counts per status of one day of a warehouse table."""
     columns = PREVIEW_COLUMNS[table]
-    select = ", ".join(f'"{c}"' for c in columns)
-    (count,) = con.execute(
-        f'SELECT count(*) FROM "{table}" WHERE start_day = ?', [day]
-    ).fetchone() or (0,)
-    rows = con.execute(
-        f'SELECT {select} FROM "{table}" WHERE start_day = ? ORDER BY ALL LIMIT {PREVIEW_ROWS}',
-        [day],
-    ).fetchall()
-    meta: dict[str, Any] = {
-        "dagster/row_count": int(count),
+    found = summaries.warehouse_table_day(
+        con, table, day, columns=columns, preview_rows=PREVIEW_ROWS
+    )
+    return {
+        "dagster/row_count": found.row_count,
         "dagster/table_name": f"warehouse.main.{table}",
         "path": MetadataValue.path(str(path)),
-        "preview": MetadataValue.md(markdown_table(columns, rows)),
+        "preview": MetadataValue.md(markdown_table(columns, found.preview)),
+        **found.counts,
     }
-    if table == "sessions":
-        meta["sessions_by_status"] = dict(
-            con.execute(
-                "SELECT status, count(*) FROM sessions WHERE start_day = ? "
-                "GROUP BY ALL ORDER BY ALL",
-                [day],
-            ).fetchall()
-        )
-        (not_final,) = con.execute(
-            "SELECT count(*) FROM sessions WHERE start_day = ? AND NOT is_final", [day]
-        ).fetchone() or (0,)
-        meta["sessions_not_final"] = int(not_final)
-    if table == "sync_windows":
-        listed, loaded, rejected, requests, retries = con.execute(
-            "SELECT coalesce(sum(sessions_listed), 0), coalesce(sum(sessions_loaded), 0), "
-            "coalesce(sum(sessions_rejected), 0), coalesce(sum(requests), 0), "
-            "coalesce(sum(retries), 0) "
-            "FROM sync_windows WHERE start_day = ?",
-            [day],
-        ).fetchone() or (0, 0, 0, 0, 0)
-        meta.update(
-            sessions_listed=int(listed),
-            sessions_loaded=int(loaded),
-            sessions_rejected=int(rejected),
-            requests=int(requests),
-            retries=int(retries),
-        )
-    return meta

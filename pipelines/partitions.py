@@ -2,13 +2,13 @@
 
 The first day is ``HOOP_SYNC_START_DATE``, else the day the first sync recorded in the sync
 ledger (30 days before it ran), so that it never slides forward; before any sync, 30 days before
-the day the code location loads (``hoop_sessions.plan.first_day``). ``end_offset=0`` makes the last partition yesterday: a day can only be
-listed completely once it is over.
+the day the code location loads (``hoop_sessions.plan.first_day``). ``end_offset=0`` makes the
+last partition yesterday: a day can only be listed completely once it is over. Nothing here reads
+the environment on import: ``pipelines.definitions`` passes it in when the code location loads.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from datetime import date
 
@@ -26,9 +26,12 @@ def daily_partitions(first_day: date) -> DailyPartitionsDefinition:
     )
 
 
-# Without the token: a malformed one must fail the run that uses it (one clear line), not the
-# loading of the code location.
-hoop_days = daily_partitions(Settings.from_env(api_token=None).first_day())
+def partitions_from_env(environ: Mapping[str, str]) -> DailyPartitionsDefinition:
+    """The daily partitions from ``HOOP_SYNC_START_DATE`` or the sync ledger under
+    ``HOOP_DATA_DIR``; called when the code location loads (``pipelines.definitions``)."""
+    # Without the token: a malformed one must fail the run that uses it (one clear line), not the
+    # loading of the code location.
+    return daily_partitions(Settings.from_env(environ, api_token=None).first_day())
 
 
 def day_of(partition_key: str) -> date:
@@ -40,7 +43,7 @@ def days_of(partition_keys: Sequence[str]) -> list[date]:
     return sorted(day_of(key) for key in partition_keys)
 
 
-def backfill_policy(environ: Mapping[str, str] = os.environ) -> BackfillPolicy:
+def backfill_policy(environ: Mapping[str, str]) -> BackfillPolicy:
     """How a backfill is cut into runs, from ``HOOP_BACKFILL_DAYS_PER_RUN``.
 
     Unset or 0: one run for the whole range (one preflight, one connection pool). N > 0: runs of

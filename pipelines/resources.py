@@ -27,7 +27,9 @@ def _given(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-class WarehouseResource(ConfigurableResource):
+# A resource that is its own value, as Dagster writes them: parametrizing the pydantic base
+# (ConfigurableResource["WarehouseResource"]) would make a new model class at run time.
+class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
     """Where the raw files, the Parquet lake and ``warehouse.duckdb`` live."""
 
     data_dir: str | None = Field(
@@ -49,7 +51,9 @@ class WarehouseResource(ConfigurableResource):
         return Settings.from_env(**overrides, api_url=None, api_token=None)
 
 
-class HoopApiResource(ConfigurableResource):
+# A resource that is its own value, as Dagster writes them: parametrizing the pydantic base
+# (ConfigurableResource["HoopApiResource"]) would make a new model class at run time.
+class HoopApiResource(ConfigurableResource):  # type: ignore[type-arg]
     """The hoop gateway: base URL, token and how hard to call it."""
 
     url: str | None = Field(
@@ -101,7 +105,7 @@ class HoopApiResource(ConfigurableResource):
         return configured
 
 
-def resources_from_env() -> dict[str, ConfigurableResource]:
+def resources_from_env() -> dict[str, HoopApiResource | WarehouseResource]:
     """The resources of the code location, bound to the environment variables of the contract."""
     return {
         "hoop_api": HoopApiResource(),

@@ -11,8 +11,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
     AssetCheckKey,
+    DailyPartitionsDefinition,
     DefaultScheduleStatus,
     RunRequest,
+    ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
     schedule,
@@ -24,28 +26,29 @@ from dagster._core.storage.tags import (
 
 from hoop_sessions.config import Settings
 from hoop_sessions.sync import nightly_days
-from pipelines.assets import lake_tables
+from pipelines.assets import LAKE_CHECK_SPECS
 from pipelines.checks import YESTERDAY_LOADED, hoop_checks
 from pipelines.jobs import hoop_sync_job
-from pipelines.partitions import hoop_days
 from pipelines.resources import WarehouseResource
 
 NIGHTLY_CRON = "15 1 * * *"
 
 CHECK_KEYS: tuple[AssetCheckKey, ...] = tuple(
     sorted(
-        {key for checks in hoop_checks for key in checks.check_keys} | set(lake_tables.check_keys),
+        {key for checks in hoop_checks for key in checks.check_keys}
+        | {spec.key for spec in LAKE_CHECK_SPECS},
         key=lambda k: k.to_user_string(),
     )
 )
 
 
-def days_to_sync(context: ScheduleEvaluationContext, settings: Settings, now: datetime) -> list[date]:
+def days_to_sync(
+    context: ScheduleEvaluationContext, settings: Settings, now: datetime, *, first: date
+) -> list[date]:
     """The library's nightly plan (``hoop_sessions.sync.nightly_days``) within the partitions."""
     plan = nightly_days(settings, now=now)
     for day, why in sorted(plan.left.items()):
         context.log.warning(f"{day}: left by HOOP_FINAL_HORIZON_DAYS: {why}")
-    first = hoop_days.start.date()
     return [d for d in plan.days if d >= first]
 
 
@@ -68,24 +71,36 @@ def nightly_run_request(today: date, days: list[date]) -> RunRequest:
     )
 
 
-@schedule(
-    name="hoop_nightly",
-    cron_schedule=NIGHTLY_CRON,
-    execution_timezone="UTC",
-    job=hoop_sync_job,
-    default_status=DefaultScheduleStatus.STOPPED,
-    description="Every night at 01:15 UTC: sync yesterday, re-read the last days and every day "
-    "that still holds a session that may change or was never read completely, in one run.",
-)
-def hoop_nightly(
-    context: ScheduleEvaluationContext, warehouse: WarehouseResource
+def nightly_requests(
+    context: ScheduleEvaluationContext,
+    warehouse: WarehouseResource,
+    partitions: DailyPartitionsDefinition,
 ) -> list[RunRequest] | SkipReason:
     now = context.scheduled_execution_time.astimezone(UTC)
     today = now.date()
-    days = days_to_sync(context, warehouse.settings(), now)
+    first = partitions.start.date()
+    days = days_to_sync(context, warehouse.settings(), now, first=first)
     if not days:
-        return SkipReason(
-            f"no day to sync for {today}: partitions start on {hoop_days.start.date()}"
-        )
+        return SkipReason(f"no day to sync for {today}: partitions start on {first}")
     context.log.info(f"nightly of {today}: {', '.join(str(d) for d in days)}")
     return [nightly_run_request(today, days)]
+
+
+def build_nightly(partitions: DailyPartitionsDefinition) -> ScheduleDefinition:
+    """The ``hoop_nightly`` schedule over the partitions the code location built."""
+
+    @schedule(
+        name="hoop_nightly",
+        cron_schedule=NIGHTLY_CRON,
+        execution_timezone="UTC",
+        job=hoop_sync_job,
+        default_status=DefaultScheduleStatus.STOPPED,
+        description="Every night at 01:15 UTC: sync yesterday, re-read the last days and every day "
+        "that still holds a session that may change or was never read completely, in one run.",
+    )
+    def hoop_nightly(
+        context: ScheduleEvaluationContext, warehouse: WarehouseResource
+    ) -> list[RunRequest] | SkipReason:
+        return nightly_requests(context, warehouse, partitions)
+
+    return hoop_nightly

@@ -15,7 +15,9 @@ from datetime import date
 
 from dagster import (
     AssetMaterialization,
+    DailyPartitionsDefinition,
     DefaultSensorStatus,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     sensor,
@@ -24,7 +26,6 @@ from dagster import (
 from hoop_sessions import schema
 from hoop_sessions.ledger import Ledger
 from pipelines.assets import RAW_SESSIONS, lake_key, warehouse_key
-from pipelines.partitions import hoop_days
 from pipelines.resources import WarehouseResource
 
 # Days reported by one evaluation, at most: the next evaluation goes on from there.
@@ -36,20 +37,18 @@ DAY_ASSETS = [
 ]
 
 
-@sensor(
-    name="hoop_ledger",
-    minimum_interval_seconds=60,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Reports the days the hoop-sessions command loaded (from the sync ledger) as "
-    "materialized partitions, so Dagster and the command line agree on what the warehouse holds.",
-)
-def hoop_ledger(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
+def report_ledger(
+    context: SensorEvaluationContext,
+    warehouse: WarehouseResource,
+    partitions: DailyPartitionsDefinition,
+) -> SensorResult:
+    """The days loaded since the cursor, within the partitions, as runless materializations."""
     ledger = Ledger(warehouse.settings().data_dir)
     # Per day: [the loaded stamp reported, the ledger file's mtime when last read].
     reported: dict[str, list[object]] = json.loads(context.cursor) if context.cursor else {}
-    first = hoop_days.start.date()
-    last = date.fromisoformat(hoop_days.get_last_partition_key() or first.isoformat())
-    events = []
+    first = partitions.start.date()
+    last = date.fromisoformat(partitions.get_last_partition_key() or first.isoformat())
+    events: list[AssetMaterialization] = []
     days = 0
     for day in ledger.days():
         key = day.isoformat()
@@ -82,3 +81,20 @@ def hoop_ledger(context: SensorEvaluationContext, warehouse: WarehouseResource) 
     if days:
         context.log.info(f"{days} day(s) loaded outside Dagster reported as materialized")
     return SensorResult(asset_events=events, cursor=json.dumps(reported, sort_keys=True))
+
+
+def build_ledger_sensor(partitions: DailyPartitionsDefinition) -> SensorDefinition:
+    """The ``hoop_ledger`` sensor over the partitions the code location built."""
+
+    @sensor(
+        name="hoop_ledger",
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Reports the days the hoop-sessions command loaded (from the sync ledger) as "
+        "materialized partitions, so Dagster and the command line agree on what the warehouse "
+        "holds.",
+    )
+    def hoop_ledger(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
+        return report_ledger(context, warehouse, partitions)
+
+    return hoop_ledger

@@ -17,15 +17,25 @@ from typing import Any
 import duckdb
 import pytest
 
-# The partitions are built when pipelines is imported: keep the default window in tests.
+# The partitions are built from the environment: keep the default window in tests.
 os.environ.pop("HOOP_SYNC_START_DATE", None)
 
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 
 from hoop_sessions.simulator import Dataset, SimulatorConfig, serve
-from pipelines.assets import hoop_assets
+from pipelines.assets import build_assets
 from pipelines.checks import hoop_checks
+from pipelines.partitions import partitions_from_env
 from pipelines.resources import resources_from_env
+from pipelines.schedules import build_nightly
+from pipelines.sensors import build_ledger_sensor
+
+# The partitions, assets, schedule and sensor as pipelines.definitions builds them when the code
+# location loads.
+hoop_days = partitions_from_env(os.environ)
+hoop_assets = build_assets(hoop_days)
+hoop_nightly = build_nightly(hoop_days)
+hoop_ledger = build_ledger_sensor(hoop_days)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TODAY = NOW.date()

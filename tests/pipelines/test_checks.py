@@ -12,7 +12,7 @@ from dagster import AssetCheckSeverity, AssetKey, AssetSelection, DagsterInstanc
 from hoop_sessions import schema
 from hoop_sessions.ingest import ingest_records
 from hoop_sessions.simulator import Dataset, SimulatorConfig
-from pipelines.assets import hoop_assets, lake_key, warehouse_key
+from pipelines.assets import lake_key, warehouse_key
 from pipelines.checks import (
     check_reconciled,
     check_records_as_expected,
@@ -23,7 +23,7 @@ from pipelines.checks import (
     warehouse_checks,
 )
 from pipelines.resources import resources_from_env
-from tests.pipelines.conftest import NOW, TODAY, days_ago
+from tests.pipelines.conftest import NOW, TODAY, days_ago, hoop_assets
 
 DAYS = (days_ago(2), days_ago(1))
 

@@ -12,9 +12,8 @@ from pathlib import Path
 from dagster import AssetKey, BackfillPolicy, DefaultScheduleStatus
 
 from pipelines.definitions import defs
-from pipelines.partitions import hoop_days
 from pipelines.resources import HoopApiResource, resources_from_env
-from tests.pipelines.conftest import TODAY
+from tests.pipelines.conftest import TODAY, hoop_days
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = (
@@ -188,6 +187,8 @@ def test_the_library_imports_without_dagster() -> None:
         "hoop_sessions.raw",
         "hoop_sessions.client",
         "hoop_sessions.compliance",
+        "hoop_sessions.checks",
+        "hoop_sessions.summaries",
         "hoop_sessions.cli",
         "hoop_sessions.devserver",
     ]
@@ -201,3 +202,35 @@ def test_the_library_imports_without_dagster() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_only_the_definitions_read_the_environment_when_pipelines_is_imported() -> None:
+    """Every other module imports with a malformed start date and backfill policy in the
+    environment; building the definitions is where they are read, and rejected."""
+    modules = [
+        "pipelines.assets",
+        "pipelines.checks",
+        "pipelines.jobs",
+        "pipelines.metadata",
+        "pipelines.partitions",
+        "pipelines.resources",
+        "pipelines.schedules",
+        "pipelines.sensors",
+    ]
+    code = (
+        "import importlib\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print('imported')\n"
+        "import pipelines.definitions\n"
+    )
+    env = {
+        **os.environ,
+        "HOOP_SYNC_START_DATE": "not-a-date",
+        "HOOP_BACKFILL_DAYS_PER_RUN": "many",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO, env=env
+    )
+    assert done.stdout.strip() == "imported", done.stderr
+    assert done.returncode != 0
+    assert "HOOP_SYNC_START_DATE" in done.stderr

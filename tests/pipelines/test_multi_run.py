@@ -30,12 +30,12 @@ from dagster._core.instance.ref import InstanceRef
 from hoop_sessions import manifest, schema
 from hoop_sessions.devserver import prepare_dagster_home
 from hoop_sessions.errors import ConfigError
-from pipelines.assets import WAREHOUSE_POOL, hoop_assets
+from pipelines.assets import WAREHOUSE_POOL
 from pipelines.checks import hoop_checks
 from pipelines.definitions import defs
 from pipelines.partitions import backfill_policy
 from pipelines.resources import resources_from_env
-from tests.pipelines.conftest import RANGE_END_TAG, RANGE_START_TAG, Hoop, days_ago
+from tests.pipelines.conftest import RANGE_END_TAG, RANGE_START_TAG, Hoop, days_ago, hoop_assets
 
 REPO = Path(__file__).resolve().parents[2]
 # What a run of the code location does with its pool's answer: keep the run short if it hangs.
@@ -95,15 +95,18 @@ class RunInThread:
 
 # A run in a process of its own, on the instance of DAGSTER_HOME, as a run worker runs it.
 RUN_IN_PROCESS = """
+import os
 import sys
 from dagster import DagsterInstance, materialize
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from pipelines.assets import hoop_assets
+from pipelines.assets import build_assets
+from pipelines.partitions import partitions_from_env
 from pipelines.resources import resources_from_env
 
+hoop_assets = build_assets(partitions_from_env(os.environ))
 first, last = sys.argv[1:3]
 # The days' assets, as each run of a backfill cut into runs holds them (the findings and the
 # report, unpartitioned, come once after the last day, in a run of their own).

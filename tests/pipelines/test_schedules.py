@@ -15,10 +15,8 @@ from hoop_sessions.simulator import Dataset, SimulatorConfig
 from hoop_sessions.values import EPOCH
 from hoop_sessions.windows import days_between
 from pipelines.definitions import defs
-from pipelines.partitions import hoop_days
 from pipelines.resources import WarehouseResource
-from pipelines.schedules import hoop_nightly
-from tests.pipelines.conftest import NOW, Hoop, HoopFactory, days_ago
+from tests.pipelines.conftest import NOW, Hoop, HoopFactory, days_ago, hoop_days, hoop_nightly
 
 # Finality judged long after the read: open, ready or pending, not "approved until later today".
 LATER = datetime(2100, 1, 1, tzinfo=UTC)

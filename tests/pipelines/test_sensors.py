@@ -10,8 +10,7 @@ from hoop_sessions.config import Settings
 from hoop_sessions.sync import backfill_days, sync_days
 from pipelines.assets import RAW_SESSIONS, warehouse_key
 from pipelines.resources import WarehouseResource
-from pipelines.sensors import hoop_ledger
-from tests.pipelines.conftest import Hoop, days_ago
+from tests.pipelines.conftest import Hoop, days_ago, hoop_ledger
 
 
 def evaluate(hoop: Hoop, cursor: str | None = None):
