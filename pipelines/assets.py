@@ -245,9 +245,10 @@ def warehouse_tables(
         )
         sync.refresh_ledger_tables(settings)
     except BaseException:
-        sync.publish_warehouse(settings)  # the days loaded before the failure stand
+        sync.publish_warehouse(settings, days)  # the days loaded before the failure stand
         raise
-    _published(context, sync.publish_warehouse(settings))
+    # With an object store, the days' ledger follows the warehouse that holds them.
+    _published(context, sync.publish_warehouse(settings, days))
     # What analysts read now: the published file.
     with duckdb_warehouse.connect(
         settings.warehouse_path, read_only=True, lock_timeout=settings.lock_timeout_seconds
