@@ -37,8 +37,8 @@ import orjson
 
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import StoreError
-from hoop_sessions.ledger import write_atomic
 from hoop_sessions.store import ObjectInfo, ObjectStore
+from hoop_sessions.tempfiles import write_atomic
 
 log = logging.getLogger(__name__)
 
