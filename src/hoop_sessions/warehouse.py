@@ -232,13 +232,21 @@ def ensure_session_summary(con: duckdb.DuckDBPyConnection) -> None:
     (rows,) = con.execute("SELECT count(*) FROM sessions").fetchall()[0]
     if rows:
         log.info("computing the session summary columns of %d loaded sessions", rows)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for name, type_ in stale:
             if name in have:
                 con.execute(f'ALTER TABLE sessions DROP COLUMN "{name}"')
             con.execute(f'ALTER TABLE sessions ADD COLUMN "{name}" {type_}')
         fill_session_summary(con)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The block's statements as one transaction: committed at its end, rolled back if it raises
+    (an interrupt too), so a reader sees all of them or none."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -276,8 +284,7 @@ def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[
     con.execute("SET threads = 1")
     ensure_schema(con)
     counts: dict[str, int] = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in schema.DAY_TABLES:
             columns = ", ".join(f'"{c}"' for c in table.columns)
             con.execute(f'DELETE FROM "{table.name}" WHERE start_day = ?', [day])
@@ -288,10 +295,6 @@ def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[
             row = con.execute(f'SELECT count(*) FROM "{table.name}" WHERE start_day = ?', [day]).fetchone()
             counts[table.name] = int(row[0]) if row else 0
         fill_session_summary(con, day, day)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return counts
 
 
@@ -374,8 +377,7 @@ def refresh_ledger(con: duckdb.DuckDBPyConnection, ledger: Ledger, *, settle: ti
                 "failing_since": s.failing_since, "stale_since": s.stale_since,
                 "gone_since": s.gone_since,
             })
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM sync_ledger")
         con.execute("DELETE FROM sync_ledger_sessions")
         # One statement per table over a list of structs: executemany runs a statement a row
@@ -386,8 +388,4 @@ def refresh_ledger(con: duckdb.DuckDBPyConnection, ledger: Ledger, *, settle: ti
                     f"INSERT INTO {table} BY NAME SELECT unnest($rows, recursive := true)",
                     {"rows": rows},
                 )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return len(days), len(sessions)
