@@ -21,16 +21,12 @@ import pyarrow as pa
 from hoop_sessions import schema
 from hoop_sessions.events import (
     KNOWN_EVENT_TYPES,
-    STREAM_OK,
     STREAM_UNREADABLE,
     StreamError,
     decode_stream,
 )
-from hoop_sessions.values import (  # noqa: F401 (re-exported: callers import them from here)
-    EPOCH,
+from hoop_sessions.values import (
     OUTPUT_MARKER,
-    PAYLOAD_LIMIT,
-    RFC3339_RE,
     UUID_RE,
     RecordRejected,
     Reject,
@@ -766,13 +762,9 @@ def group_by_day(records: Iterable[dict[str, Any]]) -> dict[date, list[dict[str,
 
 __all__ = [
     "KNOWN_VALUES",
-    "STREAM_OK",
     "DayBuilder",
-    "RecordRejected",
+    "FlatSession",
     "RecordWarning",
-    "Reject",
     "flatten_session",
-    "is_final",
-    "parse_time",
-    "truncate_payload",
+    "group_by_day",
 ]
