@@ -129,7 +129,7 @@ def build_tables(
         warnings=dict(sorted(builder.warning_counts.items())),
     )
     if builder.unknown_fields:
-        log.warning("%s: fields unknown to this version, kept in the raw file: %s", day, builder.unknown_fields)
+        log.warning("%s: fields unknown to this version, kept in the raw file: %s", day, dict(builder.unknown_fields))
     if builder.warning_counts:
         log.warning(
             "%s: %d record warning(s) (sessions loaded; see record_warnings): %s",

@@ -121,13 +121,21 @@ def _days_text(days: list[date]) -> str:
     return f"{days[0]} .. {days[-1]}, {len(days)} days"
 
 
-def _parse_day(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
+class _Day(click.DateTime):
+    """A UTC day typed YYYY-MM-DD: click parses it and words the error, this returns the date."""
+
+    name = "day"
+
+    def __init__(self) -> None:
+        super().__init__(formats=["%Y-%m-%d"])
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        return super().convert(value, param, ctx).date()
+
+
+DAY = _Day()
 
 
 class LazyGroup(click.Group):
@@ -229,8 +237,8 @@ def _refresh_findings(settings: Settings) -> None:
 
 
 @main.command()
-@click.option("--start", required=True, callback=_parse_day, help="First UTC day, YYYY-MM-DD.")
-@click.option("--end", required=True, callback=_parse_day, help="Last UTC day (inclusive).")
+@click.option("--start", required=True, type=DAY, help="First UTC day, YYYY-MM-DD.")
+@click.option("--end", required=True, type=DAY, help="Last UTC day (inclusive).")
 @click.option(
     "--redo",
     is_flag=True,
@@ -278,8 +286,8 @@ def sync() -> None:
 
 
 @main.command()
-@click.option("--start", callback=_parse_day, help="First UTC day (default: the first partition day).")
-@click.option("--end", callback=_parse_day, help="Last UTC day (default: the last closed day).")
+@click.option("--start", type=DAY, help="First UTC day (default: the first partition day).")
+@click.option("--end", type=DAY, help="Last UTC day (default: the last closed day).")
 @friendly_errors
 def status(start: date | None, end: date | None) -> None:
     """What the sync ledger still has open: days to read, sessions not read or not final."""
@@ -308,8 +316,8 @@ def status(start: date | None, end: date | None) -> None:
 
 
 @main.command()
-@click.option("--start", required=True, callback=_parse_day, help="First UTC day.")
-@click.option("--end", required=True, callback=_parse_day, help="Last UTC day (inclusive).")
+@click.option("--start", required=True, type=DAY, help="First UTC day.")
+@click.option("--end", required=True, type=DAY, help="Last UTC day (inclusive).")
 @friendly_errors
 def rebuild(start: date, end: date) -> None:
     """Re-flatten and reload days from the raw files, without calling hoop."""
@@ -335,8 +343,8 @@ def rebuild(start: date, end: date) -> None:
 
 
 @main.command()
-@click.option("--start", required=True, callback=_parse_day, help="First UTC day.")
-@click.option("--end", required=True, callback=_parse_day, help="Last UTC day (inclusive).")
+@click.option("--start", required=True, type=DAY, help="First UTC day.")
+@click.option("--end", required=True, type=DAY, help="Last UTC day (inclusive).")
 @friendly_errors
 def verify(start: date, end: date) -> None:
     """Recompute the SHA-256 of every raw and lake file and the manifest chain; report changes."""

@@ -17,9 +17,8 @@ import asyncio
 import logging
 import random
 import ssl
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -101,9 +100,9 @@ class ListPage:
 
 @dataclass
 class _Totals:
+    """Requests sent by this client, retries included, over every day it has read."""
+
     requests: int = 0
-    retries: int = 0
-    started: float = field(default_factory=time.monotonic)
 
 
 class HoopClient:
@@ -240,7 +239,6 @@ class HoopClient:
                 with attempt:
                     stats.retries += 1
                     stats.requests += 1
-                    self.totals.retries += 1
                     self.totals.requests += 1
                     attempts += 1
                     return await self._once(path, params, validate_json)

@@ -41,9 +41,6 @@ class DecodedStream:
     message: str | None = None  # the gateway's error text when status is unreadable
 
 
-EMPTY: tuple[list[float], list[str], list[bytes]] = ([], [], [])
-
-
 def decode_stream(value: Any, *, present: bool, visible: bool = True) -> DecodedStream:
     """Decode the ``event_stream`` value of a session got with ``expand=event_stream``.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import operator
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -21,16 +22,12 @@ import pyarrow as pa
 from hoop_sessions import schema
 from hoop_sessions.events import (
     KNOWN_EVENT_TYPES,
-    STREAM_OK,
     STREAM_UNREADABLE,
     StreamError,
     decode_stream,
 )
-from hoop_sessions.values import (  # noqa: F401 (re-exported: callers import them from here)
-    EPOCH,
+from hoop_sessions.values import (
     OUTPUT_MARKER,
-    PAYLOAD_LIMIT,
-    RFC3339_RE,
     UUID_RE,
     RecordRejected,
     Reject,
@@ -225,9 +222,9 @@ class DayBuilder:
         self.events = _Events(schema.SESSION_EVENTS, day, events_sink)
         self._streamed = events_sink is not None
         self.session_ids: set[str] = set()
-        self.unknown_fields: dict[str, int] = {}
+        self.unknown_fields: Counter[str] = Counter()
         # "kind field" (and "=value" for an unknown value) -> how many sessions had it
-        self.warning_counts: dict[str, int] = {}
+        self.warning_counts: Counter[str] = Counter()
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -252,8 +249,7 @@ class DayBuilder:
                 {"session_id": rows.session["session_id"], "start_day": self.day, "tag_key": key, "tag_value": value}
             )
         self._append_events(rows)
-        for name in rows.unknown_fields:
-            self.unknown_fields[name] = self.unknown_fields.get(name, 0) + 1
+        self.unknown_fields.update(rows.unknown_fields)
         self._add_warnings(rows.session["session_id"], rows.warnings, synced_at)
         if rows.stream_message is not None:
             self.add_reject(
@@ -269,7 +265,7 @@ class DayBuilder:
                  "kind": w.kind, "detail": w.detail, "seen_at": seen_at}
             )
             key = f"{w.kind} {w.field}" + (f"={w.value}" if w.kind == UNKNOWN_VALUE else "")
-            self.warning_counts[key] = self.warning_counts.get(key, 0) + 1
+            self.warning_counts[key] += 1
 
     def _stream_visible(self, record: Any) -> bool:
         if self.principal_sees_all or not isinstance(record, dict):
@@ -766,13 +762,9 @@ def group_by_day(records: Iterable[dict[str, Any]]) -> dict[date, list[dict[str,
 
 __all__ = [
     "KNOWN_VALUES",
-    "STREAM_OK",
     "DayBuilder",
-    "RecordRejected",
+    "FlatSession",
     "RecordWarning",
-    "Reject",
     "flatten_session",
-    "is_final",
-    "parse_time",
-    "truncate_payload",
+    "group_by_day",
 ]

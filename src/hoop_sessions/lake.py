@@ -9,7 +9,6 @@ between tables and is rebuilt by the next run.
 from __future__ import annotations
 
 import contextlib
-import os
 from datetime import date
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pyarrow.parquet as pq
 
 from hoop_sessions import schema
 from hoop_sessions.paths import MANIFEST, PART, file_sha256, manifest_path, table_path
-from hoop_sessions.tempfiles import aside
+from hoop_sessions.tempfiles import aside, fsync_file, rename_into_place, write_atomic
 
 __all__ = ["MANIFEST", "PART", "DayWriter", "file_sha256", "manifest_path", "table_path"]
 
@@ -87,9 +86,11 @@ class DayWriter:
                 self.write_table(table.name, table.schema.empty_table())
             tmp = self._aside[table.name]
             digests[table.name] = file_sha256(tmp)
-            _fsync(tmp)
+            fsync_file(tmp)
         for table in schema.DAY_TABLES:
-            os.replace(self._aside.pop(table.name), table_path(self.lake_dir, table.name, self.day))
+            rename_into_place(
+                self._aside.pop(table.name), table_path(self.lake_dir, table.name, self.day)
+            )
         _write_json(manifest_path(self.lake_dir, self.day), {"start_day": self.day.isoformat(), "files": digests})
         return digests
 
@@ -155,14 +156,6 @@ def day_is_consistent(lake_dir: Path, day: date) -> bool:
     return True
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
 def _write_json(path: Path, doc: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = aside(path)
-    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    _fsync(tmp)
-    os.replace(tmp, path)
+    write_atomic(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))

@@ -29,6 +29,7 @@ import orjson
 from filelock import FileLock, Timeout
 
 from hoop_sessions.errors import WriterLockTimeoutError
+from hoop_sessions.tempfiles import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +107,11 @@ def _write_holder(data_dir: Path, what: str) -> None:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     path = data_dir / HOLDER_FILE
-    aside = path.with_name(f"{HOLDER_FILE}.{os.getpid()}.tmp")
     try:
-        aside.write_bytes(orjson.dumps(holder))
-        os.replace(aside, path)
+        write_atomic(path, orjson.dumps(holder))
     except OSError as exc:
         # Only a description for whoever waits: a full disk must not stop the run here.
         log.info("could not record the writer lock's holder in %s: %s", path, exc)
-        with contextlib.suppress(OSError):
-            aside.unlink(missing_ok=True)
 
 
 def _command(argv: list[str]) -> str:

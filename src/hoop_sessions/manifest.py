@@ -31,7 +31,7 @@ import orjson
 
 from hoop_sessions.paths import file_sha256, table_path
 from hoop_sessions.raw import raw_path
-from hoop_sessions.tempfiles import aside
+from hoop_sessions.tempfiles import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -71,25 +71,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``: on disk before the rename, so a crash after the rename
     never leaves an empty or partial manifest, and the rename itself on disk after."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = aside(path)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    write_atomic(path, data)
 
 
 def _append_history(folder: Path, entry: dict[str, Any]) -> None:

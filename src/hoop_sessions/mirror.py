@@ -37,8 +37,8 @@ import orjson
 
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import StoreError
-from hoop_sessions.ledger import write_atomic
 from hoop_sessions.store import ObjectInfo, ObjectStore
+from hoop_sessions.tempfiles import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ def _publish(settings: Settings, day: date, kind: str, files: dict[str, tuple[Pa
     ]
     for local, key in uploads:
         # One at a time, on this thread: threads of their own each kept an allocator arena of
-        # the S3 client's buffers (some 70 MiB over a run); a day's files are few.
+        # the S3 client's buffers, tens of MiB over a run; a day's files are few.
         store.put_file(local, key)
     entries = {
         name: {"key": key, "sha256": digest, "size": local.stat().st_size}

@@ -19,7 +19,6 @@ import orjson
 from hoop_sessions.events import INPUT_TYPE
 from hoop_sessions.values import OUTPUT_MARKER
 
-MODES = ("full", "hash", "none")
 # How much of the output each mode keeps, from most to least.
 STRICTNESS = {"full": 0, "hash": 1, "none": 2}
 

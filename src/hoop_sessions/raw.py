@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from hoop_sessions.errors import RawDataError, StorageError
-from hoop_sessions.tempfiles import aside
+from hoop_sessions.tempfiles import aside, rename_into_place
 
 TRAILER_KEY = "hoop_sessions_extract"
 RAW_FILE = "sessions.ndjson.gz"
@@ -126,7 +126,7 @@ class RawDayWriter:
                     shutil.copyfileobj(bodies, out, 1 << 20)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(self._tmp, self.path)
+            rename_into_place(self._tmp, self.path)
         except OSError as exc:
             raise self._failed(exc) from exc
         self._done = True

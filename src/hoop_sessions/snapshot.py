@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -122,23 +121,10 @@ def _checkpointed(path: Path, *, lock_timeout: float) -> Iterator[None]:
 def _copy_into_place(source: Path, target: Path) -> int:
     """Copy ``source`` beside ``target``, flush it to disk, rename it over ``target``, flush the
     directory; returns the bytes copied. Readable by the owner only: it holds session contents."""
-    aside = tempfiles.aside(target)
     try:
-        os.close(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-        shutil.copyfile(source, aside)  # into the file made above: its mode stays 0600
-        with aside.open("rb") as copied:
-            os.fsync(copied.fileno())
-            size = os.fstat(copied.fileno()).st_size
-        os.replace(aside, target)
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        with tempfiles.atomic_file(target, private=True) as copy, source.open("rb") as original:
+            shutil.copyfileobj(original, copy, 1 << 20)
+            size = copy.tell()
     except OSError as exc:
-        aside.unlink(missing_ok=True)
         raise StorageError(target, exc) from exc
-    except BaseException:
-        aside.unlink(missing_ok=True)
-        raise
     return size

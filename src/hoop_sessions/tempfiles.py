@@ -7,6 +7,10 @@ Each writer removes the temporary files of the file it is about to replace that 
 process is gone and they have not been written to for ``STALE_AFTER`` seconds. The age matters
 when the data directory is shared between machines or containers, where a live writer's process
 id means nothing here.
+
+``write_atomic`` and ``atomic_file`` are the one way a file is replaced: written aside, flushed to
+disk, renamed over the old one, and the rename itself flushed to disk with its directory, so a
+crash at any point leaves the old file or the new one, never an empty or partial one.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +35,52 @@ def aside(path: Path) -> Path:
     files of ``path`` are removed first."""
     remove_stale(path)
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Replace ``path`` with ``data`` (see above); ``private`` makes it readable by the owner only."""
+    with atomic_file(path, private=private) as out:
+        out.write(data)
+
+
+@contextmanager
+def atomic_file(path: Path, *, private: bool = False) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through: on leaving the block it is flushed to disk and renamed
+    over ``path``; an exception inside the block removes it and leaves ``path`` as it was."""
+    tmp = aside(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+        if private:
+            os.fchmod(fd, 0o600)  # a file of the same name left earlier keeps its mode
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        rename_into_place(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path``, written and closed by someone else, to disk."""
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def rename_into_place(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` (already on disk) over ``path``, then flush the directory so that the rename
+    survives a power cut too."""
+    os.replace(tmp, path)
+    fsync_directory(path.parent)
+
+
+def fsync_directory(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_stale(path: Path, *, now: float | None = None) -> list[Path]:

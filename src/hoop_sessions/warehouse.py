@@ -235,13 +235,21 @@ def ensure_session_summary(con: duckdb.DuckDBPyConnection) -> None:
     (rows,) = con.execute("SELECT count(*) FROM sessions").fetchall()[0]
     if rows:
         log.info("computing the session summary columns of %d loaded sessions", rows)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for name, type_ in stale:
             if name in have:
                 con.execute(f'ALTER TABLE sessions DROP COLUMN "{name}"')
             con.execute(f'ALTER TABLE sessions ADD COLUMN "{name}" {type_}')
         fill_session_summary(con)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The block's statements as one transaction: committed at its end, rolled back if it raises
+    (an interrupt too), so a reader sees all of them or none."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -255,9 +263,9 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
-# Measured on a day of ten 100 MiB streams (1 GiB of events): peak RSS of the load 884 MiB at
-# 512MB, 635 MiB at 256MB, in the same time (DuckDB spills the day's rows to its temporary
-# directory); 128MB failed to commit.
+# Under this limit DuckDB spills a day of large streams to its temporary directory and loads it
+# in the same time as under twice the limit, with a clearly lower peak; half of it failed to
+# commit. The README's performance section has the figures.
 LOAD_MEMORY_LIMIT = "256MB"
 
 
@@ -265,22 +273,22 @@ def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[
     """Replace one day of every day table with the day's lake files, in one transaction.
 
     Rows need not keep the files' order, and DuckDB is held to a memory limit and one thread.
-    The first two took the load of a day with a 100 MiB stream from 1.2 GiB to 0.8 GiB (DuckDB
-    spills instead). The events are read from the day's Parquet file by DuckDB itself, a row
-    group at a time: they never pass through Python or Arrow here.
+    The first two lower the peak memory of loading a day with a large stream (DuckDB spills
+    instead). The events are read from the day's Parquet file by DuckDB itself, a row group at a
+    time: they never pass through Python or Arrow here.
     """
     from hoop_sessions import schema
     from hoop_sessions.lake import table_path
 
     con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
     con.execute("SET preserve_insertion_order = false")
-    # One thread: each DuckDB thread keeps its own buffers. Measured over 3 days x 2,000 sessions
-    # x 30 events: the same load time (2.2 s), peak RSS of the build worker 271 -> 243 MiB.
+    # One thread: each DuckDB thread keeps its own buffers; on a few days of ordinary sessions a
+    # load takes the same time with one thread as with several and the build worker's peak
+    # memory is lower.
     con.execute("SET threads = 1")
     ensure_schema(con)
     counts: dict[str, int] = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in schema.DAY_TABLES:
             columns = ", ".join(f'"{c}"' for c in table.columns)
             con.execute(f'DELETE FROM "{table.name}" WHERE start_day = ?', [day])
@@ -291,10 +299,6 @@ def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[
             row = con.execute(f'SELECT count(*) FROM "{table.name}" WHERE start_day = ?', [day]).fetchone()
             counts[table.name] = int(row[0]) if row else 0
         fill_session_summary(con, day, day)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return counts
 
 
@@ -377,20 +381,15 @@ def refresh_ledger(con: duckdb.DuckDBPyConnection, ledger: Ledger, *, settle: ti
                 "failing_since": s.failing_since, "stale_since": s.stale_since,
                 "gone_since": s.gone_since,
             })
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM sync_ledger")
         con.execute("DELETE FROM sync_ledger_sessions")
-        # One statement per table over a list of structs: executemany runs a statement a row
-        # (about 1 ms each).
+        # One statement per table over a list of structs: executemany runs a statement a row,
+        # which is slow over a ledger of many sessions.
         for table, rows in (("sync_ledger", days), ("sync_ledger_sessions", sessions)):
             if rows:
                 con.execute(
                     f"INSERT INTO {table} BY NAME SELECT unnest($rows, recursive := true)",
                     {"rows": rows},
                 )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return len(days), len(sessions)

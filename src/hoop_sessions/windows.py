@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-ONE_SECOND = timedelta(seconds=1)
-
 
 @dataclass(frozen=True, order=True)
 class Window:

@@ -105,3 +105,24 @@ def test_the_rebuild_command_reloads_the_days_of_its_range_from_raw_files(tmp_pa
     missing = CliRunner().invoke(main, ["rebuild", "--start", "2026-10-01", "--end", "2026-10-02"],
                                  env={"HOOP_DATA_DIR": str(tmp_path)})
     assert missing.exit_code == 1 and "no raw files between 2026-10-01 and 2026-10-02" in missing.output
+
+
+def test_a_transaction_that_raises_leaves_the_database_as_it_was(tmp_path):
+    from hoop_sessions.warehouse import transaction
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("CREATE TABLE t (n INTEGER)")
+        con.execute("INSERT INTO t VALUES (1)")
+
+        def interrupted_after_two_statements():
+            with transaction(con):
+                con.execute("DELETE FROM t")
+                con.execute("INSERT INTO t VALUES (2)")
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            interrupted_after_two_statements()
+        assert con.execute("SELECT n FROM t").fetchall() == [(1,)]
+        with transaction(con):
+            con.execute("INSERT INTO t VALUES (3)")
+        assert con.execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (3,)]

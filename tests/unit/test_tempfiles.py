@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hoop_sessions.tempfiles import STALE_AFTER, aside, remove_stale
+from hoop_sessions.tempfiles import STALE_AFTER, aside, atomic_file, remove_stale, write_atomic
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +58,38 @@ def test_this_processs_own_file_is_never_removed(tmp_path: Path) -> None:
 
 def test_a_missing_folder_is_nothing_to_clean(tmp_path: Path) -> None:
     assert remove_stale(tmp_path / "not-yet" / "part.parquet") == []
+
+
+def test_an_atomic_write_replaces_the_file_and_leaves_nothing_aside(tmp_path: Path) -> None:
+    target = tmp_path / "entry.json"
+    target.write_bytes(b"old")
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.json"]
+
+
+def test_a_writer_that_fails_half_way_leaves_the_old_file_and_no_temporary_file(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "warehouse.duckdb"
+    target.write_bytes(b"old")
+
+    def killed_half_way() -> None:
+        with atomic_file(target) as out:
+            out.write(b"half of the new")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        killed_half_way()
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warehouse.duckdb"]
+
+
+def test_a_private_file_is_readable_by_its_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    target = tmp_path / "warehouse.duckdb"
+    before = os.umask(0o022)
+    try:
+        write_atomic(target, b"session contents", private=True)
+    finally:
+        os.umask(before)
+    assert target.stat().st_mode & 0o777 == 0o600
