@@ -42,6 +42,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(RUN) ruff check src pipelines tests benchmarks
+	$(RUN) ruff format --check src pipelines tests benchmarks
 	$(RUN) mypy
 
 clean:

@@ -51,7 +51,8 @@ CONNECTIONS = [
 
 def _connections_sql() -> str:
     rows = ", ".join(
-        f"({i}, '{n}', '{t}', '{s}', '{e}', {r}, '{rt}')" for i, (n, t, s, e, r, rt) in enumerate(CONNECTIONS)
+        f"({i}, '{n}', '{t}', '{s}', '{e}', {r}, '{rt}')"
+        for i, (n, t, s, e, r, rt) in enumerate(CONNECTIONS)
     )
     return f"SELECT * FROM (VALUES {rows}) AS c(ci, name, type, subtype, env, reviewed_pm, review_type)"
 
@@ -236,8 +237,12 @@ def measure(db: Path, *, sessions: int, events: int, reuse: bool) -> dict[str, A
             started = time.perf_counter()
             result = run_rule(con, rule)
             timings.append(
-                {"rule": rule.id, "kind": rule.kind, "seconds": time.perf_counter() - started,
-                 "rows": len(result.rows)}
+                {
+                    "rule": rule.id,
+                    "kind": rule.kind,
+                    "seconds": time.perf_counter() - started,
+                    "rows": len(result.rows),
+                }
             )
         out["rules"] = timings
         out["rules_total_s"] = sum(t["seconds"] for t in timings)
@@ -249,17 +254,26 @@ def measure(db: Path, *, sessions: int, events: int, reuse: bool) -> dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="time the compliance pack on a generated warehouse")
+    parser = argparse.ArgumentParser(
+        description="time the compliance pack on a generated warehouse"
+    )
     parser.add_argument("--sessions", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=20_000_000)
-    parser.add_argument("--db", type=Path, help="warehouse file to generate into (default: a temp file)")
+    parser.add_argument(
+        "--db", type=Path, help="warehouse file to generate into (default: a temp file)"
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse --db if it exists")
     args = parser.parse_args(argv)
     if args.db:
         doc = measure(args.db, sessions=args.sessions, events=args.events, reuse=args.reuse)
     else:
         with tempfile.TemporaryDirectory(prefix="hoop-bench-compliance-") as tmp:
-            doc = measure(Path(tmp) / "warehouse.duckdb", sessions=args.sessions, events=args.events, reuse=False)
+            doc = measure(
+                Path(tmp) / "warehouse.duckdb",
+                sessions=args.sessions,
+                events=args.events,
+                reuse=False,
+            )
     sys.stdout.write(orjson.dumps(doc).decode() + "\n")
     return 0
 

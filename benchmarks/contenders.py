@@ -79,7 +79,10 @@ class Result:
             server_cpu_s=server_cpu_s,
             rss_thirds_mib=run.rss_by_third(),
             note="" if run.ok else f"exit {run.returncode}: {run.tail(8)}",
-            extra={"largest_process_rss_mib": run.peak_rss_mib, "tree_rss_mib": run.peak_tree_rss_mib},
+            extra={
+                "largest_process_rss_mib": run.peak_rss_mib,
+                "tree_rss_mib": run.peak_tree_rss_mib,
+            },
         )
 
 
@@ -103,7 +106,8 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
 
 def _env(gw: RunningGateway, data_dir: Path, concurrency: int) -> dict[str, str]:
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         # A developer's own settings must not leak into the measurement.
         if not k.startswith(("HOOP_", "DLT_", "EXTRACT__", "NORMALIZE__", "LOAD__"))
     }
@@ -131,8 +135,9 @@ def _last_json_line(text: str) -> dict[str, Any]:
     return {}
 
 
-def _measured(name: str, argv: list[str], env: dict[str, str], gw: RunningGateway,
-              timeout_s: float) -> tuple[Result, ProcessRun]:
+def _measured(
+    name: str, argv: list[str], env: dict[str, str], gw: RunningGateway, timeout_s: float
+) -> tuple[Result, ProcessRun]:
     before = process_cpu_s(gw.pid)
     load_before = os.getloadavg()[0]
     run = run_measured(argv, env=env, cwd=REPO_DIR, timeout_s=timeout_s)
@@ -153,15 +158,37 @@ def ledger_counts(warehouse: Path) -> tuple[int, int, int]:
     return int(row[0]) + 1, int(row[1]), int(row[2])
 
 
-FLOOR_NAMES = {"httpx": "floor (fetch only)", "lanes": "lanes floor (fetch only, the sync's HTTP layer)"}
+FLOOR_NAMES = {
+    "httpx": "floor (fetch only)",
+    "lanes": "lanes floor (fetch only, the sync's HTTP layer)",
+}
 
 
-def run_floor(gw: RunningGateway, workload: Workload, *, concurrency: int, timeout_s: float,
-              transport: str = "httpx") -> Result:
+def run_floor(
+    gw: RunningGateway,
+    workload: Workload,
+    *,
+    concurrency: int,
+    timeout_s: float,
+    transport: str = "httpx",
+) -> Result:
     with scratch_dir("floor") as data:
-        argv = [sys.executable, "-m", "benchmarks.floor", "--start", workload.start.isoformat(),
-                "--end", workload.end.isoformat(), "--concurrency", str(concurrency), "--transport", transport]
-        result, run = _measured(FLOOR_NAMES[transport], argv, _env(gw, data, concurrency), gw, timeout_s)
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.floor",
+            "--start",
+            workload.start.isoformat(),
+            "--end",
+            workload.end.isoformat(),
+            "--concurrency",
+            str(concurrency),
+            "--transport",
+            transport,
+        ]
+        result, run = _measured(
+            FLOOR_NAMES[transport], argv, _env(gw, data, concurrency), gw, timeout_s
+        )
     doc = _last_json_line(run.stdout)
     result.requests, result.sessions = doc.get("requests"), doc.get("sessions")
     result.extra["bytes"] = doc.get("bytes")
@@ -169,14 +196,29 @@ def run_floor(gw: RunningGateway, workload: Workload, *, concurrency: int, timeo
 
 
 def run_sync_backfill(
-    gw: RunningGateway, workload: Workload, data: Path, *, concurrency: int, timeout_s: float,
-    name: str = "hoop-sessions backfill", pythonpath: Path | None = None,
+    gw: RunningGateway,
+    workload: Workload,
+    data: Path,
+    *,
+    concurrency: int,
+    timeout_s: float,
+    name: str = "hoop-sessions backfill",
+    pythonpath: Path | None = None,
 ) -> Result:
     """``hoop-sessions backfill`` of the workload; with ``pythonpath``, the package found there
     (an older version's ``src``) instead of the installed one."""
-    command = hoop_sessions_argv() if pythonpath is None else [sys.executable, "-m", "hoop_sessions"]
-    argv = [*command, "backfill", "--start", workload.start.isoformat(),
-            "--end", workload.end.isoformat(), "--redo"]
+    command = (
+        hoop_sessions_argv() if pythonpath is None else [sys.executable, "-m", "hoop_sessions"]
+    )
+    argv = [
+        *command,
+        "backfill",
+        "--start",
+        workload.start.isoformat(),
+        "--end",
+        workload.end.isoformat(),
+        "--redo",
+    ]
     env = _env(gw, data, concurrency)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
@@ -191,15 +233,27 @@ S3_NAME = "loopback S3 (hoop-sessions backfill into s3://)"
 
 
 def run_sync_to_store(
-    gw: RunningGateway, workload: Workload, store: Any, work: Path, *, concurrency: int,
+    gw: RunningGateway,
+    workload: Workload,
+    store: Any,
+    work: Path,
+    *,
+    concurrency: int,
     timeout_s: float,
 ) -> Result:
     """The same backfill as ``run_sync_backfill``, with ``HOOP_DATA_DIR`` a fresh bucket of the
     loopback S3 server ``store`` (tests.s3.server.S3Server, in a process of its own) and ``work``
     the local working directory. The server's CPU is reported beside the run's own."""
     url = store.new_bucket("hoop")
-    argv = [*hoop_sessions_argv(), "backfill", "--start", workload.start.isoformat(),
-            "--end", workload.end.isoformat(), "--redo"]
+    argv = [
+        *hoop_sessions_argv(),
+        "backfill",
+        "--start",
+        workload.start.isoformat(),
+        "--end",
+        workload.end.isoformat(),
+        "--redo",
+    ]
     env = {k: v for k, v in _env(gw, work, concurrency).items() if not k.startswith("AWS_")}
     env.update(HOOP_DATA_DIR=url, HOOP_WORK_DIR=str(work), **store.env())
     server_before = process_cpu_s(store.process.pid)
@@ -259,8 +313,14 @@ def nightly_report(stdout: str) -> dict[str, int]:
 
 
 def run_sync_nightly(
-    gw: RunningGateway, data: Path, *, concurrency: int, timeout_s: float, first_day: date | None = None,
-    name: str = "hoop-sessions sync (nothing new)", pythonpath: Path | None = None,
+    gw: RunningGateway,
+    data: Path,
+    *,
+    concurrency: int,
+    timeout_s: float,
+    first_day: date | None = None,
+    name: str = "hoop-sessions sync (nothing new)",
+    pythonpath: Path | None = None,
 ) -> Result:
     """``hoop-sessions sync`` on a warehouse just backfilled: nothing is new on the gateway.
 
@@ -268,7 +328,10 @@ def run_sync_nightly(
     that the warehouse is fully synced and the nightly has nothing to catch up. With
     ``pythonpath``, the package found there (an older version's ``src``) runs instead.
     """
-    argv = [*(hoop_sessions_argv() if pythonpath is None else [sys.executable, "-m", "hoop_sessions"]), "sync"]
+    argv = [
+        *(hoop_sessions_argv() if pythonpath is None else [sys.executable, "-m", "hoop_sessions"]),
+        "sync",
+    ]
     env = _env(gw, data, concurrency)
     if first_day is not None:
         env["HOOP_SYNC_START_DATE"] = first_day.isoformat()
@@ -281,14 +344,19 @@ def run_sync_nightly(
         report = nightly_report(run.stdout)
         result.requests = report["requests"] + 1  # and the preflight
         result.sessions = report["sessions"]
-        result.extra.update(days_synced=report["days"], days_rebuilt=report["rebuilt"],
-                            days_not_listed=report["not_listed"])
+        result.extra.update(
+            days_synced=report["days"],
+            days_rebuilt=report["rebuilt"],
+            days_not_listed=report["not_listed"],
+        )
         plan = next((ln for ln in run.stderr.splitlines() if ln.startswith("syncing ")), "")
         result.extra["plan"] = plan.strip()
     return result
 
 
-def run_dlt(gw: RunningGateway, workload: Workload, *, concurrency: int, timeout_s: float) -> Result:
+def run_dlt(
+    gw: RunningGateway, workload: Workload, *, concurrency: int, timeout_s: float
+) -> Result:
     from benchmarks.dlt_env import DLT_REQUIREMENT, DltUnavailable, ensure_dlt
 
     name = "dlt (rest_api → duckdb)"
@@ -297,8 +365,16 @@ def run_dlt(gw: RunningGateway, workload: Workload, *, concurrency: int, timeout
     except DltUnavailable as exc:
         return Result(name=name, status="not run", note=f"dlt could not be installed: {exc}")
     with scratch_dir("dlt") as data:
-        argv = [str(python), str(BENCH_DIR / "dlt_job.py"), "--start", workload.start.isoformat(),
-                "--end", workload.end.isoformat(), "--concurrency", str(concurrency)]
+        argv = [
+            str(python),
+            str(BENCH_DIR / "dlt_job.py"),
+            "--start",
+            workload.start.isoformat(),
+            "--end",
+            workload.end.isoformat(),
+            "--concurrency",
+            str(concurrency),
+        ]
         result, run = _measured(name, argv, _env(gw, data, concurrency), gw, timeout_s)
     doc = _last_json_line(run.stdout)
     result.requests, result.sessions = doc.get("requests"), doc.get("sessions")

@@ -68,7 +68,12 @@ def _decode_events(record: dict[str, Any]) -> dict[str, Any]:
     if isinstance(stream, list) and not (len(stream) == 1 and isinstance(stream[0], str)):
         for seq, (elapsed, kind, data) in enumerate(stream):
             events.append(
-                {"seq": seq, "elapsed_seconds": elapsed, "event_type": kind, "payload": base64.b64decode(data)}
+                {
+                    "seq": seq,
+                    "elapsed_seconds": elapsed,
+                    "event_type": kind,
+                    "payload": base64.b64decode(data),
+                }
             )
     record["events"] = events
     return record
@@ -149,11 +154,15 @@ def main(argv: list[str] | None = None) -> int:
         destination=dlt.destinations.duckdb(str(data_dir / "dlt.duckdb")),
         dataset_name="hoop",
     )
-    pipeline.run(build_source(url=url, token=token, start=args.start, end=args.end, session=session))
+    pipeline.run(
+        build_source(url=url, token=token, start=args.start, end=args.end, session=session)
+    )
     with pipeline.sql_client() as client:
         sessions = client.execute_sql("SELECT count(*) FROM sessions")[0][0]
         events = client.execute_sql("SELECT count(*) FROM sessions__events")[0][0]
-    sys.stdout.write(json.dumps({"requests": session.sent, "sessions": sessions, "events": events}) + "\n")
+    sys.stdout.write(
+        json.dumps({"requests": session.sent, "sessions": sessions, "events": events}) + "\n"
+    )
     return 0
 
 

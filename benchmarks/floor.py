@@ -49,7 +49,9 @@ async def _list_day(http: Any, day: date, counts: dict[str, int], concurrency: i
     ids: dict[str, None] = {}
 
     async def page(offset: int, count: str = "none") -> dict[str, Any]:
-        response = await http.get("/api/sessions", params={**params, "offset": str(offset), "count": count})
+        response = await http.get(
+            "/api/sessions", params={**params, "offset": str(offset), "count": count}
+        )
         response.raise_for_status()
         counts["requests"] += 1
         counts["bytes"] += len(response.content)
@@ -81,9 +83,7 @@ async def _list_day(http: Any, day: date, counts: dict[str, int], concurrency: i
     return list(ids)
 
 
-async def _get_all(
-    http: Any, ids: list[str], concurrency: int, counts: dict[str, int]
-) -> None:
+async def _get_all(http: Any, ids: list[str], concurrency: int, counts: dict[str, int]) -> None:
     queue: asyncio.Queue[str] = asyncio.Queue()
     for sid in ids:
         queue.put_nowait(sid)
@@ -122,7 +122,9 @@ class _LanesClient:
         return self._Reply(answer.status, answer.body)
 
 
-async def run_lanes(*, url: str, token: str, start: date, end: date, concurrency: int) -> dict[str, int]:
+async def run_lanes(
+    *, url: str, token: str, start: date, end: date, concurrency: int
+) -> dict[str, int]:
     counts = {"requests": 0, "sessions": 0, "bytes": 0}
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     async with Http(url, headers, lanes=concurrency + 2, timeout=60.0, connect_timeout=10.0) as raw:
@@ -131,7 +133,9 @@ async def run_lanes(*, url: str, token: str, start: date, end: date, concurrency
     return counts
 
 
-async def _walk(http: Any, start: date, end: date, concurrency: int, counts: dict[str, int]) -> None:
+async def _walk(
+    http: Any, start: date, end: date, concurrency: int, counts: dict[str, int]
+) -> None:
     response = await http.get("/api/userinfo")
     response.raise_for_status()
     counts["requests"] += 1
@@ -145,9 +149,13 @@ async def _walk(http: Any, start: date, end: date, concurrency: int, counts: dic
 async def run(*, url: str, token: str, start: date, end: date, concurrency: int) -> dict[str, int]:
     counts = {"requests": 0, "sessions": 0, "bytes": 0}
     # The same pool the sync's client uses: concurrency + 2 keep-alive connections.
-    limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+    limits = httpx.Limits(
+        max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2
+    )
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60.0) as http:
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, limits=limits, timeout=60.0
+    ) as http:
         await _walk(http, start, end, concurrency, counts)
     return counts
 
@@ -159,15 +167,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", required=True, type=date.fromisoformat)
     parser.add_argument("--end", required=True, type=date.fromisoformat)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--transport", choices=("httpx", "lanes"), default="httpx",
-                        help="httpx's pooled AsyncClient (default), or the sync's own HTTP layer")
+    parser.add_argument(
+        "--transport",
+        choices=("httpx", "lanes"),
+        default="httpx",
+        help="httpx's pooled AsyncClient (default), or the sync's own HTTP layer",
+    )
     args = parser.parse_args(argv)
     token = os.environ.get("HOOP_API_TOKEN")
     if not args.url or not token:
         parser.error("set HOOP_API_URL and HOOP_API_TOKEN (or pass --url)")
     runner = run_lanes if args.transport == "lanes" else run
     counts = asyncio.run(
-        runner(url=args.url, token=token, start=args.start, end=args.end, concurrency=args.concurrency)
+        runner(
+            url=args.url, token=token, start=args.start, end=args.end, concurrency=args.concurrency
+        )
     )
     sys.stdout.write(orjson.dumps(counts).decode() + "\n")
     return 0

@@ -49,33 +49,51 @@ def simulator_options() -> frozenset[str]:
     """The long options the simulator's command line accepts (it is still growing)."""
     out = subprocess.run(
         [sys.executable, "-m", "hoop_sessions.simulator", "--help"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     ).stdout
     return frozenset(re.findall(r"(--[a-z][a-z0-9-]+)", out))
 
 
 def _argv(workload: Workload) -> list[str]:
     argv = [
-        sys.executable, "-m", "hoop_sessions.simulator",
-        "--port", "0",
-        "--seed", str(workload.seed),
-        "--start", workload.start.isoformat(),
-        "--days", str(workload.days),
-        "--sessions-per-day", str(workload.sessions_per_day),
-        "--now", workload.now.strftime("%Y-%m-%dT%H:%M:%S"),
-        "--latency-ms", str(workload.latency_ms),
+        sys.executable,
+        "-m",
+        "hoop_sessions.simulator",
+        "--port",
+        "0",
+        "--seed",
+        str(workload.seed),
+        "--start",
+        workload.start.isoformat(),
+        "--days",
+        str(workload.days),
+        "--sessions-per-day",
+        str(workload.sessions_per_day),
+        "--now",
+        workload.now.strftime("%Y-%m-%dT%H:%M:%S"),
+        "--latency-ms",
+        str(workload.latency_ms),
     ]
     options = simulator_options()
     if workload.events_per_session is not None and "--events-per-session" in options:
         argv += ["--events-per-session", str(workload.events_per_session)]
     if workload.large_streams:
-        argv += ["--large-streams", str(workload.large_streams),
-                 "--large-stream-mib", str(workload.large_stream_mib)]
+        argv += [
+            "--large-streams",
+            str(workload.large_streams),
+            "--large-stream-mib",
+            str(workload.large_stream_mib),
+        ]
     return argv
 
 
 @contextmanager
-def gateway(workload: Workload, *, token: str = "bench-token", timeout_s: float = 120.0) -> Iterator[RunningGateway]:
+def gateway(
+    workload: Workload, *, token: str = "bench-token", timeout_s: float = 120.0
+) -> Iterator[RunningGateway]:
     """Start ``python -m hoop_sessions.simulator --port 0`` and wait until it listens."""
     with _serve(_argv(workload), token=token, timeout_s=timeout_s) as running:
         yield running
@@ -87,8 +105,21 @@ def large_day_gateway(
 ) -> Iterator[RunningGateway]:
     """A gateway serving one day of ``sessions`` sessions with ``stream_mib`` MiB streams each
     (``benchmarks.large_day``: ``kubectl logs`` output or RDP recordings)."""
-    argv = [sys.executable, "-m", "benchmarks.large_day", "--port", "0", "--day", day.isoformat(),
-            "--sessions", str(sessions), "--stream-mib", str(stream_mib), "--kind", kind]
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.large_day",
+        "--port",
+        "0",
+        "--day",
+        day.isoformat(),
+        "--sessions",
+        str(sessions),
+        "--stream-mib",
+        str(stream_mib),
+        "--kind",
+        kind,
+    ]
     with _serve(argv, token=token, timeout_s=60.0) as running:
         yield running
 

@@ -84,9 +84,14 @@ class Day:
             "metadata": None,
             "integrations_metadata": None,
             "metrics": (
-                {"event_size": events, "bitmap_count": self._bitmaps(), "canvas_width": 1280,
-                 "canvas_height": 720}
-                if rdp else {"truncated": False, "event_size": events}
+                {
+                    "event_size": events,
+                    "bitmap_count": self._bitmaps(),
+                    "canvas_width": 1280,
+                    "canvas_height": 720,
+                }
+                if rdp
+                else {"truncated": False, "event_size": events}
             ),
             "ai_analysis": None,
             "guardrails_info": None,
@@ -98,8 +103,7 @@ class Day:
 
     def list_rows(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         rows = [
-            r for r in self.rows.values()
-            if start <= datetime.fromisoformat(r["start_date"]) <= end
+            r for r in self.rows.values() if start <= datetime.fromisoformat(r["start_date"]) <= end
         ]
         return sorted(rows, key=lambda r: (r["start_date"], r["id"]), reverse=True)
 
@@ -130,7 +134,9 @@ class Day:
                 n += 1
             payload = b"".join(lines)[: self.stream_bytes - sent]
             sep = b"," if sent else b""
-            yield sep + orjson.dumps([round(sent / MIB, 3), "o", base64.b64encode(payload).decode()])
+            yield sep + orjson.dumps(
+                [round(sent / MIB, 3), "o", base64.b64encode(payload).decode()]
+            )
             sent += len(payload)
         yield b"]"
 
@@ -139,10 +145,17 @@ class Day:
     def _bitmap_line(n: int, rng: random.Random) -> bytes:
         pixels = rng.randbytes(TILE * TILE * 4)
         update = {
-            "x": TILE * (n % 20), "y": TILE * (n // 20 % 11), "width": TILE, "height": TILE,
-            "bits_per_pixel": 32, "compressed": False, "data": base64.b64encode(pixels).decode(),
+            "x": TILE * (n % 20),
+            "y": TILE * (n // 20 % 11),
+            "width": TILE,
+            "height": TILE,
+            "bits_per_pixel": 32,
+            "compressed": False,
+            "data": base64.b64encode(pixels).decode(),
         }
-        return orjson.dumps([round(0.04 * n, 3), "b", base64.b64encode(orjson.dumps(update)).decode()])
+        return orjson.dumps(
+            [round(0.04 * n, 3), "b", base64.b64encode(orjson.dumps(update)).decode()]
+        )
 
     def _rdp_stream(self, sid: str) -> Iterator[bytes]:
         rng = random.Random(sid)
@@ -182,16 +195,34 @@ def handler(day: Day, token: str) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             if url.path == "/api/userinfo":
-                self._json(200, {"id": "bench", "email": "bench@example.com", "name": "Bench",
-                                 "groups": ["admin"], "is_admin": True, "org_id": ORG_ID})
+                self._json(
+                    200,
+                    {
+                        "id": "bench",
+                        "email": "bench@example.com",
+                        "name": "Bench",
+                        "groups": ["admin"],
+                        "is_admin": True,
+                        "org_id": ORG_ID,
+                    },
+                )
             elif url.path == "/api/sessions":
-                rows = day.list_rows(datetime.fromisoformat(query["start_date"]),
-                                     datetime.fromisoformat(query["end_date"]))
+                rows = day.list_rows(
+                    datetime.fromisoformat(query["start_date"]),
+                    datetime.fromisoformat(query["end_date"]),
+                )
                 offset, limit = int(query.get("offset", 0)), min(int(query.get("limit", 20)), 100)
-                page = [{**r, "script": None} for r in rows[offset:offset + limit]]
+                page = [{**r, "script": None} for r in rows[offset : offset + limit]]
                 total = None if query.get("count") == "none" else len(rows)
-                self._json(200, {"data": page, "total": total, "total_is_capped": False,
-                                 "has_next_page": offset + limit < len(rows)})
+                self._json(
+                    200,
+                    {
+                        "data": page,
+                        "total": total,
+                        "total_is_capped": False,
+                        "has_next_page": offset + limit < len(rows),
+                    },
+                )
             elif url.path.startswith("/api/sessions/") and url.path.rsplit("/", 1)[1] in day.rows:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -222,7 +253,9 @@ def _pieces(parts: Iterator[bytes], size: int = MIB) -> Iterator[bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.large_day", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.large_day", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--day", type=date.fromisoformat, required=True)
     p.add_argument("--sessions", type=int, default=10)
     p.add_argument("--stream-mib", type=float, default=100.0)

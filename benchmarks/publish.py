@@ -92,13 +92,17 @@ def publish_once(data_dir: Path, url: str | None = None) -> dict[str, Any]:
     }
 
 
-def measure(data_dir: Path, *, sessions: int, events_per_session: int, repeat: int) -> dict[str, Any]:
+def measure(
+    data_dir: Path, *, sessions: int, events_per_session: int, repeat: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {"sessions": sessions, "events_per_session": events_per_session}
     out.update(build(data_dir, sessions=sessions, events_per_session=events_per_session))
     out["publishes"] = [publish_once(data_dir)]
     analyst = subprocess.Popen(
         [sys.executable, "-c", _ANALYST, str(Settings(data_dir=data_dir).warehouse_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert analyst.stdout is not None and analyst.stdout.readline().strip() == "ready"
@@ -134,11 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-session", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3, help="publishes to time")
     parser.add_argument("--dir", type=Path, help="data directory to build in (default: a temp one)")
-    parser.add_argument("--store", action="store_true",
-                        help="also publish to an S3 server on loopback and restore from it")
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="also publish to an S3 server on loopback and restore from it",
+    )
     args = parser.parse_args(argv)
-    options = {"sessions": args.sessions, "events_per_session": args.events_per_session,
-               "repeat": max(args.repeat, 1)}
+    options = {
+        "sessions": args.sessions,
+        "events_per_session": args.events_per_session,
+        "repeat": max(args.repeat, 1),
+    }
     with tempfile.TemporaryDirectory(prefix="hoop-bench-publish-") as tmp:
         data_dir = args.dir or Path(tmp) / "data"
         doc = measure(data_dir, **options)

@@ -32,8 +32,13 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def _by_name(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    names = {"floor": "floor", "lanes floor": "floor_lanes", "hoop-sessions": "sync", "loopback S3": "sync_s3",
-             "dlt": "dlt"}
+    names = {
+        "floor": "floor",
+        "lanes floor": "floor_lanes",
+        "hoop-sessions": "sync",
+        "loopback S3": "sync_s3",
+        "dlt": "dlt",
+    }
     found = {}
     for c in out.get("contenders", []):
         for prefix, key in names.items():
@@ -70,8 +75,11 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
         thirds = sync.get("rss_thirds_mib") or (0, 0, 0)  # type: ignore[union-attr]
         # The first third holds start-up (imports); growth with days shows from the middle on.
         if thirds[1]:
-            add("rss_flat", f"{thirds[0]:.0f} / {thirds[1]:.0f} / {thirds[2]:.0f} MiB by third",
-                thirds[2] <= 1.2 * thirds[1])
+            add(
+                "rss_flat",
+                f"{thirds[0]:.0f} / {thirds[1]:.0f} / {thirds[2]:.0f} MiB by third",
+                thirds[2] <= 1.2 * thirds[1],
+            )
         else:
             add("rss_flat", None, None)
     else:
@@ -82,15 +90,21 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
         wall = s3["wall_s"] / sync["wall_s"]  # type: ignore[index]
         rss = s3["peak_rss_mib"] / sync["peak_rss_mib"]  # type: ignore[index]
         add("s3_wall", f"{wall:.2f}x", wall <= 1.2)
-        add("s3_rss", f"{rss:.2f}x ({s3['peak_rss_mib']:.0f} / {sync['peak_rss_mib']:.0f} MiB)",  # type: ignore[index]
-            rss <= 1.1)
+        add(
+            "s3_rss",
+            f"{rss:.2f}x ({s3['peak_rss_mib']:.0f} / {sync['peak_rss_mib']:.0f} MiB)",  # type: ignore[index]
+            rss <= 1.1,
+        )
     else:
         add("s3_wall", None, None)
         add("s3_rss", None, None)
     large = out.get("large_stream")
     if large and large["status"] == "ok":
-        add("large_rss", f"{large['peak_rss_mib']:.0f} MiB ({large['extra']['large_stream_mib']:g} MiB stream)",
-            large["peak_rss_mib"] < 1024)
+        add(
+            "large_rss",
+            f"{large['peak_rss_mib']:.0f} MiB ({large['extra']['large_stream_mib']:g} MiB stream)",
+            large["peak_rss_mib"] < 1024,
+        )
     else:
         add("large_rss", None, None)
     for row in out.get("memory_rows", []):
@@ -109,8 +123,11 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
     comp = out.get("compliance")
     if comp and comp.get("status") == "ok":
         total = comp["rules_total_s"]
-        add("compliance", f"{total:.2f} s (every rule); refresh_findings {comp['refresh_findings_s']:.2f} s",
-            total < 3.0)
+        add(
+            "compliance",
+            f"{total:.2f} s (every rule); refresh_findings {comp['refresh_findings_s']:.2f} s",
+            total < 3.0,
+        )
     else:
         add("compliance", None, None)
     return rows
@@ -124,8 +141,10 @@ def contender_table(out: dict[str, Any]) -> str:
     ]
     for c in out.get("contenders", []):
         if c["status"] != "ok":
-            lines.append(f"| {c['name']} | {c['status']}: {c['note'].splitlines()[0] if c['note'] else ''} "
-                         "| | | | | | |")
+            lines.append(
+                f"| {c['name']} | {c['status']}: {c['note'].splitlines()[0] if c['note'] else ''} "
+                "| | | | | | |"
+            )
             continue
         lines.append(
             f"| {c['name']} | {_fmt(c['wall_s'])} | {_fmt(c['cpu_s'])} | {_fmt(c['requests_per_s'], 0)} "
@@ -150,7 +169,10 @@ def store_line(out: dict[str, Any]) -> str:
 
 
 def _ratios(c: dict[str, Any], suffix: str) -> str:
-    wall, cpu = c["extra"].get(f"wall_ratio_to_floor{suffix}"), c["extra"].get(f"cpu_ratio_to_floor{suffix}")
+    wall, cpu = (
+        c["extra"].get(f"wall_ratio_to_floor{suffix}"),
+        c["extra"].get(f"cpu_ratio_to_floor{suffix}"),
+    )
     return "–" if wall is None or cpu is None else f"{wall:.2f}x / {cpu:.2f}x"
 
 
@@ -172,8 +194,10 @@ def _nightly_row(rows: list[str], nightly: dict[str, Any] | None, title: str) ->
 
 def extras_table(out: dict[str, Any]) -> str:
     rows = []
-    for key, title in (("nightly", "nightly `hoop-sessions sync`, nothing new"),
-                       ("nightly_baseline", "the same nightly, baseline code")):
+    for key, title in (
+        ("nightly", "nightly `hoop-sessions sync`, nothing new"),
+        ("nightly_baseline", "the same nightly, baseline code"),
+    ):
         _nightly_row(rows, out.get(key), title)
     large = out.get("large_stream")
     if large:
@@ -183,7 +207,9 @@ def extras_table(out: dict[str, Any]) -> str:
                 f"peak RSS {_fmt(large['peak_rss_mib'], 0)} MiB |"
             )
         else:
-            rows.append(f"| {large['name']} | {large['status']} | {large['note'].splitlines()[0] if large['note'] else ''} |")
+            rows.append(
+                f"| {large['name']} | {large['status']} | {large['note'].splitlines()[0] if large['note'] else ''} |"
+            )
     comp = out.get("compliance")
     if comp:
         if comp.get("status") == "ok":
@@ -205,9 +231,11 @@ def memory_table(out: dict[str, Any]) -> str:
     rows = out.get("memory_rows") or []
     if not rows:
         return ""
-    lines = ["| day | peak RSS MiB | wall s | CPU s | sessions loaded | baseline: peak RSS MiB | wall s "
-             "| CPU s | sessions loaded |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| day | peak RSS MiB | wall s | CPU s | sessions loaded | baseline: peak RSS MiB | wall s "
+        "| CPU s | sessions loaded |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for row in rows:
         cells = []
         for label in ("current", "baseline"):
@@ -215,14 +243,20 @@ def memory_table(out: dict[str, Any]) -> str:
             if r is None:
                 cells.append("not run | | |")
             elif r["status"] != "ok":
-                cells.append(f"{r['status']}: {r['note'].splitlines()[0] if r['note'] else ''} | | |")
+                cells.append(
+                    f"{r['status']}: {r['note'].splitlines()[0] if r['note'] else ''} | | |"
+                )
             else:
-                cells.append(f"{_fmt(r['peak_rss_mib'], 0)} | {_fmt(r['wall_s'])} | {_fmt(r['cpu_s'])} "
-                             f"| {_fmt(r['sessions'])}")
+                cells.append(
+                    f"{_fmt(r['peak_rss_mib'], 0)} | {_fmt(r['wall_s'])} | {_fmt(r['cpu_s'])} "
+                    f"| {_fmt(r['sessions'])}"
+                )
         lines.append(f"| {row['name']} | {cells[0]} | {cells[1]} |")
     ref = rows[0]["baseline_ref"]
     lines.append("")
-    lines.append(f"Baseline: the same day read by the code of commit {ref} (its `src/`, run with `PYTHONPATH`).")
+    lines.append(
+        f"Baseline: the same day read by the code of commit {ref} (its `src/`, run with `PYTHONPATH`)."
+    )
     return "\n".join(lines)
 
 
@@ -246,7 +280,9 @@ def targets_table(out: dict[str, Any]) -> str:
 
 def markdown_report(out: dict[str, Any]) -> str:
     m = out["machine"]
-    parts = [f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, Python {m['python']}."]
+    parts = [
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, Python {m['python']}."
+    ]
     w = out.get("workload")
     if w:
         parts.append(

@@ -71,11 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, **server.env()}
         os.environ.update(server.env())
         url = server.new_bucket()
-        config = SimulatorConfig(days=args.days + 1, sessions_per_day=args.sessions_per_day, seed=7,
-                                 start=first, now=now)
+        config = SimulatorConfig(
+            days=args.days + 1, sessions_per_day=args.sessions_per_day, seed=7, start=first, now=now
+        )
         with serve(config) as gateway:
-            settings = Settings(api_url=gateway.url, api_token=Secret(gateway.token),
-                                data_dir=Path(tmp) / "backfill", data_url=url)
+            settings = Settings(
+                api_url=gateway.url,
+                api_token=Secret(gateway.token),
+                data_dir=Path(tmp) / "backfill",
+                data_url=url,
+            )
             plan = backfill_days(settings, first, last, now=now)
             result = sync_days(settings, plan.days, now=now, relist=plan.relist)
             if result.failed:

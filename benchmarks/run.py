@@ -66,44 +66,97 @@ class Sizes:
     rdp_mib: float = 128.0
 
 
-DEFAULT = Sizes(days=7, sessions_per_day=2000, latency_ms=10.0, large_stream_mib=100.0,
-                large_day_sessions=200, compliance_sessions=1_000_000, compliance_events=20_000_000)
-QUICK = Sizes(days=2, sessions_per_day=25, latency_ms=1.0, large_stream_mib=1.0,
-              large_day_sessions=5, compliance_sessions=1_000, compliance_events=20_000,
-              ten_streams=(3, 1.0), rdp_mib=1.0)
+DEFAULT = Sizes(
+    days=7,
+    sessions_per_day=2000,
+    latency_ms=10.0,
+    large_stream_mib=100.0,
+    large_day_sessions=200,
+    compliance_sessions=1_000_000,
+    compliance_events=20_000_000,
+)
+QUICK = Sizes(
+    days=2,
+    sessions_per_day=25,
+    latency_ms=1.0,
+    large_stream_mib=1.0,
+    large_day_sessions=5,
+    compliance_sessions=1_000,
+    compliance_events=20_000,
+    ten_streams=(3, 1.0),
+    rdp_mib=1.0,
+)
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny sizes everywhere (seconds, not minutes)")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="tiny sizes everywhere (seconds, not minutes)"
+    )
     p.add_argument("--days", type=int, help=f"simulated UTC days (default {DEFAULT.days})")
     p.add_argument("--sessions-per-day", type=int, help=f"default {DEFAULT.sessions_per_day}")
-    p.add_argument("--events-per-session", type=int, default=30,
-                   help="asked of the simulator when it has that knob (default 30)")
+    p.add_argument(
+        "--events-per-session",
+        type=int,
+        default=30,
+        help="asked of the simulator when it has that knob (default 30)",
+    )
     p.add_argument("--latency-ms", type=float, help=f"per request (default {DEFAULT.latency_ms:g})")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--repeat", type=int, default=2,
-                   help="rounds of every contender; the table shows each one's fastest run")
-    p.add_argument("--only", default=",".join(CONTENDERS + MEMORY_ROWS),
-                   help=f"contenders and memory rows to run, comma-separated from "
-                        f"{','.join(CONTENDERS + MEMORY_ROWS)} (ten-streams: a day of ten 100 MiB "
-                        "streams; rdp: a day with one 128 MiB RDP recording)")
-    p.add_argument("--baseline-ref", default=BASELINE_REF,
-                   help="git commit whose src/ the memory rows also run, side by side "
-                        f"(default {BASELINE_REF}); 'none' skips it")
-    p.add_argument("--no-extras", action="store_true", help="skip nightly, large stream and compliance")
-    p.add_argument("--nightly", action=argparse.BooleanOptionalAction, default=True,
-                   help="measure `hoop-sessions sync` right after the backfill (needs the sync)")
-    p.add_argument("--large-stream", action=argparse.BooleanOptionalAction, default=True,
-                   help="measure a day holding one session with a huge stream")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="rounds of every contender; the table shows each one's fastest run",
+    )
+    p.add_argument(
+        "--only",
+        default=",".join(CONTENDERS + MEMORY_ROWS),
+        help=f"contenders and memory rows to run, comma-separated from "
+        f"{','.join(CONTENDERS + MEMORY_ROWS)} (ten-streams: a day of ten 100 MiB "
+        "streams; rdp: a day with one 128 MiB RDP recording)",
+    )
+    p.add_argument(
+        "--baseline-ref",
+        default=BASELINE_REF,
+        help="git commit whose src/ the memory rows also run, side by side "
+        f"(default {BASELINE_REF}); 'none' skips it",
+    )
+    p.add_argument(
+        "--no-extras", action="store_true", help="skip nightly, large stream and compliance"
+    )
+    p.add_argument(
+        "--nightly",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure `hoop-sessions sync` right after the backfill (needs the sync)",
+    )
+    p.add_argument(
+        "--large-stream",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure a day holding one session with a huge stream",
+    )
     p.add_argument("--large-stream-mib", type=float, help=f"default {DEFAULT.large_stream_mib:g}")
-    p.add_argument("--compliance", action=argparse.BooleanOptionalAction, default=True,
-                   help="time the compliance pack on a generated warehouse")
-    p.add_argument("--compliance-sessions", type=int, help=f"default {DEFAULT.compliance_sessions:,}")
+    p.add_argument(
+        "--compliance",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time the compliance pack on a generated warehouse",
+    )
+    p.add_argument(
+        "--compliance-sessions", type=int, help=f"default {DEFAULT.compliance_sessions:,}"
+    )
     p.add_argument("--compliance-events", type=int, help=f"default {DEFAULT.compliance_events:,}")
-    p.add_argument("--compliance-db", type=Path, help="keep (and reuse) the generated warehouse here")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed to one measured run")
+    p.add_argument(
+        "--compliance-db", type=Path, help="keep (and reuse) the generated warehouse here"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds allowed to one measured run"
+    )
     p.add_argument("--output", type=Path, default=BENCH_DIR / "results" / "latest.json")
     args = p.parse_args(argv)
     base = QUICK if args.quick else DEFAULT
@@ -130,7 +183,9 @@ def machine() -> dict[str, Any]:
     model = "unknown"
     try:
         with open("/proc/cpuinfo") as fh:
-            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), model)
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), model
+            )
     except OSError:
         pass
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -143,7 +198,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _workload(args: argparse.Namespace, *, days: int, sessions_per_day: int, **extra: Any) -> Workload:
+def _workload(
+    args: argparse.Namespace, *, days: int, sessions_per_day: int, **extra: Any
+) -> Workload:
     # Data ends yesterday (UTC) and the gateway's clock stands still at 02:00 today, as when the
     # nightly job runs: `hoop-sessions sync` picks its days from the real date.
     today = datetime.now(UTC).date()
@@ -179,9 +236,14 @@ def _log(message: str) -> None:
 def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
     workload = _workload(args, days=args.days, sessions_per_day=args.sessions_per_day)
     out["workload"] = {
-        "start": workload.start.isoformat(), "end": workload.end.isoformat(), "days": workload.days,
-        "sessions_per_day": workload.sessions_per_day, "latency_ms": workload.latency_ms,
-        "gateway_clock": workload.now.isoformat(), "concurrency": args.concurrency, "seed": args.seed,
+        "start": workload.start.isoformat(),
+        "end": workload.end.isoformat(),
+        "days": workload.days,
+        "sessions_per_day": workload.sessions_per_day,
+        "latency_ms": workload.latency_ms,
+        "gateway_clock": workload.now.isoformat(),
+        "concurrency": args.concurrency,
+        "seed": args.seed,
         "events_per_session_requested": args.events_per_session,
     }
     with gateway(workload) as gw:
@@ -209,38 +271,68 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
                         continue
                     _log(f"{name}: run {i + 1}/{args.repeat}")
                     if name in ("floor", "floor-lanes"):
-                        result = run_floor(gw, workload, concurrency=args.concurrency, timeout_s=args.timeout,
-                                           transport="lanes" if name == "floor-lanes" else "httpx")
+                        result = run_floor(
+                            gw,
+                            workload,
+                            concurrency=args.concurrency,
+                            timeout_s=args.timeout,
+                            transport="lanes" if name == "floor-lanes" else "httpx",
+                        )
                     elif name == "sync":
                         sync_data = sync_dir / f"run-{i}"
-                        result = run_sync_backfill(gw, workload, sync_data, concurrency=args.concurrency,
-                                                   timeout_s=args.timeout)
+                        result = run_sync_backfill(
+                            gw,
+                            workload,
+                            sync_data,
+                            concurrency=args.concurrency,
+                            timeout_s=args.timeout,
+                        )
                     elif name == "sync-s3":
                         with scratch_dir("sync-s3") as work:
-                            result = run_sync_to_store(gw, workload, store, work / "work",
-                                                       concurrency=args.concurrency, timeout_s=args.timeout)
+                            result = run_sync_to_store(
+                                gw,
+                                workload,
+                                store,
+                                work / "work",
+                                concurrency=args.concurrency,
+                                timeout_s=args.timeout,
+                            )
                     else:
-                        result = run_dlt(gw, workload, concurrency=args.concurrency, timeout_s=args.timeout)
+                        result = run_dlt(
+                            gw, workload, concurrency=args.concurrency, timeout_s=args.timeout
+                        )
                     runs[name].append(result)
-                    _log(f"{name}: {result.status}, {result.wall_s or 0:.1f} s wall, "
-                         f"{result.cpu_s or 0:.1f} s CPU, load average {result.extra.get('loadavg')}")
+                    _log(
+                        f"{name}: {result.status}, {result.wall_s or 0:.1f} s wall, "
+                        f"{result.cpu_s or 0:.1f} s CPU, load average {result.extra.get('loadavg')}"
+                    )
             results = {name: _best(r) for name, r in runs.items()}
             if args.nightly:
                 if sync_data is not None and results["sync"].status == "ok":
                     _log("nightly sync with nothing new")
-                    nightly = run_sync_nightly(gw, sync_data, concurrency=args.concurrency, timeout_s=args.timeout,
-                                               first_day=workload.start)
+                    nightly = run_sync_nightly(
+                        gw,
+                        sync_data,
+                        concurrency=args.concurrency,
+                        timeout_s=args.timeout,
+                        first_day=workload.start,
+                    )
                     full = results["sync"]
                     if full.wall_s and nightly.wall_s:
-                        nightly.extra["share_of_a_full_day"] = nightly.wall_s / (full.wall_s / workload.days)
+                        nightly.extra["share_of_a_full_day"] = nightly.wall_s / (
+                            full.wall_s / workload.days
+                        )
                     out["nightly"] = nightly.to_json()
                     if args.baseline_ref != "none":
                         out["nightly_baseline"] = _baseline_nightly(
                             args, gw, sync_data, workload, full_wall=full.wall_s
                         ).to_json()
                 else:
-                    out["nightly"] = Result("hoop-sessions sync (nothing new)", "not run",
-                                            note="needs a successful sync backfill in the same run").to_json()
+                    out["nightly"] = Result(
+                        "hoop-sessions sync (nothing new)",
+                        "not run",
+                        note="needs a successful sync backfill in the same run",
+                    ).to_json()
     for key, suffix in (("floor", ""), ("floor-lanes", "_lanes")):
         floor = results.get(key)
         for r in results.values():
@@ -265,21 +357,40 @@ def _baseline_nightly(
     with baseline_checkout(args.baseline_ref) as src, scratch_dir("nightly-baseline") as where:
         copy = where / "data"
         shutil.copytree(data, copy)
-        result = run_sync_nightly(gw, copy, concurrency=args.concurrency, timeout_s=args.timeout,
-                                  first_day=workload.start, pythonpath=src,
-                                  name=f"hoop-sessions sync (nothing new), baseline {args.baseline_ref}")
+        result = run_sync_nightly(
+            gw,
+            copy,
+            concurrency=args.concurrency,
+            timeout_s=args.timeout,
+            first_day=workload.start,
+            pythonpath=src,
+            name=f"hoop-sessions sync (nothing new), baseline {args.baseline_ref}",
+        )
     if full_wall and result.wall_s:
         result.extra["share_of_a_full_day"] = result.wall_s / (full_wall / workload.days)
     return result
 
 
 def run_large_stream(args: argparse.Namespace, out: dict[str, Any]) -> None:
-    workload = _workload(args, days=1, sessions_per_day=args.large_day_sessions,
-                         large_streams=1, large_stream_mib=args.large_stream_mib)
+    workload = _workload(
+        args,
+        days=1,
+        sessions_per_day=args.large_day_sessions,
+        large_streams=1,
+        large_stream_mib=args.large_stream_mib,
+    )
     with gateway(workload) as gw, scratch_dir("large") as data:
-        _log(f"large stream: 1 day, {workload.sessions_per_day} sessions, one of {args.large_stream_mib:g} MiB")
-        result = run_sync_backfill(gw, workload, data, concurrency=args.concurrency, timeout_s=args.timeout,
-                                   name=f"backfill of a day with a {args.large_stream_mib:g} MiB stream")
+        _log(
+            f"large stream: 1 day, {workload.sessions_per_day} sessions, one of {args.large_stream_mib:g} MiB"
+        )
+        result = run_sync_backfill(
+            gw,
+            workload,
+            data,
+            concurrency=args.concurrency,
+            timeout_s=args.timeout,
+            name=f"backfill of a day with a {args.large_stream_mib:g} MiB stream",
+        )
     result.extra["large_stream_mib"] = args.large_stream_mib
     out["large_stream"] = result.to_json()
 
@@ -289,8 +400,9 @@ def baseline_checkout(ref: str) -> Iterator[Path]:
     """``src/`` and ``sql/`` of commit ``ref`` in a scratch folder: the code as it was, run with
     ``PYTHONPATH`` pointing there (the build worker inherits it)."""
     with scratch_dir("baseline") as where:
-        archive = subprocess.run(["git", "archive", ref, "src", "sql"], cwd=REPO_DIR, capture_output=True,
-                                 check=True)
+        archive = subprocess.run(
+            ["git", "archive", ref, "src", "sql"], cwd=REPO_DIR, capture_output=True, check=True
+        )
         subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
         yield where / "src"
 
@@ -300,41 +412,69 @@ def run_memory_rows(args: argparse.Namespace, out: dict[str, Any]) -> None:
     day = datetime.now(UTC).date() - timedelta(days=1)
     sessions, mib = args.ten_streams
     shapes = {
-        "ten-streams": (f"a day with {sessions} `kubectl logs` streams of {mib:g} MiB", sessions, mib, "logs"),
+        "ten-streams": (
+            f"a day with {sessions} `kubectl logs` streams of {mib:g} MiB",
+            sessions,
+            mib,
+            "logs",
+        ),
         "rdp": (f"a day with one {args.rdp_mib:g} MiB RDP recording", 1, args.rdp_mib, "rdp"),
     }
     rows = []
     with contextlib.ExitStack() as stack:
-        baseline = (None if args.baseline_ref == "none"
-                    else stack.enter_context(baseline_checkout(args.baseline_ref)))
+        baseline = (
+            None
+            if args.baseline_ref == "none"
+            else stack.enter_context(baseline_checkout(args.baseline_ref))
+        )
         for key in args.memory_rows:
             title, count, size, kind = shapes[key]
             row: dict[str, Any] = {"row": key, "name": title, "baseline_ref": args.baseline_ref}
             with large_day_gateway(day, sessions=count, stream_mib=size, kind=kind) as gw:
-                workload = Workload(start=day, days=1, sessions_per_day=count, now=datetime.now(UTC),
-                                    latency_ms=0.0)
+                workload = Workload(
+                    start=day, days=1, sessions_per_day=count, now=datetime.now(UTC), latency_ms=0.0
+                )
                 for label, src in (("current", None), ("baseline", baseline)):
                     if label == "baseline" and src is None:
                         continue
                     _log(f"{key}: {title}, {label} code")
                     with scratch_dir(key) as data:
-                        result = run_sync_backfill(gw, workload, data, concurrency=args.concurrency,
-                                                   timeout_s=args.timeout, name=f"{title} ({label})",
-                                                   pythonpath=src)
-                    _log(f"{key} ({label}): {result.status}, peak RSS {result.peak_rss_mib or 0:.0f} MiB, "
-                         f"{result.sessions} session(s) loaded")
+                        result = run_sync_backfill(
+                            gw,
+                            workload,
+                            data,
+                            concurrency=args.concurrency,
+                            timeout_s=args.timeout,
+                            name=f"{title} ({label})",
+                            pythonpath=src,
+                        )
+                    _log(
+                        f"{key} ({label}): {result.status}, peak RSS {result.peak_rss_mib or 0:.0f} MiB, "
+                        f"{result.sessions} session(s) loaded"
+                    )
                     row[label] = result.to_json()
             rows.append(row)
     out["memory_rows"] = rows
 
 
 def run_compliance(args: argparse.Namespace, out: dict[str, Any]) -> None:
-    _log(f"compliance pack on {args.compliance_sessions:,} sessions / {args.compliance_events:,} events")
-    argv = [sys.executable, "-m", "benchmarks.compliance_pack", "--sessions", str(args.compliance_sessions),
-            "--events", str(args.compliance_events)]
+    _log(
+        f"compliance pack on {args.compliance_sessions:,} sessions / {args.compliance_events:,} events"
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.compliance_pack",
+        "--sessions",
+        str(args.compliance_sessions),
+        "--events",
+        str(args.compliance_events),
+    ]
     if args.compliance_db:
         argv += ["--db", str(args.compliance_db), "--reuse"]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO_DIR, timeout=args.timeout, check=False)
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, cwd=REPO_DIR, timeout=args.timeout, check=False
+    )
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
         out["compliance"] = {"status": "failed", "note": tail}
@@ -349,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     out: dict[str, Any] = {
         "started_at": started.isoformat(),
-        "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.run "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
     }
     if args.only:

@@ -157,7 +157,9 @@ def raw_sessions(
     try:
         _, failed = (
             asyncio.run(
-                sync.extract_days_async(settings, plan.todo, progress=progress, reuse=not config.redo)
+                sync.extract_days_async(
+                    settings, plan.todo, progress=progress, reuse=not config.redo
+                )
             )
             if plan.todo
             else ({}, {})
@@ -374,7 +376,6 @@ def evidence_report(
             ),
         }
     )
-
 
 
 RAW_SPECS = [

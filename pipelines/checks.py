@@ -239,7 +239,9 @@ def check_sync_complete(settings: Settings, days: Days) -> AssetCheckResult:
             "days_checked": len(scope),
             "scope": _scope(days),
             "incomplete_items": len(items),
-            "incomplete": MetadataValue.json({str(d): found for d, found in sorted(incomplete.items())}),
+            "incomplete": MetadataValue.json(
+                {str(d): found for d, found in sorted(incomplete.items())}
+            ),
         },
     )
 

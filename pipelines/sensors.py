@@ -60,7 +60,11 @@ def report_ledger(
         if not first <= day <= last or (seen is not None and seen[1] == mtime):
             continue  # a ledger file unchanged since it was read is not parsed again
         entry = ledger.get(day)
-        if entry is None or not entry.loaded or (seen is not None and seen[0] == entry.loaded_stamp):
+        if (
+            entry is None
+            or not entry.loaded
+            or (seen is not None and seen[0] == entry.loaded_stamp)
+        ):
             if entry is not None and seen is not None:
                 seen[1] = mtime
             continue

@@ -53,7 +53,9 @@ def settings_for(gateway: Any, data_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def table_contents(warehouse: Path, *, ignore: tuple[str, ...] = ()) -> dict[str, list[tuple[Any, ...]]]:
+def table_contents(
+    warehouse: Path, *, ignore: tuple[str, ...] = ()
+) -> dict[str, list[tuple[Any, ...]]]:
     """Every day table's rows, sorted, without the ``ignore`` columns: to compare two warehouses."""
     out = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -66,4 +68,12 @@ def table_contents(warehouse: Path, *, ignore: tuple[str, ...] = ()) -> dict[str
     return out
 
 
-RUN_TIME_COLUMNS = ("synced_at", "started_at", "finished_at", "seen_at", "requests", "retries", "pages")
+RUN_TIME_COLUMNS = (
+    "synced_at",
+    "started_at",
+    "finished_at",
+    "seen_at",
+    "requests",
+    "retries",
+    "pages",
+)

@@ -40,8 +40,10 @@ def session_record(**overrides: Any) -> dict[str, Any]:
         "labels": None,
         "metadata": {"ticket": "OPS-1", "nested": {"a": [1, 2]}},
         "integrations_metadata": {"jira_issue_key": "OPS-1"},
-        "metrics": {"data_masking": {"total_redact_count": 4, "err_count": 1, "info_types": {"EMAIL": 4}},
-                    "truncated": False},
+        "metrics": {
+            "data_masking": {"total_redact_count": 4, "err_count": 1, "info_types": {"EMAIL": 4}},
+            "truncated": False,
+        },
         "ai_analysis": {"risk_level": "low", "title": "ok"},
         "guardrails_info": [{"rule_name": "deny", "direction": "input", "matched_words": ["drop"]}],
         "session_batch_id": "batch-1",
@@ -53,7 +55,10 @@ def session_record(**overrides: Any) -> dict[str, Any]:
             "status": "APPROVED",
             "revoke_at": "2026-11-01T10:30:00.5Z",
             "created_at": "2026-11-01T09:59:00.12Z",
-            "time_window": {"type": "time_range", "configuration": {"start_time": "09:00", "end_time": "18:00"}},
+            "time_window": {
+                "type": "time_range",
+                "configuration": {"start_time": "09:00", "end_time": "18:00"},
+            },
             "access_request_rule_name": "prod-rule",
             "min_approvals": 1,
             "force_approval_groups": ["sre"],
@@ -62,7 +67,12 @@ def session_record(**overrides: Any) -> dict[str, Any]:
                     "id": GID,
                     "group": "sre",
                     "status": "APPROVED",
-                    "reviewed_by": {"id": "u-2", "name": "Bob", "email": "bob@example.com", "slack_id": "U1"},
+                    "reviewed_by": {
+                        "id": "u-2",
+                        "name": "Bob",
+                        "email": "bob@example.com",
+                        "slack_id": "U1",
+                    },
                     "review_date": "2026-11-01T10:00:00.2Z",
                     "forced_review": False,
                 }

@@ -35,7 +35,6 @@ from hoop_sessions.values import (
 log = logging.getLogger(__name__)
 
 
-
 def build_tables(
     raw_dir: Path, day: date, *, events_sink: Callable[[pa.RecordBatch], None] | None = None
 ) -> tuple[dict[str, pa.Table], BuildResult]:
@@ -64,13 +63,19 @@ def build_tables(
     finals: dict[str, str | None] = {}
     for body in raw.bodies():
         if count >= len(order):
-            raise RawDataError(f"raw file of {day} holds more bodies than its record names: sync it again")
+            raise RawDataError(
+                f"raw file of {day} holds more bodies than its record names: sync it again"
+            )
         sid = order[count]
         count += 1
         try:
             record = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            builder.add_reject(Reject(day, sid, "flatten", f"invalid JSON: {exc}", truncate_payload(body), synced_at))
+            builder.add_reject(
+                Reject(
+                    day, sid, "flatten", f"invalid JSON: {exc}", truncate_payload(body), synced_at
+                )
+            )
             rejected.add(sid)
             continue
         # A body can be 150 MB and its parsed record as much again: keep only a short excerpt for
@@ -78,17 +83,27 @@ def build_tables(
         head = body[: PAYLOAD_LIMIT * 2]  # all that truncate_payload reads of a body
         del body
         try:
-            if isinstance(record, dict) and isinstance(record.get("id"), str) and record["id"].lower() != sid:
-                raise RecordRejected(f"asked for session {sid}, the gateway answered with {record['id']!r}", sid)
+            if (
+                isinstance(record, dict)
+                and isinstance(record.get("id"), str)
+                and record["id"].lower() != sid
+            ):
+                raise RecordRejected(
+                    f"asked for session {sid}, the gateway answered with {record['id']!r}", sid
+                )
             builder.add_session(record, synced_at=synced_at)
             since = final_from(record)
             finals[sid] = since.isoformat() if since is not None else None
         except RecordRejected as exc:
-            builder.add_reject(Reject(day, sid, "flatten", exc.reason, truncate_payload(head), synced_at))
+            builder.add_reject(
+                Reject(day, sid, "flatten", exc.reason, truncate_payload(head), synced_at)
+            )
             rejected.add(sid)
         del record
     if count != len(order):
-        raise RawDataError(f"raw file of {day} holds {count} bodies, its record names {len(order)}: sync it again")
+        raise RawDataError(
+            f"raw file of {day} holds {count} bodies, its record names {len(order)}: sync it again"
+        )
     loaded = builder.session_ids
     principal_text = describe_principal(principal)
     listed_total = 0
@@ -129,11 +144,17 @@ def build_tables(
         warnings=dict(sorted(builder.warning_counts.items())),
     )
     if builder.unknown_fields:
-        log.warning("%s: fields unknown to this version, kept in the raw file: %s", day, dict(builder.unknown_fields))
+        log.warning(
+            "%s: fields unknown to this version, kept in the raw file: %s",
+            day,
+            dict(builder.unknown_fields),
+        )
     if builder.warning_counts:
         log.warning(
             "%s: %d record warning(s) (sessions loaded; see record_warnings): %s",
-            day, sum(builder.warning_counts.values()), warning_line(result.warnings),
+            day,
+            sum(builder.warning_counts.values()),
+            warning_line(result.warnings),
         )
     return tables, result
 

@@ -181,12 +181,15 @@ def _report(result: Any) -> None:
     for day in result.days:
         s = day.summary()
         listed = (
-            f"listed {s['sessions_listed']}" if s["listed_again"] else
-            f"not listed again (older than HOOP_ROLLING_DAYS): {s['sessions_listed']} sessions as "
+            f"listed {s['sessions_listed']}"
+            if s["listed_again"]
+            else f"not listed again (older than HOOP_ROLLING_DAYS): {s['sessions_listed']} sessions as "
             f"listed before, {s['sessions_listed'] - s['sessions_reused']} not final read again by id"
         )
         if not s["changed"]:
-            click.echo(f"{s['day']}: {listed}, nothing changed since the last sync; {s['requests']} requests")
+            click.echo(
+                f"{s['day']}: {listed}, nothing changed since the last sync; {s['requests']} requests"
+            )
             continue
         click.echo(
             f"{s['day']}: {listed}, loaded {s['sessions_loaded']}, "
@@ -200,9 +203,13 @@ def _report(result: Any) -> None:
                 f"loaded (see the record_warnings table): {warning_line(day.build.warnings)}"
             )
     for day in result.skipped:
-        click.echo(f"{day}: done (listed completely, every session read and final), skipped; use --redo to read it again")
+        click.echo(
+            f"{day}: done (listed completely, every session read and final), skipped; use --redo to read it again"
+        )
     for day in result.not_closed:
-        click.echo(f"{day}: not read yet, it ended less than HOOP_CLOSE_MARGIN_MINUTES ago on the gateway's clock")
+        click.echo(
+            f"{day}: not read yet, it ended less than HOOP_CLOSE_MARGIN_MINUTES ago on the gateway's clock"
+        )
     for day, why in sorted(result.left.items()):
         click.echo(f"{day}: left by HOOP_FINAL_HORIZON_DAYS: {why}")
     problems = []
@@ -216,7 +223,9 @@ def _report(result: Any) -> None:
         problems.append(
             f"{count} item(s) in {len(result.incomplete)} day(s) are incomplete; the rest of "
             "each day is loaded:\n"
-            + "\n".join(f"  {d}: {item}" for d, items in sorted(result.incomplete.items()) for item in items)
+            + "\n".join(
+                f"  {d}: {item}" for d, items in sorted(result.incomplete.items()) for item in items
+            )
         )
     if problems:
         raise click.ClickException(
@@ -276,8 +285,7 @@ def sync() -> None:
     settings.require_api()
     plan = nightly_days(settings)
     click.echo(
-        f"syncing {len(plan.todo)} day(s)"
-        + "".join(f"\n  {t.day}: {t.reason}" for t in plan.todo),
+        f"syncing {len(plan.todo)} day(s)" + "".join(f"\n  {t.day}: {t.reason}" for t in plan.todo),
         err=True,
     )
     result = _sync(settings, plan.days, relist=plan.relist, findings=True)
@@ -306,7 +314,9 @@ def status(start: date | None, end: date | None) -> None:
     incomplete = incomplete_days(Ledger(settings.data_dir), plan.days)
     click.echo(f"{first} .. {last}: {len(plan.done)} day(s) done, {len(plan.todo)} to read")
     for task in plan.todo:
-        click.echo(f"  {task.day}: {task.reason} ({'listed again' if task.relist else 'read by id'})")
+        click.echo(
+            f"  {task.day}: {task.reason} ({'listed again' if task.relist else 'read by id'})"
+        )
         for item in incomplete.get(task.day, []):
             click.echo(f"    {item}")
     for day, why in sorted(plan.left.items()):
@@ -326,10 +336,14 @@ def rebuild(start: date, end: date) -> None:
     from hoop_sessions.sync import publish_warehouse, rebuild_day
 
     settings = Settings.from_env()
-    available = mirror.committed_days(settings, "raw") if settings.data_url else raw_days(settings.raw_dir)
+    available = (
+        mirror.committed_days(settings, "raw") if settings.data_url else raw_days(settings.raw_dir)
+    )
     days = [d for d in available if start <= d <= end]
     if not days:
-        raise click.ClickException(f"no raw files between {start} and {end} in {settings.data_location}")
+        raise click.ClickException(
+            f"no raw files between {start} and {end} in {settings.data_location}"
+        )
     try:
         for day in days:
             # Published once at the end, with the findings: each publish copies the warehouse.
@@ -353,16 +367,22 @@ def verify(start: date, end: date) -> None:
     from hoop_sessions.windows import days_between
 
     settings = Settings.from_env()
-    mirror.hydrate(settings, warehouse=False)  # with an object store: its manifests, and the files they name
+    mirror.hydrate(
+        settings, warehouse=False
+    )  # with an object store: its manifests, and the files they name
     mirror.pull_days(settings, days_between(start, end), lake=True)
     checked, findings = verify_days(settings.data_dir, start, end)
     for finding in findings:
         click.echo(f"{finding.day}: {finding.problem}")
     if not checked:
-        raise click.ClickException(f"no manifests between {start} and {end} in {settings.data_location}")
+        raise click.ClickException(
+            f"no manifests between {start} and {end} in {settings.data_location}"
+        )
     if findings:
         raise click.ClickException(f"{len(findings)} change(s) found in {len(checked)} day(s)")
-    click.echo(f"{len(checked)} day(s) verified: every file matches its manifest, the chain is intact")
+    click.echo(
+        f"{len(checked)} day(s) verified: every file matches its manifest, the chain is intact"
+    )
 
 
 @main.command()

@@ -70,7 +70,9 @@ REFUSED_STATUSES = {401: AuthenticationError, 422: InvalidRequestError}
 RETRY_POLICY: dict[str, tuple[int, float]] = {"refused": (3, 0.5), "unresolved": (3, 1.0)}
 # Not retried at all: raised at once with what to change.
 CONFIG_FAILURES = frozenset({"tls-mismatch", "certificate", "invalid-request", "proxy-auth"})
-PROXY_CREDENTIALS = "The proxy wants credentials: give them in its URL (http://user:password@host:port)"
+PROXY_CREDENTIALS = (
+    "The proxy wants credentials: give them in its URL (http://user:password@host:port)"
+)
 USERINFO = "/api/userinfo"
 GET_PARAMS = {"expand": "event_stream,session_input"}
 PAGE_LIMIT = 100
@@ -259,7 +261,11 @@ class HoopClient:
                 f"GET {path}: {exc.reason} ({attempts} attempts). Check the host name in HOOP_API_URL "
                 f"({self.base_url}), and the DNS (or VPN) of this machine"
             )
-        error = UnreadableBodyError if exc.reason.startswith("unreadable JSON") else RetriesExhaustedError
+        error = (
+            UnreadableBodyError
+            if exc.reason.startswith("unreadable JSON")
+            else RetriesExhaustedError
+        )
         return error(
             f"GET {path} kept failing after {attempts} attempts "
             f"(last: {exc.reason}); the gateway or a proxy in front of it is unhealthy"
@@ -277,7 +283,9 @@ class HoopClient:
         verdict = status_verdict(status)
         if verdict == "retry":
             raise TransientApiError(
-                path, f"HTTP {status} {self._message(body)}", _retry_after(answer.headers.get("retry-after")),
+                path,
+                f"HTTP {status} {self._message(body)}",
+                _retry_after(answer.headers.get("retry-after")),
                 kind="status",
             )
         if verdict != "ok":
@@ -291,12 +299,16 @@ class HoopClient:
                 orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 # A body cut short by a proxy parses as invalid JSON: read it again.
-                raise TransientApiError(path, f"unreadable JSON body ({len(body)} bytes): {exc}") from None
+                raise TransientApiError(
+                    path, f"unreadable JSON body ({len(body)} bytes): {exc}"
+                ) from None
         elif not _ends_document(body):
             # Session bodies are parsed later, once, by the build step (a full parse here would
             # hold a second copy of a 150 MB stream). A body cut short without the connection
             # noticing ends mid-document: read it again.
-            raise TransientApiError(path, f"unreadable JSON body ({len(body)} bytes): it ends mid-document")
+            raise TransientApiError(
+                path, f"unreadable JSON body ({len(body)} bytes): it ends mid-document"
+            )
         return body
 
     def _misconfigured(self, path: str, failure: TransportFailure) -> ConfigError:
@@ -313,7 +325,9 @@ class HoopClient:
             )
         if failure.kind == "proxy-auth":
             return ConfigError(f"GET {path}: {failure.reason}. {PROXY_CREDENTIALS}")
-        return ConfigError(f"GET {path}: {failure.reason}. Check HOOP_API_TOKEN and HOOP_API_AUTH_HEADER")
+        return ConfigError(
+            f"GET {path}: {failure.reason}. Check HOOP_API_TOKEN and HOOP_API_AUTH_HEADER"
+        )
 
     def _hint(self, status: int, path: str, message: str) -> str | None:
         """What to do about a refused request, where the class's own hint is not enough."""
@@ -321,20 +335,26 @@ class HoopClient:
             return self._not_the_api()
         if status == 400 and "HTTPS server" in message:
             # Go's net/http answers so to plain HTTP on its TLS port (hoop: gateway/api/server.go).
-            return f"HOOP_API_URL ({self.base_url}) says http but that port serves TLS: use https://"
+            return (
+                f"HOOP_API_URL ({self.base_url}) says http but that port serves TLS: use https://"
+            )
         if status == 407:
             return PROXY_CREDENTIALS
         return None
 
     def _not_the_api(self) -> str:
         if urlsplit(self.base_url).path.rstrip("/").endswith("/api"):
-            return (f"HOOP_API_URL ({self.base_url}) ends in /api: give the gateway's base URL without "
-                    "it, the client adds /api/...")
+            return (
+                f"HOOP_API_URL ({self.base_url}) ends in /api: give the gateway's base URL without "
+                "it, the client adds /api/..."
+            )
         # hoop serves its API under <base path>/api and its web app (or a 404) elsewhere
         # (hoop: gateway/api/server.go, NoRoute).
-        return (f"HOOP_API_URL ({self.base_url}) does not lead to hoop's API: give the gateway's base URL, "
-                "with the path it is served under if any (the address of its web app); the client "
-                "adds /api/...")
+        return (
+            f"HOOP_API_URL ({self.base_url}) does not lead to hoop's API: give the gateway's base URL, "
+            "with the path it is served under if any (the address of its web app); the client "
+            "adds /api/..."
+        )
 
     def _message(self, body: bytes) -> str:
         """The gateway's message, with the token blotted out should a proxy echo the request (in
@@ -389,7 +409,9 @@ def _tls_context(ca_bundle: str | None) -> ssl.SSLContext | None:
     try:
         return ssl.create_default_context(cafile=ca_bundle)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"HOOP_CA_BUNDLE {ca_bundle!r} cannot be read as a CA bundle: {exc}") from None
+        raise ConfigError(
+            f"HOOP_CA_BUNDLE {ca_bundle!r} cannot be read as a CA bundle: {exc}"
+        ) from None
 
 
 def _parse_json(body: bytes, path: str) -> Any:

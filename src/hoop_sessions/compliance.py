@@ -405,8 +405,19 @@ def _time_of(us: int) -> dt.time:
 
 # Types whose Arrow values are already the Python values DuckDB gives.
 _PLAIN_TYPES = frozenset(
-    {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
-     "UINTEGER", "UBIGINT", "DOUBLE"}
+    {
+        "VARCHAR",
+        "BOOLEAN",
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "DOUBLE",
+    }
 )
 
 
@@ -422,7 +433,9 @@ def _fetch_rows(
     columns = tuple(str(row[0]) for row in described)
     types = [str(row[1]) for row in described]
     # What DuckDB gives for a TIMESTAMPTZ at the epoch: the values are built from it.
-    epoch = cast(dt.datetime, con.execute("SELECT TIMESTAMPTZ '1970-01-01 00:00:00+00'").fetchall()[0][0])
+    epoch = cast(
+        dt.datetime, con.execute("SELECT TIMESTAMPTZ '1970-01-01 00:00:00+00'").fetchall()[0][0]
+    )
     handled = _PLAIN_TYPES | {"DATE", "TIME", "TIMESTAMP WITH TIME ZONE"}
     if not set(types) <= handled or epoch.utcoffset() != dt.timedelta(0):
         return _fetch_rows_slowly(con, sql, bound)
@@ -434,8 +447,10 @@ def _fetch_rows(
         elif type_ == "TIME":
             select.append(f"epoch_us({name})")
         elif type_ == "TIMESTAMP WITH TIME ZONE":  # an infinite one becomes a value out of range
-            select.append(f"CASE WHEN isfinite({name}) THEN epoch_us({name}) "
-                          f"WHEN {name} IS NOT NULL THEN {_OUT_OF_RANGE} END")
+            select.append(
+                f"CASE WHEN isfinite({name}) THEN epoch_us({name}) "
+                f"WHEN {name} IS NOT NULL THEN {_OUT_OF_RANGE} END"
+            )
         else:
             select.append(name)
     wrapped = f"SELECT {', '.join(select)} FROM (\n{sql}\n) AS r({', '.join(names)})"

@@ -195,7 +195,9 @@ class Settings:
     def require_api(self) -> tuple[str, Secret]:
         """The base URL and token, validated; raises ConfigError with what to set."""
         if not self.api_url:
-            raise ConfigError("HOOP_API_URL is not set: give the gateway's base URL, e.g. https://use.hoop.dev")
+            raise ConfigError(
+                "HOOP_API_URL is not set: give the gateway's base URL, e.g. https://use.hoop.dev"
+            )
         if self.api_token is None:
             raise ConfigError("HOOP_API_TOKEN is not set: create an API key in hoop and export it")
         if self.auth_header not in ("bearer", "api-key"):
@@ -260,7 +262,9 @@ def _float(env: Mapping[str, str], name: str, default: float, *, allow_zero: boo
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
     if not (value >= 0 if allow_zero else value > 0):
-        raise ConfigError(f"{name} must be {'zero or more' if allow_zero else 'positive'}, not {raw!r}")
+        raise ConfigError(
+            f"{name} must be {'zero or more' if allow_zero else 'positive'}, not {raw!r}"
+        )
     return value
 
 

@@ -24,7 +24,12 @@ def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str
     base = Settings.from_env()
     token = base.api_token.get() if base.api_token else "demo-token"
     config = SimulatorConfig(
-        seed=seed, start=first, days=days + 1, sessions_per_day=sessions_per_day, now=now, token=token
+        seed=seed,
+        start=first,
+        days=days + 1,
+        sessions_per_day=sessions_per_day,
+        now=now,
+        token=token,
     )
     with serve(config) as gateway:
         settings = Settings.from_env(
@@ -39,12 +44,18 @@ def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str
         nightly = nightly_days(settings, now=now)
         echo(f"nightly sync: {', '.join(str(d) for d in nightly.days)}")
         night = sync_days(
-            settings, nightly.days, progress=LogProgress(len(nightly.days)), now=now, relist=nightly.relist
+            settings,
+            nightly.days,
+            progress=LogProgress(len(nightly.days)),
+            now=now,
+            relist=nightly.relist,
         )
         failed = {**backfill.failed, **night.failed}
         if failed:
             raise SystemExit(f"demo failed on {sorted(failed)}: {failed}")
-        expected = sum(len(Dataset(config).session_ids(d, now=now)) for d in days_between(first, last))
+        expected = sum(
+            len(Dataset(config).session_ids(d, now=now)) for d in days_between(first, last)
+        )
     with snapshot.connect_writer(settings) as con:
         refresh = refresh_findings(con)
     publish_warehouse(settings)
@@ -64,11 +75,18 @@ def run_demo(*, days: int, sessions_per_day: int, seed: int, echo: Callable[[str
     for name, count in counts.items():
         echo(f"  {name:<20} {count:>10,}")
     echo("")
-    echo(f"sessions served by the gateway for {first} .. {last}: {expected:,}; in the warehouse for "
-         f"the same days: {in_period[0]:,} rows, {in_period[1]:,} distinct")
-    echo(f"compliance: {figure:,} session(s) on connections tagged environment=prod without an "
-         "approved review")
-    echo("findings per rule: " + ", ".join(f"{rule} {n}" for rule, n in sorted(refresh.counts.items())))
+    echo(
+        f"sessions served by the gateway for {first} .. {last}: {expected:,}; in the warehouse for "
+        f"the same days: {in_period[0]:,} rows, {in_period[1]:,} distinct"
+    )
+    echo(
+        f"compliance: {figure:,} session(s) on connections tagged environment=prod without an "
+        "approved review"
+    )
+    echo(
+        "findings per rule: "
+        + ", ".join(f"{rule} {n}" for rule, n in sorted(refresh.counts.items()))
+    )
     # The project's own DuckDB reads the file; a separately installed duckdb CLI may be of an
     # older storage version. The data directory is named when it is not the default one.
     data_dir = settings.data_dir

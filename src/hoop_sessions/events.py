@@ -55,7 +55,9 @@ def decode_stream(value: Any, *, present: bool, visible: bool = True) -> Decoded
         text = value[0]
         if text.startswith(UNDECODABLE_PREFIX):
             return DecodedStream(STREAM_UNREADABLE, [], [], [], message=text[:500])
-        raise StreamError("event_stream is a single string: asked for raw events, got encoded output")
+        raise StreamError(
+            "event_stream is a single string: asked for raw events, got encoded output"
+        )
     elapsed: list[float] = []
     types: list[str] = []
     payloads: list[bytes] = []

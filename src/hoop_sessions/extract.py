@@ -133,8 +133,13 @@ class _Listed:
         if start >= day_end and start <= requested.end:
             return  # exactly on D+1 00:00:00: it belongs to the next day
         if not requested.start <= start <= requested.end:
-            self._reject(sid, f"list row start_date {start.isoformat()} is outside the window "
-                         f"{requested} that was asked for", row, None)
+            self._reject(
+                sid,
+                f"list row start_date {start.isoformat()} is outside the window "
+                f"{requested} that was asked for",
+                row,
+                None,
+            )
             return
         if start < day_start or start >= day_end:
             return
@@ -158,7 +163,9 @@ def fingerprint(row: dict[str, Any]) -> str:
     the AI analysis (status, end_date, exit_code, metrics, event_size, metadata, the review and its
     groups), so a session already final whose row is unchanged is not read again.
     """
-    return hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    return hashlib.blake2b(
+        orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).hexdigest()
 
 
 def _failure_cause(exc: HoopSessionsError) -> str:
@@ -223,9 +230,13 @@ async def _list_window(
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(
-                    _list_window(client, halves[0], listed, windows, carry=result.stats, depth=depth + 1)
+                    _list_window(
+                        client, halves[0], listed, windows, carry=result.stats, depth=depth + 1
+                    )
                 )
-                group.create_task(_list_window(client, halves[1], listed, windows, carry=None, depth=depth + 1))
+                group.create_task(
+                    _list_window(client, halves[1], listed, windows, carry=None, depth=depth + 1)
+                )
         except BaseExceptionGroup as failures:
             raise _first_leaf(failures) from None
         return
@@ -237,14 +248,40 @@ async def _list_window(
 # hoop: gateway/models/reviews.go (the labels of enum_reviews_status); EXPIRED is a newer
 # gateway's. review.status is matched with LIKE against COALESCE(status, ''), so an empty value
 # selects the sessions without a review and a value without % or _ matches exactly.
-REVIEW_STATUSES = ("PENDING", "APPROVED", "REJECTED", "REVOKED", "PROCESSING", "EXECUTED", "UNKNOWN", "EXPIRED")
+REVIEW_STATUSES = (
+    "PENDING",
+    "APPROVED",
+    "REJECTED",
+    "REVOKED",
+    "PROCESSING",
+    "EXECUTED",
+    "UNKNOWN",
+    "EXPIRED",
+)
 # hoop: gateway/api/openapi/types.go (database, application, custom) and common/proto/const.go (the
 # types older sessions were stamped with). type is matched with LIKE against
 # COALESCE(connection_type, ''): the empty value selects sessions without one.
 CONNECTION_TYPES = (
-    "database", "application", "custom", "command-line", "postgres", "mysql", "mssql", "mongodb",
-    "oracledb", "tcp", "httpproxy", "kubernetes", "ssh", "rdp", "aws-ssm", "dynamodb",
-    "cloudwatch", "mcp", "mcpproxy", "claude-code",
+    "database",
+    "application",
+    "custom",
+    "command-line",
+    "postgres",
+    "mysql",
+    "mssql",
+    "mongodb",
+    "oracledb",
+    "tcp",
+    "httpproxy",
+    "kubernetes",
+    "ssh",
+    "rdp",
+    "aws-ssm",
+    "dynamodb",
+    "cloudwatch",
+    "mcp",
+    "mcpproxy",
+    "claude-code",
 )
 
 
@@ -286,26 +323,42 @@ async def _list_crowded_second(
     total = probe.total
     reached: set[str] = set()
     for order in SPLIT_ORDERS:
-        log.info("second %s holds %d sessions: listing it by %s", window, total,
-                 " then ".join(d.key for d in order))
+        log.info(
+            "second %s holds %d sessions: listing it by %s",
+            window,
+            total,
+            " then ".join(d.key for d in order),
+        )
         await _list_parts(client, window, {}, order, listed, result, reached)
         if len(reached) >= total:
             return
-        log.warning("second %s: %d of its %d sessions reached by %s", window, len(reached), total,
-                    " then ".join(d.key for d in order))
+        log.warning(
+            "second %s: %d of its %d sessions reached by %s",
+            window,
+            len(reached),
+            total,
+            " then ".join(d.key for d in order),
+        )
     unreached = total - len(reached)
-    listed.gaps.append({
-        "window_start": window.start.isoformat(),
-        "window_end": window.end.isoformat(),
-        "reason": (
-            f"{total} sessions started within one second, more than the {READABLE_ROWS} offset "
-            "paging reaches, and no split by review.status or type reached them all (a value "
-            "this version does not know, or one part still too large)"
-        ),
-        "rows_unreached": unreached,
-    })
-    log.error("second %s: %d of its %d sessions could not be listed; recorded as a gap of %s",
-              window, unreached, total, listed.day)
+    listed.gaps.append(
+        {
+            "window_start": window.start.isoformat(),
+            "window_end": window.end.isoformat(),
+            "reason": (
+                f"{total} sessions started within one second, more than the {READABLE_ROWS} offset "
+                "paging reaches, and no split by review.status or type reached them all (a value "
+                "this version does not know, or one part still too large)"
+            ),
+            "rows_unreached": unreached,
+        }
+    )
+    log.error(
+        "second %s: %d of its %d sessions could not be listed; recorded as a gap of %s",
+        window,
+        unreached,
+        total,
+        listed.day,
+    )
 
 
 async def _list_parts(
@@ -325,7 +378,11 @@ async def _list_parts(
     async def part(value: str) -> None:
         narrowed = {**filters, dimension.key: value}
         first = await client.list_page(
-            start=window.start, end=window.end, offset=0, count="exact", filters=narrowed,
+            start=window.start,
+            end=window.end,
+            offset=0,
+            count="exact",
+            filters=narrowed,
             stats=result.stats,
         )
         if _too_large(first) and rest:
@@ -335,7 +392,9 @@ async def _list_parts(
             if first.total is not None and len(inside) >= first.total:
                 return
         reached.update(
-            await _page_window(client, window, first, listed, result, filters=narrowed, up_to_cap=True)
+            await _page_window(
+                client, window, first, listed, result, filters=narrowed, up_to_cap=True
+            )
         )
 
     try:
@@ -422,7 +481,10 @@ async def _page_window(
                 # one page at a time, as the offsets of the earlier ones say.
                 await ahead.aclose()
                 page = await client.list_page(
-                    start=window.start, end=window.end, offset=offset, stats=result.stats,
+                    start=window.start,
+                    end=window.end,
+                    offset=offset,
+                    stats=result.stats,
                     filters=filters,
                 )
             pages += 1
@@ -687,7 +749,12 @@ async def extract_day(
             stale.add(sid)
             if isinstance(error, NotFoundError):
                 gone.add(sid)
-            log.warning("%s: session %s could not be read again, its previous copy is kept: %s", day, sid, cause)
+            log.warning(
+                "%s: session %s could not be read again, its previous copy is kept: %s",
+                day,
+                sid,
+                cause,
+            )
             return sid, STALE
         rejects.append(_reject_row(sid, "get", cause, None))
         return sid, None
@@ -698,8 +765,11 @@ async def extract_day(
     # Bodies copied forward from a raw file written under a mode that kept more output are
     # reduced again: a switch to a stricter HOOP_STORE_OUTPUT applies to every body written.
     reprotect = old.header and stricter(store_output, str(old.header.get("store_output") or "full"))
-    changed = set(order) != old.ids or bool(rejects) or bool(reprotect) or (
-        previous is not None and (not previous.raw_is_loaded or previous.rebuild)
+    changed = (
+        set(order) != old.ids
+        or bool(rejects)
+        or bool(reprotect)
+        or (previous is not None and (not previous.raw_is_loaded or previous.rebuild))
     )
     # A re-read day that may turn out unchanged (the nightly case) is not written while it looks
     # unchanged: bodies are compared with the previous file's digests, and only once something
@@ -717,12 +787,16 @@ async def extract_day(
             if body is None:
                 body = old.body(sid)
                 if body is None:
-                    raise RawDataError(f"the previous raw file of {day} lost the body of {sid}: sync it again")
+                    raise RawDataError(
+                        f"the previous raw file of {day} lost the body of {sid}: sync it again"
+                    )
                 if reprotect:
                     body = protect_output(body, store_output)
             writer.write(body)
 
-        async with aclosing(ordered_map(order, fetch, limit=_queued(concurrency), ready=reusable)) as results:
+        async with aclosing(
+            ordered_map(order, fetch, limit=_queued(concurrency), ready=reusable)
+        ) as results:
             async for sid, body in results:
                 progress.session_fetched(day)
                 if body is None:
@@ -822,7 +896,9 @@ def _listed_before(
     records = header.get("windows")
     if not isinstance(records, list) or not records or not isinstance(header.get("order"), list):
         return None
-    carried = [r for r in header.get("rejects") or [] if isinstance(r, dict) and r.get("stage") == "list"]
+    carried = [
+        r for r in header.get("rejects") or [] if isinstance(r, dict) and r.get("stage") == "list"
+    ]
     list_rejected = {r.get("session_id") for r in carried}
     fingerprints = header.get("fingerprints") or {}
     listed = _Listed(day)
@@ -835,9 +911,12 @@ def _listed_before(
         for record in records:
             # Written by WindowResult.to_json (isoformat, UTC).
             window = Window(
-                datetime.fromisoformat(record["window_start"]), datetime.fromisoformat(record["window_end"])
+                datetime.fromisoformat(record["window_start"]),
+                datetime.fromisoformat(record["window_end"]),
             )
-            result = WindowResult(window, session_ids=list(record["session_ids"]), started_at=now, finished_at=now)
+            result = WindowResult(
+                window, session_ids=list(record["session_ids"]), started_at=now, finished_at=now
+            )
             windows.append(result)
             for sid in result.session_ids:
                 if sid not in list_rejected and sid not in listed.by_id:

@@ -59,8 +59,13 @@ class _Columns:
         self.rows.append(values)
 
     def to_arrow(self) -> pa.Table:
-        columns: list[Any] = list(zip(*self.rows, strict=True)) if self.rows else [()] * len(self.names)
-        arrays = [pa.array(values, type=f.type) for values, f in zip(columns, self.table.schema, strict=True)]
+        columns: list[Any] = (
+            list(zip(*self.rows, strict=True)) if self.rows else [()] * len(self.names)
+        )
+        arrays = [
+            pa.array(values, type=f.type)
+            for values, f in zip(columns, self.table.schema, strict=True)
+        ]
         return pa.Table.from_arrays(arrays, schema=self.table.schema)
 
 
@@ -146,9 +151,12 @@ class _Events:
         n = end - start
         if withheld:
             self.sizes.extend(
-                withheld[i][1] if i in withheld else len(p or b"") for i, p in enumerate(part, start)
+                withheld[i][1] if i in withheld else len(p or b"")
+                for i, p in enumerate(part, start)
             )
-            self.digests.extend(withheld[i][0] if i in withheld else None for i in range(start, end))
+            self.digests.extend(
+                withheld[i][0] if i in withheld else None for i in range(start, end)
+            )
         else:
             self.sizes.extend(map(len, part))  # type: ignore[arg-type]
             self.digests.extend([None] * n)
@@ -218,7 +226,9 @@ class DayBuilder:
         self.day = day
         self.principal_id = principal_id
         self.principal_sees_all = principal_sees_all
-        self.cols = {t.name: _Columns(t) for t in schema.DAY_TABLES if t is not schema.SESSION_EVENTS}
+        self.cols = {
+            t.name: _Columns(t) for t in schema.DAY_TABLES if t is not schema.SESSION_EVENTS
+        }
         self.events = _Events(schema.SESSION_EVENTS, day, events_sink)
         self._streamed = events_sink is not None
         self.session_ids: set[str] = set()
@@ -246,23 +256,41 @@ class DayBuilder:
             self.cols["review_groups"].append(group)
         for key, value in rows.tags:
             self.cols["connection_tags"].append(
-                {"session_id": rows.session["session_id"], "start_day": self.day, "tag_key": key, "tag_value": value}
+                {
+                    "session_id": rows.session["session_id"],
+                    "start_day": self.day,
+                    "tag_key": key,
+                    "tag_value": value,
+                }
             )
         self._append_events(rows)
         self.unknown_fields.update(rows.unknown_fields)
         self._add_warnings(rows.session["session_id"], rows.warnings, synced_at)
         if rows.stream_message is not None:
             self.add_reject(
-                Reject(self.day, rows.session["session_id"], "stream",
-                       "the gateway could not encode the event stream; session loaded with "
-                       "stream_status=unreadable", rows.stream_message, synced_at)
+                Reject(
+                    self.day,
+                    rows.session["session_id"],
+                    "stream",
+                    "the gateway could not encode the event stream; session loaded with "
+                    "stream_status=unreadable",
+                    rows.stream_message,
+                    synced_at,
+                )
             )
 
     def _add_warnings(self, sid: str, warnings: list[RecordWarning], seen_at: datetime) -> None:
         for w in warnings:
             self.cols["record_warnings"].append(
-                {"start_day": self.day, "session_id": sid, "field": w.field, "value": w.value,
-                 "kind": w.kind, "detail": w.detail, "seen_at": seen_at}
+                {
+                    "start_day": self.day,
+                    "session_id": sid,
+                    "field": w.field,
+                    "value": w.value,
+                    "kind": w.kind,
+                    "detail": w.detail,
+                    "seen_at": seen_at,
+                }
             )
             key = f"{w.kind} {w.field}" + (f"={w.value}" if w.kind == UNKNOWN_VALUE else "")
             self.warning_counts[key] += 1
@@ -274,7 +302,12 @@ class DayBuilder:
 
     def _append_events(self, rows: FlatSession) -> None:
         self.events.add(
-            rows.session["session_id"], rows.start_us, rows.elapsed, rows.types, rows.payloads, rows.withheld
+            rows.session["session_id"],
+            rows.start_us,
+            rows.elapsed,
+            rows.types,
+            rows.payloads,
+            rows.withheld,
         )
 
     # -- ledger -----------------------------------------------------------------------------
@@ -310,7 +343,9 @@ UNKNOWN_VALUE = "unknown_value"
 WARNING_VALUE_LIMIT = 1000
 
 # hoop: gateway/models/reviews.go (ReviewStatusType); review groups carry the same type.
-REVIEW_STATUSES = frozenset({"PENDING", "APPROVED", "REJECTED", "REVOKED", "PROCESSING", "EXECUTED", "UNKNOWN"})
+REVIEW_STATUSES = frozenset(
+    {"PENDING", "APPROVED", "REJECTED", "REVOKED", "PROCESSING", "EXECUTED", "UNKNOWN"}
+)
 # The documented values of each enumeration of a record, by the field that holds it: the one place
 # they are defined. Any other value is stored as it came and written to record_warnings as
 # unknown_value (gateways newer than 1.148 add values: review status EXPIRED, identity sidecar).
@@ -349,8 +384,12 @@ class _Notes:
     def known(self, field: str, value: str | None, detail: str = "") -> None:
         if value is not None and value not in KNOWN_VALUES[field]:
             self.warnings.append(
-                RecordWarning(field, _value_text(value), UNKNOWN_VALUE,
-                              detail or "not a value this version knows; stored as it came")
+                RecordWarning(
+                    field,
+                    _value_text(value),
+                    UNKNOWN_VALUE,
+                    detail or "not a value this version knows; stored as it came",
+                )
             )
 
 
@@ -374,7 +413,9 @@ class FlatSession:
     elapsed: list[float]
     types: list[str]
     payloads: list[bytes | None]
-    withheld: dict[int, tuple[str | None, int]]  # seq -> (SHA-256 or None, length) of payloads not kept
+    withheld: dict[
+        int, tuple[str | None, int]
+    ]  # seq -> (SHA-256 or None, length) of payloads not kept
     stream_message: str | None
     unknown_fields: list[str]
     warnings: list[RecordWarning]
@@ -382,12 +423,38 @@ class FlatSession:
 
 KNOWN_FIELDS = frozenset(
     {
-        "id", "org_id", "start_date", "end_date", "status", "verb", "type", "connection_subtype",
-        "connection", "role_name", "resource_name", "connection_tags", "user", "user_id",
-        "user_name", "identity_type", "machine_identity_id", "exit_code", "event_size",
-        "script_size", "script", "labels", "metadata", "integrations_metadata", "metrics",
-        "ai_analysis", "guardrails_info", "session_batch_id", "correlation_id", "review",
-        "event_stream", "recording_format",
+        "id",
+        "org_id",
+        "start_date",
+        "end_date",
+        "status",
+        "verb",
+        "type",
+        "connection_subtype",
+        "connection",
+        "role_name",
+        "resource_name",
+        "connection_tags",
+        "user",
+        "user_id",
+        "user_name",
+        "identity_type",
+        "machine_identity_id",
+        "exit_code",
+        "event_size",
+        "script_size",
+        "script",
+        "labels",
+        "metadata",
+        "integrations_metadata",
+        "metrics",
+        "ai_analysis",
+        "guardrails_info",
+        "session_batch_id",
+        "correlation_id",
+        "review",
+        "event_stream",
+        "recording_format",
         OUTPUT_MARKER,
     }
 )
@@ -430,8 +497,12 @@ def flatten_session(
     _note_event_types(notes, stream.types)
     review = record.get("review")
     if review is not None and not isinstance(review, dict):
-        notes.malformed("review", review, f"review is a {type(review).__name__}, expected an object "
-                        "or null; no review row loaded")
+        notes.malformed(
+            "review",
+            review,
+            f"review is a {type(review).__name__}, expected an object "
+            "or null; no review row loaded",
+        )
         review = None
     metrics = _opt_map(notes, record, "metrics")
     masking = metrics.get("data_masking") if metrics is not None else None
@@ -441,7 +512,9 @@ def flatten_session(
     integrations = _opt_map(notes, record, "integrations_metadata")
     script = record.get("script")
     if script is not None and not isinstance(script, dict):
-        notes.malformed("script", script, f"script is a {type(script).__name__}, expected an object")
+        notes.malformed(
+            "script", script, f"script is a {type(script).__name__}, expected an object"
+        )
         script = None
     status = _opt_str(notes, record, "status")
     notes.known("status", status)
@@ -477,15 +550,21 @@ def flatten_session(
         "script": _opt_str(notes, script, "data", "script.data"),
         "session_batch_id": _opt_str(notes, record, "session_batch_id"),
         "correlation_id": _opt_str(notes, record, "correlation_id"),
-        "jira_issue_key": _opt_str(notes, integrations, "jira_issue_key", "integrations_metadata.jira_issue_key"),
+        "jira_issue_key": _opt_str(
+            notes, integrations, "jira_issue_key", "integrations_metadata.jira_issue_key"
+        ),
         "labels": _json_text(_opt_map(notes, record, "labels")),
         "metadata": _json_text(_opt_map(notes, record, "metadata")),
         "metrics": _json_text(metrics),
         "integrations_metadata": _json_text(integrations),
         "ai_analysis": _json_text(_opt_map(notes, record, "ai_analysis")),
         "guardrails_info": _json_text(_opt_list(notes, record, "guardrails_info")),
-        "redacted_count": _opt_int(notes, masking, "total_redact_count", "metrics.data_masking.total_redact_count"),
-        "masking_error_count": _opt_int(notes, masking, "err_count", "metrics.data_masking.err_count"),
+        "redacted_count": _opt_int(
+            notes, masking, "total_redact_count", "metrics.data_masking.total_redact_count"
+        ),
+        "masking_error_count": _opt_int(
+            notes, masking, "err_count", "metrics.data_masking.err_count"
+        ),
         "stream_truncated": _opt_bool(notes, metrics, "truncated", "metrics.truncated"),
         "review_id": None,
         "review_status": None,
@@ -528,8 +607,11 @@ def _note_event_types(notes: _Notes, types: list[str]) -> None:
     unknown = set(types) - known
     for kind in sorted(unknown):
         count = types.count(kind)
-        notes.known("event_stream.type", kind, f"{count} event(s) of a type this version does not "
-                    "know; stored with their exact bytes")
+        notes.known(
+            "event_stream.type",
+            kind,
+            f"{count} event(s) of a type this version does not know; stored with their exact bytes",
+        )
 
 
 def _withheld_output(marker: Any, types: list[str]) -> dict[int, tuple[str | None, int]]:
@@ -545,10 +627,18 @@ def _withheld_output(marker: Any, types: list[str]) -> dict[int, tuple[str | Non
     out: dict[int, tuple[str | None, int]] = {}
     for key, value in events.items():
         if not (isinstance(key, str) and key.isdigit() and int(key) < len(types)):
-            raise RecordRejected(f"{OUTPUT_MARKER} names event {key!r}, which the stream does not have")
-        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
-                and (value[0] is None or isinstance(value[0], str))):
-            raise RecordRejected(f"{OUTPUT_MARKER} entry for event {key} is not [sha256 or null, length]")
+            raise RecordRejected(
+                f"{OUTPUT_MARKER} names event {key!r}, which the stream does not have"
+            )
+        if not (
+            isinstance(value, list)
+            and len(value) == 2
+            and isinstance(value[1], int)
+            and (value[0] is None or isinstance(value[0], str))
+        ):
+            raise RecordRejected(
+                f"{OUTPUT_MARKER} entry for event {key} is not [sha256 or null, length]"
+            )
         out[int(key)] = (value[0], value[1])
     return out
 
@@ -568,10 +658,15 @@ def _flatten_review(
         return None, []
     duration = review.get("access_duration")
     if duration is not None and (
-        isinstance(duration, bool) or not isinstance(duration, int | float) or not math.isfinite(duration)
+        isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not math.isfinite(duration)
     ):
-        notes.malformed("review.access_duration", duration,
-                        f"review.access_duration is {type(duration).__name__}, expected nanoseconds")
+        notes.malformed(
+            "review.access_duration",
+            duration,
+            f"review.access_duration is {type(duration).__name__}, expected nanoseconds",
+        )
         duration = None
     window_start, window_end = _time_window(notes, review.get("time_window"))
     force_groups = review.get("force_approval_groups")
@@ -602,7 +697,9 @@ def _flatten_review(
     if groups_data is None:
         groups_data = []
     if not isinstance(groups_data, list):
-        notes.malformed("review.review_groups_data", groups_data, "not a list; no group rows loaded")
+        notes.malformed(
+            "review.review_groups_data", groups_data, "not a list; no group rows loaded"
+        )
         groups_data = []
     groups: list[dict[str, Any]] = []
     for i, group in enumerate(groups_data):
@@ -632,7 +729,9 @@ def _flatten_review(
                 "reviewer_id": _opt_str(notes, by, "id", f"{what}.reviewed_by.id"),
                 "reviewer_email": _opt_str(notes, by, "email", f"{what}.reviewed_by.email"),
                 "reviewer_name": _opt_str(notes, by, "name", f"{what}.reviewed_by.name"),
-                "reviewer_slack_id": _opt_str(notes, by, "slack_id", f"{what}.reviewed_by.slack_id"),
+                "reviewer_slack_id": _opt_str(
+                    notes, by, "slack_id", f"{what}.reviewed_by.slack_id"
+                ),
                 "reviewed_at": _opt_time(notes, group, "review_date", f"{what}.review_date"),
             }
         )
@@ -646,8 +745,10 @@ def _time_window(notes: _Notes, value: Any) -> tuple[time | None, time | None]:
         notes.malformed("review.time_window", value, "not an object with a configuration")
         return None, None
     conf = value["configuration"]
-    return (_clock(notes, conf.get("start_time"), "start_time"),
-            _clock(notes, conf.get("end_time"), "end_time"))
+    return (
+        _clock(notes, conf.get("start_time"), "start_time"),
+        _clock(notes, conf.get("end_time"), "end_time"),
+    )
 
 
 # hoop: gateway/api/review/review.go (ParseTimeWindow) accepts what Go's time.Parse("15:04")
@@ -660,8 +761,11 @@ def _clock(notes: _Notes, value: Any, what: str) -> time | None:
         return None
     match = CLOCK_RE.match(value) if isinstance(value, str) else None
     if match is None or int(match.group(1)) > 23 or int(match.group(2)) > 59:
-        notes.malformed(f"review.time_window.configuration.{what}", value,
-                        "not a time of day as hoop takes it (H:MM or HH:MM, 24-hour)")
+        notes.malformed(
+            f"review.time_window.configuration.{what}",
+            value,
+            "not a time of day as hoop takes it (H:MM or HH:MM, 24-hour)",
+        )
         return None
     return time(int(match.group(1)), int(match.group(2)))
 
@@ -671,8 +775,11 @@ def _tags(notes: _Notes, record: dict[str, Any]) -> list[tuple[str, str | None]]
     if tags is None:
         return []
     if not isinstance(tags, dict):
-        notes.malformed("connection_tags", tags,
-                        f"connection_tags is a {type(tags).__name__}, expected an object; no tag rows")
+        notes.malformed(
+            "connection_tags",
+            tags,
+            f"connection_tags is a {type(tags).__name__}, expected an object; no tag rows",
+        )
         return []
     out: list[tuple[str, str | None]] = []
     for key in sorted(tags):
@@ -697,7 +804,12 @@ def _opt_int(notes: _Notes, obj: Any, key: str, what: str | None = None) -> int 
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**63:
+        if (
+            isinstance(value, float)
+            and math.isfinite(value)
+            and value.is_integer()
+            and abs(value) < 2**63
+        ):
             return int(value)
         notes.malformed(what or key, value, "expected an integer")
         return None
@@ -715,7 +827,9 @@ def _opt_bool(notes: _Notes, obj: Any, key: str, what: str | None = None) -> boo
     return None
 
 
-def _opt_time(notes: _Notes, obj: dict[str, Any], key: str, what: str | None = None) -> datetime | None:
+def _opt_time(
+    notes: _Notes, obj: dict[str, Any], key: str, what: str | None = None
+) -> datetime | None:
     value = obj.get(key)
     if value is None:
         return None

@@ -19,7 +19,12 @@ from hoop_sessions.raw import RawDayWriter
 from hoop_sessions.sync import build_and_record, load_day, publish_warehouse
 from hoop_sessions.windows import day_window
 
-FIXTURE_PRINCIPAL = {"id": "fixture", "email": "fixture@localhost", "groups": ["auditor"], "is_admin": False}
+FIXTURE_PRINCIPAL = {
+    "id": "fixture",
+    "email": "fixture@localhost",
+    "groups": ["auditor"],
+    "is_admin": False,
+}
 
 
 def ingest_records(

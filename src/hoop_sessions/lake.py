@@ -62,7 +62,9 @@ class DayWriter:
 
     def write_table(self, name: str, data: pa.Table) -> None:
         _check(name, data.schema)
-        pq.write_table(data, self._place(name), compression="zstd", store_schema=True, **_layout(data))
+        pq.write_table(
+            data, self._place(name), compression="zstd", store_schema=True, **_layout(data)
+        )
 
     def write_batch(self, name: str, batch: pa.RecordBatch) -> None:
         """Append ``batch`` to table ``name`` as a row group of its own."""
@@ -70,7 +72,10 @@ class DayWriter:
         if writer is None:
             _check(name, batch.schema)
             writer = self._writers[name] = pq.ParquetWriter(
-                self._place(name), schema.TABLES[name].schema, compression="zstd", store_schema=True,
+                self._place(name),
+                schema.TABLES[name].schema,
+                compression="zstd",
+                store_schema=True,
                 **_streamed_layout(batch.schema.names),
             )
         writer.write_batch(batch, row_group_size=max(batch.num_rows, 1))
@@ -91,7 +96,10 @@ class DayWriter:
             rename_into_place(
                 self._aside.pop(table.name), table_path(self.lake_dir, table.name, self.day)
             )
-        _write_json(manifest_path(self.lake_dir, self.day), {"start_day": self.day.isoformat(), "files": digests})
+        _write_json(
+            manifest_path(self.lake_dir, self.day),
+            {"start_day": self.day.isoformat(), "files": digests},
+        )
         return digests
 
     def _discard(self) -> None:

@@ -60,8 +60,13 @@ def writer_lock(data_dir: Path, *, what: str, timeout: float = DEFAULT_TIMEOUT) 
     except Timeout:
         holder = read_holder(data_dir)
         waiting = "without a time limit" if timeout < 0 else f"up to {timeout:.0f} s"
-        log.warning("%s waits for %s: it is being written by %s; waiting %s",
-                    what, data_dir, describe(holder), waiting)
+        log.warning(
+            "%s waits for %s: it is being written by %s; waiting %s",
+            what,
+            data_dir,
+            describe(holder),
+            waiting,
+        )
         try:
             lock.acquire(timeout=timeout)
         except Timeout:

@@ -103,7 +103,9 @@ def _rewrites(folder: Path) -> dict[str, dict[str, str]]:
     return rewrites
 
 
-def _manifest(day: date, files: dict[str, str], previous: tuple[date, str] | None) -> dict[str, Any]:
+def _manifest(
+    day: date, files: dict[str, str], previous: tuple[date, str] | None
+) -> dict[str, Any]:
     return {
         "start_day": day.isoformat(),
         "files": files,
@@ -130,7 +132,9 @@ def record_day(data_dir: Path, day: date) -> None:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def _link_holds(linked: object, found: tuple[date, str] | None, rewrites: dict[str, dict[str, str]]) -> bool:
+def _link_holds(
+    linked: object, found: tuple[date, str] | None, rewrites: dict[str, dict[str, str]]
+) -> bool:
     """Whether a later day's link still holds: it names the manifest found before it, or one
     that manifest was rewritten from by ``record_day`` (possibly several rewrites back)."""
     if found is None:
@@ -150,7 +154,9 @@ def _link_holds(linked: object, found: tuple[date, str] | None, rewrites: dict[s
 
 def _record_day(data_dir: Path, day: date) -> None:
     folder = manifest_dir(data_dir)
-    files = {name: file_sha256(path) for name, path in _day_files(data_dir, day).items() if path.exists()}
+    files = {
+        name: file_sha256(path) for name, path in _day_files(data_dir, day).items() if path.exists()
+    }
     rewrites = _rewrites(folder)
     previous: tuple[date, str] | None = None  # the chain as written now
     found: tuple[date, str] | None = None  # the manifest before, as it was found on disk
@@ -158,7 +164,9 @@ def _record_day(data_dir: Path, day: date) -> None:
         path = manifest_file(data_dir, d)
         old = path.read_bytes() if path.exists() else None
         doc: dict[str, Any] = orjson.loads(old) if old is not None else {}
-        if old is not None and not _link_holds(doc.get("previous_manifest_sha256"), found, rewrites):
+        if old is not None and not _link_holds(
+            doc.get("previous_manifest_sha256"), found, rewrites
+        ):
             log.warning(
                 "the tamper-evidence chain is broken at %s: its manifest does not link to the "
                 "manifest before it as found; the link is kept as it is, for "
@@ -171,9 +179,10 @@ def _record_day(data_dir: Path, day: date) -> None:
                 previous = found = (d, _sha256(old))
                 continue
             # The day recorded now: its files as they are now, its link as it was.
-            new_doc = {**_manifest(d, files, None), **{
-                k: doc.get(k) for k in ("previous_day", "previous_manifest_sha256")
-            }}
+            new_doc = {
+                **_manifest(d, files, None),
+                **{k: doc.get(k) for k in ("previous_day", "previous_manifest_sha256")},
+            }
         else:
             # Unchanged for a day before ``day`` whose link holds as found; re-linked where a
             # run was killed half-way through a re-link, and for every day after ``day``.
@@ -182,12 +191,15 @@ def _record_day(data_dir: Path, day: date) -> None:
         if new != old:
             # The history first: a crash between the two leaves a rewrite that never happened
             # in the history, never a manifest that the history cannot explain.
-            _append_history(folder, {
-                "at": datetime.now(UTC).isoformat(),
-                "start_day": d.isoformat(),
-                "before": _sha256(old) if old is not None else None,
-                "after": _sha256(new),
-            })
+            _append_history(
+                folder,
+                {
+                    "at": datetime.now(UTC).isoformat(),
+                    "start_day": d.isoformat(),
+                    "before": _sha256(old) if old is not None else None,
+                    "after": _sha256(new),
+                },
+            )
             _write(path, new)
         previous = (d, _sha256(new))
         if old is not None:
@@ -214,14 +226,21 @@ def verify(data_dir: Path, start: date, end: date) -> tuple[list[date], list[Fin
             doc = orjson.loads(raw)
             expected_prev = previous[1] if previous else GENESIS
             if doc.get("previous_manifest_sha256") != expected_prev:
-                findings.append(Finding(d, "chain broken: the previous day's manifest changed since this one was written"))
+                findings.append(
+                    Finding(
+                        d,
+                        "chain broken: the previous day's manifest changed since this one was written",
+                    )
+                )
             paths = _day_files(data_dir, d)
             for name, digest in sorted(doc.get("files", {}).items()):
                 path = paths.get(name)
                 if path is None or not path.exists():
                     findings.append(Finding(d, f"{name} is missing"))
                 elif file_sha256(path) != digest:
-                    findings.append(Finding(d, f"{name} changed: its SHA-256 differs from the manifest"))
+                    findings.append(
+                        Finding(d, f"{name} changed: its SHA-256 differs from the manifest")
+                    )
             for name, path in paths.items():
                 if name not in doc.get("files", {}) and path.exists():
                     findings.append(Finding(d, f"{name} exists but is not in the manifest"))

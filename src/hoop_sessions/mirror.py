@@ -96,7 +96,10 @@ def hydrate(settings: Settings, *, warehouse: bool = True) -> None:
     restored = warehouse and restore_warehouse(settings)
     log.info(
         "%s: %d file(s) of the ledger and manifests pulled%s in %.1f s",
-        store.url, len(todo), ", warehouse restored" if restored else "", time.monotonic() - started,
+        store.url,
+        len(todo),
+        ", warehouse restored" if restored else "",
+        time.monotonic() - started,
     )
     if warehouse and not settings.load_path.exists():
         rebuild_warehouse(settings)
@@ -107,7 +110,9 @@ def _newer(obj: ObjectInfo, local: Path) -> bool:
         stat = local.stat()
     except FileNotFoundError:
         return True
-    return obj.mtime_ns > stat.st_mtime_ns or (obj.mtime_ns == stat.st_mtime_ns and obj.size != stat.st_size)
+    return obj.mtime_ns > stat.st_mtime_ns or (
+        obj.mtime_ns == stat.st_mtime_ns and obj.size != stat.st_size
+    )
 
 
 def _pull_all(store: ObjectStore, root: Path, objects: list[ObjectInfo]) -> None:
@@ -152,8 +157,12 @@ def restore_warehouse(settings: Settings) -> bool:
         )
     _write_json(_state_path(settings, WAREHOUSE_DOC), published)
     log.info(
-        "warehouse restored from %s/%s (generation %s, %.1f MiB) in %.1f s", store.url, WAREHOUSE_KEY,
-        published.get("generation"), settings.load_path.stat().st_size / 2**20, time.monotonic() - started,
+        "warehouse restored from %s/%s (generation %s, %.1f MiB) in %.1f s",
+        store.url,
+        WAREHOUSE_KEY,
+        published.get("generation"),
+        settings.load_path.stat().st_size / 2**20,
+        time.monotonic() - started,
     )
     return True
 
@@ -179,7 +188,11 @@ def rebuild_warehouse(settings: Settings) -> list[date]:
     from hoop_sessions.raw import header_stamp, read_header
 
     started = time.monotonic()
-    log.warning("%s has no warehouse.duckdb: rebuilding it from the lake's %d day(s)", settings.data_location, len(days))
+    log.warning(
+        "%s has no warehouse.duckdb: rebuilding it from the lake's %d day(s)",
+        settings.data_location,
+        len(days),
+    )
     pull_days(settings, days, lake=True)
     ledger = Ledger(settings.data_dir)
     with duck.connect(settings.load_path, lock_timeout=settings.lock_timeout_seconds) as con:
@@ -187,7 +200,11 @@ def rebuild_warehouse(settings: Settings) -> list[date]:
             duck.load_day(con, settings.lake_dir, day)
             header = read_header(settings.raw_dir, day)
             record_loaded(ledger, day, header_stamp(header) if header else None)
-    log.info("warehouse rebuilt from %d day(s) of the lake in %.1f s", len(days), time.monotonic() - started)
+    log.info(
+        "warehouse rebuilt from %d day(s) of the lake in %.1f s",
+        len(days),
+        time.monotonic() - started,
+    )
     return days
 
 
@@ -228,7 +245,10 @@ def pull_days(settings: Settings, days: Iterable[date], *, lake: bool = False) -
         lake_commit = _parse(store.get_bytes(commit_key(day))) if lake else None
         if lake_commit is not None:
             for table, entry in lake_commit["tables"].items():
-                wanted[f"lake/{table}"] = (entry, lake_files.table_path(settings.lake_dir, table, day))
+                wanted[f"lake/{table}"] = (
+                    entry,
+                    lake_files.table_path(settings.lake_dir, table, day),
+                )
         for name, (entry, local) in wanted.items():
             if have["files"].get(name) != entry["sha256"] or not local.exists():
                 jobs.append((entry["key"], local))
@@ -294,7 +314,9 @@ def publish_lake(settings: Settings, day: date) -> None:
     _publish(settings, day, "lake", files)
 
 
-def _publish(settings: Settings, day: date, kind: str, files: dict[str, tuple[Path, str, str]]) -> None:
+def _publish(
+    settings: Settings, day: date, kind: str, files: dict[str, tuple[Path, str, str]]
+) -> None:
     store = _store(settings)
     if store is None:
         return
@@ -303,7 +325,8 @@ def _publish(settings: Settings, day: date, kind: str, files: dict[str, tuple[Pa
     for prefix in {key.rsplit("/", 1)[0] for _, key, _ in files.values()}:
         present.update(store.list(prefix))
     uploads = [
-        (local, key) for local, key, _ in files.values()
+        (local, key)
+        for local, key, _ in files.values()
         if key not in present or present[key].size != local.stat().st_size
     ]
     for local, key in uploads:
@@ -314,12 +337,18 @@ def _publish(settings: Settings, day: date, kind: str, files: dict[str, tuple[Pa
         name: {"key": key, "sha256": digest, "size": local.stat().st_size}
         for name, (local, key, digest) in files.items()
     }
-    commit: dict[str, Any] = {"start_day": day.isoformat(), "committed_at": datetime.now(UTC).isoformat()}
+    commit: dict[str, Any] = {
+        "start_day": day.isoformat(),
+        "committed_at": datetime.now(UTC).isoformat(),
+    }
     if kind == "raw":
         commit["raw"] = entries["raw"]
     else:
         commit["tables"] = entries
-    store.put_bytes(commit_key(day, kind), orjson.dumps(commit, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    store.put_bytes(
+        commit_key(day, kind),
+        orjson.dumps(commit, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
+    )
     # Committed: the objects of the day's earlier versions, and any a killed run left, go.
     stale = sorted(set(present) - {key for _, key, _ in files.values()})
     store.delete(stale)
@@ -329,8 +358,14 @@ def _publish(settings: Settings, day: date, kind: str, files: dict[str, tuple[Pa
         state["files"]["raw" if kind == "raw" else f"lake/{name}"] = entry["sha256"]
     _write_json(_day_state(settings, day), state)
     log.info(
-        "%s: %s %s published (%d of %d object(s) uploaded, %d replaced) in %.1f s", store.url, day,
-        kind, len(uploads), len(files), len(stale), time.monotonic() - started,
+        "%s: %s %s published (%d of %d object(s) uploaded, %d replaced) in %.1f s",
+        store.url,
+        day,
+        kind,
+        len(uploads),
+        len(files),
+        len(stale),
+        time.monotonic() - started,
     )
 
 
@@ -352,7 +387,9 @@ def push_day_records(settings: Settings, day: date) -> None:
         return
     from hoop_sessions.manifest import manifest_days, manifest_dir, manifest_file
 
-    paths = [manifest_file(settings.data_dir, d) for d in manifest_days(settings.data_dir) if d >= day]
+    paths = [
+        manifest_file(settings.data_dir, d) for d in manifest_days(settings.data_dir) if d >= day
+    ]
     history = manifest_dir(settings.data_dir) / "history.jsonl"
     if history.exists():
         paths.append(history)
@@ -413,10 +450,16 @@ def publish_warehouse(settings: Settings, days: Iterable[date] = ()) -> None:
         "published_at": datetime.now(UTC).isoformat(),
         "bytes": size,
     }
-    store.put_bytes(WAREHOUSE_DOC, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    store.put_bytes(
+        WAREHOUSE_DOC, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    )
     _write_json(_state_path(settings, WAREHOUSE_DOC), doc)
     push_ledger(settings, days)
     log.info(
-        "warehouse published to %s/%s (generation %d, %.1f MiB) in %.1f s", store.url, WAREHOUSE_KEY,
-        doc["generation"], size / 2**20, time.monotonic() - started,
+        "warehouse published to %s/%s (generation %d, %.1f MiB) in %.1f s",
+        store.url,
+        WAREHOUSE_KEY,
+        doc["generation"],
+        size / 2**20,
+        time.monotonic() - started,
     )

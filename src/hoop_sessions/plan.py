@@ -69,12 +69,17 @@ def record_first_day(settings: Settings, today: date) -> None:
             ledger.record_first_day(today - timedelta(days=30))
 
 
-def _why(entry: DayEntry | None, day: date, *, settings: Settings, rolling_from: date) -> tuple[str, bool] | None:
+def _why(
+    entry: DayEntry | None, day: date, *, settings: Settings, rolling_from: date
+) -> tuple[str, bool] | None:
     """Why ``day`` must be read and whether it is listed, or None when it is done."""
     if entry is None:
         return "never read", True
     if entry.error is not None:
-        return f"its last read failed ({entry.error.get('failures', 1)} time(s)): {entry.error.get('error')}", True
+        return (
+            f"its last read failed ({entry.error.get('failures', 1)} time(s)): {entry.error.get('error')}",
+            True,
+        )
     if entry.listed_at is None:
         return "never listed completely", True
     if not entry.loaded:
@@ -107,9 +112,15 @@ def plan_days(
     plan = SyncPlan()
     yesterday = now.astimezone(UTC).date() - timedelta(days=1)
     # The rolling window: yesterday and the days before it, HOOP_ROLLING_DAYS in all.
-    rolling_from = yesterday - timedelta(days=settings.rolling_days - 1) if settings.rolling_days else now.date()
+    rolling_from = (
+        yesterday - timedelta(days=settings.rolling_days - 1)
+        if settings.rolling_days
+        else now.date()
+    )
     horizon = (
-        yesterday - timedelta(days=settings.final_horizon_days) if settings.final_horizon_days else None
+        yesterday - timedelta(days=settings.final_horizon_days)
+        if settings.final_horizon_days
+        else None
     )
     for day in days_between(first, last):
         if redo:
@@ -129,4 +140,6 @@ def nightly_plan(settings: Settings, *, now: datetime) -> SyncPlan:
     """Every day from the first partition day to the last closed one that is not done."""
     margin = timedelta(minutes=settings.close_margin_minutes)
     today = now.astimezone(UTC).date()
-    return plan_days(settings, first=first_day(settings, today), last=last_closed_day(now, margin), now=now)
+    return plan_days(
+        settings, first=first_day(settings, today), last=last_closed_day(now, margin), now=now
+    )

@@ -74,7 +74,9 @@ class _Figures:
 class LogProgress:
     """Plain log lines at most every ``every`` seconds and at the end of each day."""
 
-    def __init__(self, days_total: int, *, logger: logging.Logger | None = None, every: float = 10.0):
+    def __init__(
+        self, days_total: int, *, logger: logging.Logger | None = None, every: float = 10.0
+    ):
         self.figures = _Figures(days_total)
         self.logger = logger or log
         self.every = every
@@ -85,7 +87,9 @@ class LogProgress:
         if listed:
             self.logger.info("%s: %d sessions listed", day, sessions)
         else:
-            self.logger.info("%s: not listed again; its open sessions of %d are read by id", day, sessions)
+            self.logger.info(
+                "%s: not listed again; its open sessions of %d are read by id", day, sessions
+            )
 
     def session_fetched(self, day: date) -> None:
         self.figures.fetched(day)
@@ -98,14 +102,20 @@ class LogProgress:
         f = self.figures
         f.done(day, summary)
         if "sessions_loaded" not in summary:
-            self.logger.info("%s read: %s sessions listed; %s", day, summary.get("sessions_listed"), f.line())
+            self.logger.info(
+                "%s read: %s sessions listed; %s", day, summary.get("sessions_listed"), f.line()
+            )
             return
         if summary.get("changed") is False:
             self.logger.info("%s done: nothing changed since the last sync; %s", day, f.line())
             return
         self.logger.info(
-            "%s done: %s loaded, %s rejected, %s unchanged; %s", day, summary.get("sessions_loaded"),
-            summary.get("sessions_rejected"), summary.get("sessions_reused", 0), f.line(),
+            "%s done: %s loaded, %s rejected, %s unchanged; %s",
+            day,
+            summary.get("sessions_loaded"),
+            summary.get("sessions_rejected"),
+            summary.get("sessions_reused", 0),
+            f.line(),
         )
 
 
@@ -119,8 +129,12 @@ class RichProgress(LogProgress):
 
         super().__init__(days_total, every=3600.0)
         self._bar = Bar(
-            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[figures]}"),
-            TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[figures]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
         )
         self._task = self._bar.add_task("sync", total=days_total, figures="")
         self._completed = 0.0

@@ -53,7 +53,9 @@ def _filesystem(store: ObjectStore) -> Any:
             found = store.info(key)
             entries = [found] if found is not None else list(store.list(key).values())
             if detail:
-                return [{"name": store.path(e.key), "size": e.size, "type": "file"} for e in entries]
+                return [
+                    {"name": store.path(e.key), "size": e.size, "type": "file"} for e in entries
+                ]
             return [store.path(e.key) for e in entries]
 
         def _open(self, path: str, mode: str = "rb", block_size: Any = None, **kwargs: Any) -> Any:

@@ -60,7 +60,8 @@ def read_header(raw_dir: Path, day: date) -> dict[str, Any] | None:
 def header_stamp(header: dict[str, Any]) -> str | None:
     """When the read recorded in a header finished: the latest window's end (as the ledger has it)."""
     ends: list[str] = [
-        w["finished_at"] for w in header.get("windows") or []
+        w["finished_at"]
+        for w in header.get("windows") or []
         if isinstance(w, dict) and isinstance(w.get("finished_at"), str)
     ]
     return max(ends) if ends else None
@@ -84,7 +85,10 @@ class RawDayWriter:
             self._bodies = self._tmp.with_suffix(".bodies")
             self._raw = self._open(self._bodies)
             self._file = gzip.GzipFile(
-                filename=str(self._bodies), mode="wb", compresslevel=compresslevel, fileobj=self._raw
+                filename=str(self._bodies),
+                mode="wb",
+                compresslevel=compresslevel,
+                fileobj=self._raw,
             )
         except OSError as exc:
             raise self._failed(exc) from exc
@@ -121,7 +125,9 @@ class RawDayWriter:
         try:
             self._close_bodies()
             with self._open(self._tmp) as out:
-                out.write(gzip.compress(orjson.dumps({TRAILER_KEY: header}, default=str) + b"\n", 1))
+                out.write(
+                    gzip.compress(orjson.dumps({TRAILER_KEY: header}, default=str) + b"\n", 1)
+                )
                 with open(self._bodies, "rb") as bodies:
                     shutil.copyfileobj(bodies, out, 1 << 20)
                 out.flush()
@@ -187,7 +193,9 @@ class RawDay:
             doc = orjson.loads(first) if first else None
         except (OSError, EOFError, orjson.JSONDecodeError) as exc:
             self._fh.close()
-            raise RawDataError(f"raw file {self.path} is damaged ({exc}): sync {day} again") from None
+            raise RawDataError(
+                f"raw file {self.path} is damaged ({exc}): sync {day} again"
+            ) from None
         if not isinstance(doc, dict) or not isinstance(doc.get(TRAILER_KEY), dict):
             self._fh.close()
             raise RawDataError(f"raw file {self.path} has no extract record: sync {day} again")
@@ -201,4 +209,6 @@ class RawDay:
             with self._fh as fh:
                 yield from fh
         except (OSError, EOFError) as exc:
-            raise RawDataError(f"raw file {self.path} is damaged ({exc}): sync {self.day} again") from None
+            raise RawDataError(
+                f"raw file {self.path} is damaged ({exc}): sync {self.day} again"
+            ) from None

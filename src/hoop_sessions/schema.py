@@ -53,9 +53,12 @@ SESSIONS = Table(
             _f("verb", pa.string(), "connect or exec"),
             _f("type", pa.string(), "main connection type (database, application, custom, ...)"),
             _f("connection_subtype", pa.string(), "postgres, mysql, ssh, ...; '' when unknown"),
-            _f("recording_format", pa.string(),
-               "how the session was recorded: pty, exec, rdp, raw...; null when the gateway does "
-               "not send it (older gateways)"),
+            _f(
+                "recording_format",
+                pa.string(),
+                "how the session was recorded: pty, exec, rdp, raw...; null when the gateway does "
+                "not send it (older gateways)",
+            ),
             _f("connection", pa.string(), "connection name at session time"),
             _f("role_name", pa.string(), "role name (same as connection name)"),
             _f("resource_name", pa.string(), "resource name, looked up live by hoop"),
@@ -64,7 +67,9 @@ SESSIONS = Table(
             _f("user_name", pa.string(), "display name"),
             _f("identity_type", pa.string(), "user or machine (newer gateways: sidecar, ...)"),
             _f("machine_identity_id", pa.string(), "machine identity, when identity_type=machine"),
-            _f("exit_code", pa.int64(), "exit code; null while running or never run; 254 = gateway"),
+            _f(
+                "exit_code", pa.int64(), "exit code; null while running or never run; 254 = gateway"
+            ),
             _f("event_size", pa.int64(), "bytes of the stored encoded stream"),
             _f("script_size", pa.int64(), "bytes of the JSON-escaped input"),
             _f("script", pa.string(), "the input of the session (script.data)"),
@@ -162,13 +167,22 @@ SESSION_EVENTS = Table(
             _f("start_day", pa.date32(), "partition", nullable=False),
             _f("elapsed_seconds", pa.float64(), "seconds since the client connected"),
             _f("event_time", UTC_TS, "start_date + elapsed_seconds"),
-            _f("event_type", pa.string(),
-               "i (input), o (output), e (error), h (RDP handshake), b (RDP bitmap update, JSON), "
-               "or a newer type, as hoop sent it"),
-            _f("payload", pa.binary(), "exact decoded bytes (null when HOOP_STORE_OUTPUT drops it)"),
+            _f(
+                "event_type",
+                pa.string(),
+                "i (input), o (output), e (error), h (RDP handshake), b (RDP bitmap update, JSON), "
+                "or a newer type, as hoop sent it",
+            ),
+            _f(
+                "payload", pa.binary(), "exact decoded bytes (null when HOOP_STORE_OUTPUT drops it)"
+            ),
             _f("payload_text", pa.string(), "payload as UTF-8, invalid bytes replaced"),
             _f("payload_bytes", pa.int64(), "length of payload"),
-            _f("payload_sha256", pa.string(), "SHA-256 of a payload other than input not kept (HOOP_STORE_OUTPUT=hash)"),
+            _f(
+                "payload_sha256",
+                pa.string(),
+                "SHA-256 of a payload other than input not kept (HOOP_STORE_OUTPUT=hash)",
+            ),
         ]
     ),
 )
@@ -221,11 +235,19 @@ RECORD_WARNINGS = Table(
         [
             _f("start_day", pa.date32(), "partition", nullable=False),
             _f("session_id", pa.string(), "the session, which was loaded", nullable=False),
-            _f("field", pa.string(), "where in the record, e.g. review.time_window.start_time",
-               nullable=False),
+            _f(
+                "field",
+                pa.string(),
+                "where in the record, e.g. review.time_window.start_time",
+                nullable=False,
+            ),
             _f("value", pa.string(), "the value as hoop sent it (JSON text, truncated)"),
-            _f("kind", pa.string(), "malformed (the column is null) or unknown_value (kept as is)",
-               nullable=False),
+            _f(
+                "kind",
+                pa.string(),
+                "malformed (the column is null) or unknown_value (kept as is)",
+                nullable=False,
+            ),
             _f("detail", pa.string(), "what is wrong, for a person"),
             _f("seen_at", UTC_TS, "when the record was read from hoop", nullable=False),
         ]
@@ -257,7 +279,11 @@ SYNC_LEDGER = Table(
     schema=pa.schema(
         [
             _f("start_day", pa.date32(), "the day", nullable=False),
-            _f("listed_at", UTC_TS, "when the day was last listed completely, on the gateway's clock"),
+            _f(
+                "listed_at",
+                UTC_TS,
+                "when the day was last listed completely, on the gateway's clock",
+            ),
             _f("read_at", UTC_TS, "when a run last read the day"),
             _f("settled", pa.bool_(), "listed completely HOOP_SETTLE_HOURS or more after its end"),
             _f("loaded", pa.bool_(), "the warehouse holds the day's last raw file"),
@@ -265,7 +291,11 @@ SYNC_LEDGER = Table(
             _f("sessions_open", pa.int64(), "sessions not final (read again by later runs)"),
             _f("sessions_failing", pa.int64(), "sessions whose last read failed"),
             _f("gaps", pa.int64(), "list windows that could not be read completely"),
-            _f("error", pa.string(), "why the last run could not read the day at all (null: it could)"),
+            _f(
+                "error",
+                pa.string(),
+                "why the last run could not read the day at all (null: it could)",
+            ),
             _f("error_failures", pa.int64(), "runs in a row that could not read the day"),
             _f("error_since", UTC_TS, "first of those runs"),
         ]
@@ -282,12 +312,24 @@ SYNC_LEDGER_SESSIONS = Table(
             _f("session_id", pa.string(), "session", nullable=False),
             _f("start_day", pa.date32(), "partition of the session", nullable=False),
             _f("read_at", UTC_TS, "when it was last read successfully"),
-            _f("final_from", UTC_TS, "from when its record as last read is final (null: not as it is)"),
+            _f(
+                "final_from",
+                UTC_TS,
+                "from when its record as last read is final (null: not as it is)",
+            ),
             _f("failures", pa.int64(), "reads in a row that failed"),
             _f("last_error", pa.string(), "cause of the last failed read"),
             _f("failing_since", UTC_TS, "first failed read of this run of failures"),
-            _f("stale_since", UTC_TS, "since when the warehouse holds an older copy kept after a failed read"),
-            _f("gone_since", UTC_TS, "since when the gateway answers 404 for it (its rows are kept)"),
+            _f(
+                "stale_since",
+                UTC_TS,
+                "since when the warehouse holds an older copy kept after a failed read",
+            ),
+            _f(
+                "gone_since",
+                UTC_TS,
+                "since when the gateway answers 404 for it (its rows are kept)",
+            ),
         ]
     ),
 )

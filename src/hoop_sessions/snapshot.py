@@ -67,7 +67,9 @@ def writer_file(settings: Settings) -> Path:
 @contextmanager
 def connect_writer(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the writer's copy (waiting for another writer to let go)."""
-    with warehouse.connect(writer_file(settings), lock_timeout=settings.lock_timeout_seconds) as con:
+    with warehouse.connect(
+        writer_file(settings), lock_timeout=settings.lock_timeout_seconds
+    ) as con:
         yield con
 
 
@@ -85,8 +87,12 @@ def publish(settings: Settings, *, lock_held: bool = False) -> PublishResult | N
     started = time.perf_counter()
     with (
         # lock_held: a run publishing on the way, from a thread of its own, under its lock.
-        contextlib.nullcontext() if lock_held else writer_lock(
-            settings.data_dir, what="publish of the warehouse", timeout=settings.lock_timeout_seconds
+        contextlib.nullcontext()
+        if lock_held
+        else writer_lock(
+            settings.data_dir,
+            what="publish of the warehouse",
+            timeout=settings.lock_timeout_seconds,
         ),
         _checkpointed(source, lock_timeout=settings.lock_timeout_seconds),
     ):

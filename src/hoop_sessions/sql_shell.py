@@ -79,7 +79,8 @@ def run_sql(
         raise SqlError(missing_warehouse(target))
     try:
         opened = (
-            published.connect(target) if isinstance(target, Settings)
+            published.connect(target)
+            if isinstance(target, Settings)
             else warehouse.connect(target, read_only=True, lock_timeout=lock_timeout)
         )
         with opened as con:
@@ -128,7 +129,9 @@ def statement_complete(text: str) -> bool:
 class Shell:
     """The interactive (or piped) SQL shell; ``echo_error`` prints one line to standard error."""
 
-    def __init__(self, path: Path | Settings, *, lock_timeout: float, fmt: str, vertical: bool) -> None:
+    def __init__(
+        self, path: Path | Settings, *, lock_timeout: float, fmt: str, vertical: bool
+    ) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
         self.fmt = fmt

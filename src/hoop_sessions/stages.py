@@ -112,8 +112,11 @@ def plan_read(settings: Settings, days: Iterable[date], *, redo: bool) -> Plan:
         loaded = _parse_stamp(entry.loaded_stamp) if entry is not None else None
         if day not in reasons:
             plan.skipped[day] = "done: listed completely, every session read and final"
-        elif read is not None and entry is not None and entry.read_stamp is not None and (
-            loaded is None or read > loaded
+        elif (
+            read is not None
+            and entry is not None
+            and entry.read_stamp is not None
+            and (loaded is None or read > loaded)
         ):
             plan.skipped[day] = (
                 "read by an earlier attempt, not loaded yet: built and loaded from its raw file"

@@ -58,7 +58,9 @@ def redact(url: str) -> str:
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
-    return urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
+    return urlunsplit(
+        (parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path, "", "")
+    )
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,10 @@ class ObjectStore:
         retry_config: Any = {
             "max_retries": CLIENT_RETRIES,
             "retry_timeout": timedelta(seconds=30),
-            "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2)},
+            "backoff": {
+                "init_backoff": timedelta(milliseconds=100),
+                "max_backoff": timedelta(seconds=2),
+            },
         }
         try:
             if scheme == "file":
@@ -141,7 +146,9 @@ class ObjectStore:
                 self._store: Any = LocalStore(parts.path)
             else:
                 options: dict[str, Any] = {"timeout": timedelta(minutes=5)}
-                endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+                endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+                    "AWS_ENDPOINT_URL"
+                )
                 config: dict[str, Any] = {}
                 if scheme == "s3" and endpoint:
                     config["endpoint"] = endpoint
@@ -152,7 +159,9 @@ class ObjectStore:
                     url, config=config or None, client_options=options, retry_config=retry_config
                 )
         except (BaseError, ValueError, OSError) as exc:
-            raise ConfigError(f"HOOP_DATA_DIR {self.url!r} cannot be opened: {_first_line(exc)}") from None
+            raise ConfigError(
+                f"HOOP_DATA_DIR {self.url!r} cannot be opened: {_first_line(exc)}"
+            ) from None
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"

@@ -171,7 +171,11 @@ async def _read_days(
         request_priority.set((day.toordinal(),))  # this task and the tasks it starts
         try:
             return day, await _extract(
-                settings, day, client=client, principal=principal, progress=progress,
+                settings,
+                day,
+                client=client,
+                principal=principal,
+                progress=progress,
                 previous=previous.get(day),
             )
         except DayFailedError as exc:
@@ -215,7 +219,11 @@ def build_and_record(settings: Settings, day: date, *, publish: bool = True) -> 
 
 
 def previous_days(
-    settings: Settings, days: Iterable[date], *, now: datetime, relist: Collection[date] | None = None
+    settings: Settings,
+    days: Iterable[date],
+    *,
+    now: datetime,
+    relist: Collection[date] | None = None,
 ) -> dict[date, PreviousDay]:
     """For each day read before: its raw file and, from the sync ledger, its final sessions.
 
@@ -256,7 +264,9 @@ def rebuild_day(settings: Settings, day: date, *, publish: bool = True) -> DayRe
 
     ``publish=False`` leaves publishing to a caller that rebuilds several days."""
     settings.ensure_data_dir()
-    with writer_lock(settings.data_dir, what=f"rebuild of {day}", timeout=settings.lock_timeout_seconds):
+    with writer_lock(
+        settings.data_dir, what=f"rebuild of {day}", timeout=settings.lock_timeout_seconds
+    ):
         mirror.hydrate(settings)
         mirror.pull_days(settings, [day])
         built = build_and_record(settings, day)
@@ -318,8 +328,13 @@ async def sync_days_async(
 
 
 async def _sync_days(  # the options of sync_days_async, passed through
-    settings: Settings, days: list[date], progress: Progress | None, now: datetime | None,
-    transport: Any, reuse: bool, relist: Collection[date] | None,
+    settings: Settings,
+    days: list[date],
+    progress: Progress | None,
+    now: datetime | None,
+    transport: Any,
+    reuse: bool,
+    relist: Collection[date] | None,
 ) -> RunResult:
     """Sync each day; a failed day is reported and the others still run.
 
@@ -384,14 +399,21 @@ async def _sync_days(  # the options of sync_days_async, passed through
             for day in result.not_closed:
                 log.warning(
                     "%s: not read: it ended less than %g minutes ago on the gateway's clock (%s)",
-                    day, settings.close_margin_minutes, f"{gateway_now:%Y-%m-%d %H:%M:%S} UTC",
+                    day,
+                    settings.close_margin_minutes,
+                    f"{gateway_now:%Y-%m-%d %H:%M:%S} UTC",
                 )
             days = [d for d in days if d not in result.not_closed]
             if reuse:
                 mirror.pull_days(settings, days)  # the raw files whose unchanged bodies are reused
             previous = previous_days(settings, days, now=now, relist=relist) if reuse else {}
             reads = _read_days(
-                settings, days, client=client, principal=principal, progress=progress, previous=previous
+                settings,
+                days,
+                client=client,
+                principal=principal,
+                progress=progress,
+                previous=previous,
             )
             async with aclosing(reads):
                 async for day, extracted in reads:
@@ -406,8 +428,11 @@ async def _sync_days(  # the options of sync_days_async, passed through
                     if worker is None and extracted.changed and day != days[-1]:
                         worker = BuildWorker()
                     future = loop.run_in_executor(
-                        None, worker.build_and_load if worker else build_and_load,
-                        settings, day, extracted.changed,
+                        None,
+                        worker.build_and_load if worker else build_and_load,
+                        settings,
+                        day,
+                        extracted.changed,
                     )
                     pending = (extracted, future)
             if pending is not None:
@@ -421,7 +446,9 @@ async def _sync_days(  # the options of sync_days_async, passed through
             extracted, future = pending
             if not future.cancelled() and future.exception() is None:
                 built, rows = future.result()
-                progress.day_done(extracted.day, DayResult(extracted.day, extracted, built, rows).summary())
+                progress.day_done(
+                    extracted.day, DayResult(extracted.day, extracted, built, rows).summary()
+                )
         if worker is not None:
             worker.close()
     result.days.sort(key=lambda d: d.day)
@@ -471,7 +498,10 @@ def incomplete_days(ledger: Ledger, days: Iterable[date]) -> dict[date, list[str
             + ")"
             for sid, s in entry.failing_sessions().items()
         ]
-        items += [f"listing gap {g.get('window_start')} .. {g.get('window_end')}: {g.get('reason')}" for g in entry.gaps]
+        items += [
+            f"listing gap {g.get('window_start')} .. {g.get('window_end')}: {g.get('reason')}"
+            for g in entry.gaps
+        ]
         if items:
             found[entry.day] = items
     return found
@@ -487,8 +517,11 @@ async def extract_days_async(
     """``_extract_days`` under the data directory's writer lock (see ``sync_days_async``)."""
     days = sorted(set(days))
     settings.ensure_data_dir()
-    with writer_lock(settings.data_dir, what=f"read of {len(days)} day(s) from hoop",
-                     timeout=settings.lock_timeout_seconds):
+    with writer_lock(
+        settings.data_dir,
+        what=f"read of {len(days)} day(s) from hoop",
+        timeout=settings.lock_timeout_seconds,
+    ):
         mirror.hydrate(settings, warehouse=False)
         done, failed = await _extract_days(settings, days, progress=progress, reuse=reuse)
         # With an object store: the raw files read, for the build in whatever worker runs it next.
@@ -529,7 +562,11 @@ async def _extract_days(
         async with aclosing(reads):
             async for day, result in reads:
                 if isinstance(result, DayFailedError):
-                    log.error("%s: reading hoop failed, the day's previous raw file is kept: %s", day, result.cause)
+                    log.error(
+                        "%s: reading hoop failed, the day's previous raw file is kept: %s",
+                        day,
+                        result.cause,
+                    )
                     failed[day] = str(result.cause)
                     record_failed(ledger, day, str(result.cause), at=gateway_now)
                     continue
@@ -537,8 +574,11 @@ async def _extract_days(
                 done[day] = result
                 progress.day_done(
                     day,
-                    {"sessions_listed": result.sessions_listed, "requests": result.requests,
-                     "retries": result.retries},
+                    {
+                        "sessions_listed": result.sessions_listed,
+                        "requests": result.requests,
+                        "retries": result.retries,
+                    },
                 )
     return done, failed
 

@@ -105,8 +105,13 @@ def remove_stale(path: Path, *, now: float | None = None) -> list[Path]:
             candidate.unlink()
         except FileNotFoundError:
             continue
-        log.info("removed %s (%d bytes), left by process %d that ended %.0f s ago or more",
-                 candidate, size, pid, idle)
+        log.info(
+            "removed %s (%d bytes), left by process %d that ended %.0f s ago or more",
+            candidate,
+            size,
+            pid,
+            idle,
+        )
         removed.append(candidate)
     return removed
 

@@ -234,10 +234,20 @@ class Http:
         default_port = parts.port is None or parts.port == (443 if parts.scheme == "https" else 80)
         host_header = parts.hostname if default_port else f"{parts.hostname}:{parts.port}"
         if parts.hostname and ":" in parts.hostname:  # an IPv6 literal
-            host_header = f"[{parts.hostname}]" if default_port else f"[{parts.hostname}]:{parts.port}"
-        self._headers = [(b"Host", (host_header or "").encode("idna")), (b"Accept-Encoding", b"gzip")]
+            host_header = (
+                f"[{parts.hostname}]" if default_port else f"[{parts.hostname}]:{parts.port}"
+            )
+        self._headers = [
+            (b"Host", (host_header or "").encode("idna")),
+            (b"Accept-Encoding", b"gzip"),
+        ]
         self._headers += [(k.encode("latin-1"), _header_value(k, v)) for k, v in headers.items()]
-        self._timeouts = {"connect": connect_timeout, "read": timeout, "write": timeout, "pool": timeout}
+        self._timeouts = {
+            "connect": connect_timeout,
+            "read": timeout,
+            "write": timeout,
+            "pool": timeout,
+        }
         self._allowance = connect_timeout + timeout
         origin = httpcore.Origin(self._scheme, self._host, self._port)
         proxy = proxy_for(base_url)
@@ -253,7 +263,9 @@ class Http:
                 return transport
             if proxy is not None:
                 return _proxy_pool(proxy, ssl_context)
-            return httpcore.AsyncHTTPConnection(origin, ssl_context=ssl_context, keepalive_expiry=KEEPALIVE_EXPIRY)
+            return httpcore.AsyncHTTPConnection(
+                origin, ssl_context=ssl_context, keepalive_expiry=KEEPALIVE_EXPIRY
+            )
 
         self._lanes = [_Lane(open_connection) for _ in range(lanes)]
         self._free = _LanePool(self._lanes)
@@ -278,7 +290,12 @@ class Http:
     async def get(self, path: str, params: Mapping[str, str]) -> Answer:
         request = httpcore.Request(
             b"GET",
-            httpcore.URL(scheme=self._scheme, host=self._host, port=self._port, target=self.target(path, params)),
+            httpcore.URL(
+                scheme=self._scheme,
+                host=self._host,
+                port=self._port,
+                target=self.target(path, params),
+            ),
             headers=self._headers,
             extensions={"timeout": self._timeouts},
         )
@@ -302,7 +319,10 @@ class Http:
             async with asyncio.timeout(started + self._allowance) as deadline:
                 response = await lane.handle_async_request(request)
                 try:
-                    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
+                    headers = {
+                        k.decode("latin-1").lower(): v.decode("latin-1")
+                        for k, v in response.headers
+                    }
                     decoder = _decoder(headers.get("content-encoding"))
                     # One buffer grown in place (realloc) and handed out as the body without a
                     # copy (BytesIO.getvalue): a 150 MB body is held once, where a list of chunks
@@ -319,7 +339,9 @@ class Http:
                             await self._large.take()
                             large = True
                             waited += loop.time() - paused
-                        deadline.reschedule(started + self._allowance + waited + received / MIN_BODY_RATE)
+                        deadline.reschedule(
+                            started + self._allowance + waited + received / MIN_BODY_RATE
+                        )
                     if decoder is not None:
                         body.write(decoder.flush())
                         if not decoder.eof:
@@ -334,8 +356,13 @@ class Http:
                 f"{MIN_BODY_RATE // 1024} KiB/s after the first {self._allowance:g} s)",
                 timed_out=True,
             ) from None
-        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
-                httpcore.ProxyError, httpcore.ConnectionNotAvailable) as exc:
+        except (
+            httpcore.TimeoutException,
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+            httpcore.ProxyError,
+            httpcore.ConnectionNotAvailable,
+        ) as exc:
             failure = _failure(exc, self.dialled)
         except zlib.error as exc:
             raise TransportFailure(f"the gzip body cannot be decoded: {exc}") from None
@@ -351,7 +378,9 @@ def _decoder(encoding: str | None) -> zlib._Decompress | None:
         return None
     if encoding.strip().lower() in ("gzip", "x-gzip"):
         return zlib.decompressobj(wbits=31)
-    raise TransportFailure(f"the gateway answered with Content-Encoding {encoding!r}, which was not asked for")
+    raise TransportFailure(
+        f"the gateway answered with Content-Encoding {encoding!r}, which was not asked for"
+    )
 
 
 def proxy_for(url: str) -> str | None:
@@ -366,7 +395,9 @@ def proxy_for(url: str) -> str | None:
 
 def _proxy_pool(proxy: str, ssl_context: ssl.SSLContext | None) -> Transport:
     parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    auth = (unquote(parts.username or ""), unquote(parts.password or "")) if parts.username else None
+    auth = (
+        (unquote(parts.username or ""), unquote(parts.password or "")) if parts.username else None
+    )
     bare = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return httpcore.AsyncHTTPProxy(
         proxy_url=bare,
@@ -397,8 +428,9 @@ def _header_value(name: str, value: str) -> bytes:
 # answering the ClientHello with "HTTP/1.1 400 Bad Request" (Go's net/http does so at once, and
 # hoop serves its API with it: hoop: gateway/api/server.go, StartAPI). OpenSSL 3.2 and later say
 # RECORD_LAYER_FAILURE where earlier versions say WRONG_VERSION_NUMBER.
-_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
-                      "UNKNOWN_PROTOCOL"})
+_NOT_TLS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"}
+)
 _WAITING_FOR = {
     httpcore.ConnectTimeout: "connecting to",
     httpcore.ReadTimeout: "waiting for the answer from",
@@ -410,18 +442,22 @@ _WAITING_FOR = {
 def _failure(exc: BaseException, where: str) -> TransportFailure:
     """A TransportFailure for an httpcore exception, in words of this module (never ``str(exc)``)."""
     if isinstance(exc, httpcore.TimeoutException):
-        return TransportFailure(f"timed out {_WAITING_FOR.get(type(exc), 'talking to')} {where}", kind="timeout")
+        return TransportFailure(
+            f"timed out {_WAITING_FOR.get(type(exc), 'talking to')} {where}", kind="timeout"
+        )
     if isinstance(exc, httpcore.LocalProtocolError):
         return TransportFailure(
             "the request could not be sent: a header value is not valid HTTP (not shown: it may be "
-            "the token)", kind="invalid-request",
+            "the token)",
+            kind="invalid-request",
         )
     causes = list(_causes(exc))
     certificate = next((c for c in causes if isinstance(c, ssl.SSLCertVerificationError)), None)
     if certificate is not None:
         return TransportFailure(
             f"the TLS certificate of {where} is not trusted ({certificate.reason}: "
-            f"{certificate.verify_message})", kind="certificate",
+            f"{certificate.verify_message})",
+            kind="certificate",
         )
     tls = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
     if tls is not None and _not_tls(tls):
@@ -439,10 +475,14 @@ def _failure(exc: BaseException, where: str) -> TransportFailure:
             + (" (DNS: a temporary failure)" if temporary else " (DNS: no such name)"),
             kind="unresolved",
         )
-    code = next((errno.errorcode.get(c.errno, "") for c in causes if isinstance(c, OSError) and c.errno), "")
+    code = next(
+        (errno.errorcode.get(c.errno, "") for c in causes if isinstance(c, OSError) and c.errno), ""
+    )
     detail = f" ({code})" if code else ""
     if tls is not None:
-        return TransportFailure(f"connection failed: TLS with {where} broke ({tls.reason or type(tls).__name__})")
+        return TransportFailure(
+            f"connection failed: TLS with {where} broke ({tls.reason or type(tls).__name__})"
+        )
     if isinstance(exc, httpcore.ProxyError):
         # httpcore's text is the proxy's status line: only its status number is taken.
         status = re.match(r"\d{3}\b", str(exc))
@@ -454,7 +494,9 @@ def _failure(exc: BaseException, where: str) -> TransportFailure:
     if isinstance(exc, httpcore.ConnectError):
         return TransportFailure(f"connection failed: could not connect to {where}{detail}")
     if isinstance(exc, httpcore.RemoteProtocolError):
-        return TransportFailure(f"connection failed: {where} closed it before a complete answer, or broke HTTP")
+        return TransportFailure(
+            f"connection failed: {where} closed it before a complete answer, or broke HTTP"
+        )
     if isinstance(exc, httpcore.WriteError):
         return TransportFailure(f"connection failed while sending the request to {where}{detail}")
     if isinstance(exc, httpcore.ReadError):
@@ -466,7 +508,9 @@ def _not_tls(error: ssl.SSLError) -> bool:
     # Some OpenSSL versions give no reason code for it, only the text (an OpenSSL text: it cannot
     # hold anything of the request).
     text = str(error).lower()
-    return error.reason in _NOT_TLS or "record layer failure" in text or "wrong version number" in text
+    return (
+        error.reason in _NOT_TLS or "record layer failure" in text or "wrong version number" in text
+    )
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 RFC3339_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
 )
@@ -97,8 +99,10 @@ def final_from(record: dict[str, Any]) -> datetime | None:
     status = review.get("status")
     if status in NEVER_RUN_REVIEW_STATUSES:
         return EPOCH
-    if review.get("type") == "jit" and end_date in (None, "") and (
-        status in ENDED_JIT_STATUSES or status == "APPROVED"
+    if (
+        review.get("type") == "jit"
+        and end_date in (None, "")
+        and (status in ENDED_JIT_STATUSES or status == "APPROVED")
     ):
         try:
             revoke_at = parse_time(review.get("revoke_at"), "review.revoke_at")

@@ -98,7 +98,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         have = _column_types(con, table.name)
         for field in table.schema:
             if field.name not in have:
-                con.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{field.name}" {schema.duckdb_type(field)}')
+                con.execute(
+                    f'ALTER TABLE "{table.name}" ADD COLUMN "{field.name}" {schema.duckdb_type(field)}'
+                )
     ensure_session_summary(con)
     # The rules' shared macros first (a view may use them); both are replaced on every load, so
     # a warehouse made by an earlier version gets them here.
@@ -131,18 +133,31 @@ def session_summary() -> tuple[tuple[str, str, str], ...]:
     from hoop_sessions import schema
 
     return (
-        ("connection_tag_map", "MAP(VARCHAR, VARCHAR)",
-         "the session's connection_tags as tag_key -> tag_value; null when it has none"),
-        ("review", _struct_type(schema.REVIEWS, ("session_id", "start_day")),
-         "the session's reviews row (every column but session_id and start_day); null without one"),
-        ("approved_by", "VARCHAR[]",
-         "distinct emails of the reviewers whose review_groups row of the session's review is "
-         "APPROVED, sorted; null when there is none"),
+        (
+            "connection_tag_map",
+            "MAP(VARCHAR, VARCHAR)",
+            "the session's connection_tags as tag_key -> tag_value; null when it has none",
+        ),
+        (
+            "review",
+            _struct_type(schema.REVIEWS, ("session_id", "start_day")),
+            "the session's reviews row (every column but session_id and start_day); null without one",
+        ),
+        (
+            "approved_by",
+            "VARCHAR[]",
+            "distinct emails of the reviewers whose review_groups row of the session's review is "
+            "APPROVED, sorted; null when there is none",
+        ),
         ("first_event_time", "TIMESTAMPTZ", "earliest event_time of its session_events"),
         ("last_event_time", "TIMESTAMPTZ", "latest event_time of its session_events"),
-        ("timed_event_count", "BIGINT",
-         "how many of its session_events rows have an event_time; null when none has"),
+        (
+            "timed_event_count",
+            "BIGINT",
+            "how many of its session_events rows have an event_time; null when none has",
+        ),
     )
+
 
 # Every row of a session carries the session's start_day, so the summary of the days in
 # [$first_day, $last_day] is made from those days' rows alone.
@@ -196,8 +211,11 @@ FROM (
 WHERE s.session_id = d.session_id AND s.start_day = d.start_day
 """.format(
         review_struct="{"
-        + ", ".join(f"'{name}': \"{name}\"" for name in schema.REVIEWS.columns
-                    if name not in ("session_id", "start_day"))
+        + ", ".join(
+            f"'{name}': \"{name}\""
+            for name in schema.REVIEWS.columns
+            if name not in ("session_id", "start_day")
+        )
         + "}"
     )
 
@@ -296,7 +314,9 @@ def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[
                 f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM read_parquet(?)',
                 [str(table_path(lake_dir, table.name, day))],
             )
-            row = con.execute(f'SELECT count(*) FROM "{table.name}" WHERE start_day = ?', [day]).fetchone()
+            row = con.execute(
+                f'SELECT count(*) FROM "{table.name}" WHERE start_day = ?', [day]
+            ).fetchone()
             counts[table.name] = int(row[0]) if row else 0
         fill_session_summary(con, day, day)
     return counts
@@ -340,7 +360,9 @@ def final_session_ids(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:
     """Sessions of ``day`` that were final when last read."""
     if not has_table(con, "sessions"):
         return []
-    rows = con.execute("SELECT session_id FROM sessions WHERE start_day = ? AND is_final", [day]).fetchall()
+    rows = con.execute(
+        "SELECT session_id FROM sessions WHERE start_day = ? AND is_final", [day]
+    ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -357,7 +379,9 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return counts
 
 
-def refresh_ledger(con: duckdb.DuckDBPyConnection, ledger: Ledger, *, settle: timedelta) -> tuple[int, int]:
+def refresh_ledger(
+    con: duckdb.DuckDBPyConnection, ledger: Ledger, *, settle: timedelta
+) -> tuple[int, int]:
     """Replace ``sync_ledger`` and ``sync_ledger_sessions`` with the ledger's content, in one
     transaction. Returns the numbers of days and of open or failing sessions."""
     days: list[dict[str, Any]] = []
@@ -366,21 +390,37 @@ def refresh_ledger(con: duckdb.DuckDBPyConnection, ledger: Ledger, *, settle: ti
         failing = entry.failing_sessions()
         still_open = entry.open_sessions()
         error = entry.error or {}
-        days.append({
-            "start_day": entry.day.isoformat(), "listed_at": entry.listed_at, "read_at": entry.read_at,
-            "settled": entry.settled(settle), "loaded": entry.loaded, "sessions": len(entry.sessions),
-            "sessions_open": len(still_open), "sessions_failing": len(failing), "gaps": len(entry.gaps),
-            "error": error.get("error"), "error_failures": error.get("failures"),
-            "error_since": error.get("since"),
-        })
+        days.append(
+            {
+                "start_day": entry.day.isoformat(),
+                "listed_at": entry.listed_at,
+                "read_at": entry.read_at,
+                "settled": entry.settled(settle),
+                "loaded": entry.loaded,
+                "sessions": len(entry.sessions),
+                "sessions_open": len(still_open),
+                "sessions_failing": len(failing),
+                "gaps": len(entry.gaps),
+                "error": error.get("error"),
+                "error_failures": error.get("failures"),
+                "error_since": error.get("since"),
+            }
+        )
         for sid in sorted(set(still_open) | set(failing)):
             s = entry.sessions[sid]
-            sessions.append({
-                "session_id": sid, "start_day": entry.day.isoformat(), "read_at": s.read_at,
-                "final_from": s.final_from, "failures": s.failures, "last_error": s.last_error,
-                "failing_since": s.failing_since, "stale_since": s.stale_since,
-                "gone_since": s.gone_since,
-            })
+            sessions.append(
+                {
+                    "session_id": sid,
+                    "start_day": entry.day.isoformat(),
+                    "read_at": s.read_at,
+                    "final_from": s.final_from,
+                    "failures": s.failures,
+                    "last_error": s.last_error,
+                    "failing_since": s.failing_since,
+                    "stale_since": s.stale_since,
+                    "gone_since": s.gone_since,
+                }
+            )
     with transaction(con):
         con.execute("DELETE FROM sync_ledger")
         con.execute("DELETE FROM sync_ledger_sessions")

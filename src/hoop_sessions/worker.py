@@ -40,7 +40,13 @@ class BuildWorker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         try:
             self._process = subprocess.Popen(  # noqa: S603  # this interpreter, fixed arguments
-                [sys.executable, "-m", "hoop_sessions.worker", str(os.getpid()), str(answers_write)],
+                [
+                    sys.executable,
+                    "-m",
+                    "hoop_sessions.worker",
+                    str(os.getpid()),
+                    str(answers_write),
+                ],
                 stdin=subprocess.PIPE,
                 pass_fds=(answers_write,),
                 env=env,

@@ -23,7 +23,11 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     out = tmp_path_factory.mktemp("bench") / "latest.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--output", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=280, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
     return json.loads(out.read_text()), out.with_suffix(".md").read_text()
@@ -47,13 +51,19 @@ def test_every_contender_is_reported_with_its_figures(bench_run):
 def test_the_floor_and_the_sync_read_the_same_sessions(bench_run):
     doc, _ = bench_run
     by = {c["name"].split(" (")[0]: c for c in doc["contenders"]}
-    assert by["floor"]["sessions"] == by["lanes floor"]["sessions"] == by["hoop-sessions backfill"]["sessions"]
+    assert (
+        by["floor"]["sessions"]
+        == by["lanes floor"]["sessions"]
+        == by["hoop-sessions backfill"]["sessions"]
+    )
     assert by["floor"]["requests"] == by["lanes floor"]["requests"]
     assert by["hoop-sessions backfill"]["extra"]["wall_ratio_to_floor"] > 0
     assert by["hoop-sessions backfill"]["extra"]["cpu_ratio_to_floor_lanes"] > 0
 
 
-def test_the_sync_into_loopback_s3_reads_what_the_local_sync_reads_and_is_compared_with_it(bench_run):
+def test_the_sync_into_loopback_s3_reads_what_the_local_sync_reads_and_is_compared_with_it(
+    bench_run,
+):
     doc, markdown = bench_run
     by = {c["name"].split(" (")[0]: c for c in doc["contenders"]}
     s3, local = by["loopback S3"], by["hoop-sessions backfill"]
@@ -73,12 +83,20 @@ def test_extra_measurements_are_reported(bench_run):
     compliance = doc["compliance"]
     assert compliance["status"] == "ok"
     assert compliance["rules"] and all(r["seconds"] >= 0 for r in compliance["rules"])
-    assert {t["target"] for t in doc["targets"]} >= {"sync_wall", "sync_cpu", "vs_dlt", "compliance"}
+    assert {t["target"] for t in doc["targets"]} >= {
+        "sync_wall",
+        "sync_cpu",
+        "vs_dlt",
+        "compliance",
+    }
 
 
 def test_the_markdown_table_names_every_contender(bench_run):
     doc, markdown = bench_run
-    assert markdown.count("| contender | wall s | CPU s | requests/s | sessions/s | peak RSS MiB |") == 1
+    assert (
+        markdown.count("| contender | wall s | CPU s | requests/s | sessions/s | peak RSS MiB |")
+        == 1
+    )
     for c in doc["contenders"]:
         assert f"| {c['name']} |" in markdown
     assert doc["machine"]["nproc"] >= 1 and doc["machine"]["python"]

@@ -15,5 +15,9 @@ REPORT = """\
 
 def test_days_listed_again_and_days_read_by_id_are_both_counted():
     assert nightly_report(REPORT) == {
-        "days": 4, "sessions": 7999, "requests": 209, "rebuilt": 2, "not_listed": 2,
+        "days": 4,
+        "sessions": 7999,
+        "requests": 209,
+        "rebuilt": 2,
+        "not_listed": 2,
     }

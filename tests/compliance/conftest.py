@@ -97,7 +97,9 @@ def chromium() -> str:
             for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
                 done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
                 if done.returncode != 0:
-                    pytest.skip(f"could not install chromium ({' '.join(command)}): {done.stderr[-400:]}")
+                    pytest.skip(
+                        f"could not install chromium ({' '.join(command)}): {done.stderr[-400:]}"
+                    )
     found = _find_chromium()
     if not found:
         pytest.skip("apt-get installed chromium but no chromium executable is on PATH")

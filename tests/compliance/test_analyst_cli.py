@@ -19,7 +19,9 @@ from .hoop_records import name_of
 
 @pytest.fixture
 def run(mixed_data_dir: Path):
-    def _run(command, *args: str, data_dir: Path = mixed_data_dir, columns: str | None = None) -> Result:
+    def _run(
+        command, *args: str, data_dir: Path = mixed_data_dir, columns: str | None = None
+    ) -> Result:
         runner = CliRunner()
         # COLUMNS unset unless a test gives it, whatever the environment of the test run: the
         # output is not a terminal, so rows go out whole.

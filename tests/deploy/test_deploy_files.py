@@ -38,7 +38,11 @@ def variables_set(node: Any) -> Iterator[str]:
     HOOP_X keys of a mapping (a Secret's stringData, a chart's env map)."""
     if isinstance(node, dict):
         name = node.get("name")
-        if isinstance(name, str) and name.startswith("HOOP_") and ("value" in node or "valueFrom" in node):
+        if (
+            isinstance(name, str)
+            and name.startswith("HOOP_")
+            and ("value" in node or "valueFrom" in node)
+        ):
             yield name
         for key, value in node.items():
             if isinstance(key, str) and key.startswith("HOOP_"):
@@ -63,7 +67,9 @@ def test_every_yaml_file_parses_and_sets_only_variables_the_readme_documents(pat
     docs = load(path)
     assert docs, f"{path} holds no document"
     unknown = {name for doc in docs for name in variables_set(doc)} - documented_variables()
-    assert not unknown, f"{path.name} sets variables the README does not document: {sorted(unknown)}"
+    assert not unknown, (
+        f"{path.name} sets variables the README does not document: {sorted(unknown)}"
+    )
 
 
 def values() -> dict[str, Any]:
@@ -108,7 +114,9 @@ def test_the_image_the_chart_and_the_workspace_serve_the_same_code_location() ->
     assert importlib.util.find_spec(module) is not None
     args = the_deployment()["dagsterApiGrpcArgs"]
     assert args[args.index("-m") + 1] == module
-    (cmd,) = [arguments for instruction, arguments in dockerfile_instructions() if instruction == "CMD"]
+    (cmd,) = [
+        arguments for instruction, arguments in dockerfile_instructions() if instruction == "CMD"
+    ]
     command = yaml.safe_load(cmd)  # the exec form is a JSON list
     assert command[:3] == ["dagster", "api", "grpc"]
     assert command[command.index("-m") + 1] == module
@@ -135,7 +143,9 @@ def build_arg(name: str) -> str:
 
 def locked_version(package: str) -> str:
     lock = (REPO / "uv.lock").read_text()
-    found = re.search(rf'\n\[\[package\]\]\nname = "{re.escape(package)}"\nversion = "([^"]+)"', lock)
+    found = re.search(
+        rf'\n\[\[package\]\]\nname = "{re.escape(package)}"\nversion = "([^"]+)"', lock
+    )
     assert found, package
     return found.group(1)
 

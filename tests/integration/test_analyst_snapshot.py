@@ -68,7 +68,9 @@ class Analyst:
     def __init__(self, path: Path) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-c", ANALYST, str(path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self._expect("ready")
 
@@ -142,7 +144,9 @@ def test_an_analyst_held_open_through_a_backfill_and_a_nightly_sync_blocks_neith
     assert list(before) == [day_text(0)]
 
     with caplog.at_level(logging.WARNING):
-        plan = backfill_days(settings, FIRST_DAY + timedelta(days=1), FIRST_DAY + timedelta(days=3), now=NOW)
+        plan = backfill_days(
+            settings, FIRST_DAY + timedelta(days=1), FIRST_DAY + timedelta(days=3), now=NOW
+        )
         backfill = sync_days(settings, plan.days, now=NOW, relist=plan.relist)
         assert backfill.ok, backfill.failed
         # The open connection still reads the warehouse as of the run before; a new one the run.
@@ -171,14 +175,30 @@ def test_the_backfill_command_with_an_analyst_held_open_publishes_its_days_with_
     data_dir = tmp_path / "data"
     settings = Settings(data_dir=data_dir)
     env = {"HOOP_WAREHOUSE_LOCK_TIMEOUT": str(LOCK_TIMEOUT)}
-    first = run_cli("backfill", "--start", day_text(0), "--end", day_text(0),
-                    gateway=gateway, data_dir=data_dir, extra_env=env)
+    first = run_cli(
+        "backfill",
+        "--start",
+        day_text(0),
+        "--end",
+        day_text(0),
+        gateway=gateway,
+        data_dir=data_dir,
+        extra_env=env,
+    )
     assert first.returncode == 0, first.stderr
     analyst = analyst_factory(settings.warehouse_path)
     before = analyst.days()
 
-    done = run_cli("backfill", "--start", day_text(1), "--end", day_text(3),
-                   gateway=gateway, data_dir=data_dir, extra_env=env)
+    done = run_cli(
+        "backfill",
+        "--start",
+        day_text(1),
+        "--end",
+        day_text(3),
+        gateway=gateway,
+        data_dir=data_dir,
+        extra_env=env,
+    )
 
     assert done.returncode == 0, done.stderr
     assert "is locked by" not in done.stderr

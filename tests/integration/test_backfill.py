@@ -32,7 +32,10 @@ def run_cli(*args: str, gateway, data_dir: Path, extra_env: dict[str, str] | Non
         **(extra_env or {}),
     }
     return subprocess.run(
-        [sys.executable, "-m", "hoop_sessions", *args], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "hoop_sessions", *args],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
 
@@ -53,8 +56,15 @@ def truth_by_day(gateway, tmp_path: Path) -> dict:
 def synced(gateway_factory, tmp_path):
     gateway = gateway_factory(days=DAYS + 1, sessions_per_day=60, seed=11)
     data_dir = tmp_path / "data"
-    done = run_cli("backfill", "--start", str(FIRST_DAY), "--end", str(LAST_DAY),
-                   gateway=gateway, data_dir=data_dir)
+    done = run_cli(
+        "backfill",
+        "--start",
+        str(FIRST_DAY),
+        "--end",
+        str(LAST_DAY),
+        gateway=gateway,
+        data_dir=data_dir,
+    )
     assert done.returncode == 0, done.stderr
     return gateway, data_dir, done
 
@@ -64,20 +74,33 @@ def test_backfill_holds_every_session_the_gateway_serves_exactly_once_per_day(sy
     truth = truth_by_day(gateway, tmp_path)
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         for day in (FIRST_DAY + timedelta(days=i) for i in range(DAYS)):
-            ids = [r[0] for r in con.execute(
-                "SELECT session_id FROM sessions WHERE start_day = ?", [day]).fetchall()]
-            rejected = {r[0] for r in con.execute(
-                "SELECT session_id FROM rejects WHERE start_day = ? AND stage <> 'stream'", [day]).fetchall()}
+            ids = [
+                r[0]
+                for r in con.execute(
+                    "SELECT session_id FROM sessions WHERE start_day = ?", [day]
+                ).fetchall()
+            ]
+            rejected = {
+                r[0]
+                for r in con.execute(
+                    "SELECT session_id FROM rejects WHERE start_day = ? AND stage <> 'stream'",
+                    [day],
+                ).fetchall()
+            }
             assert len(ids) == len(set(ids)), f"duplicates on {day}"
             assert set(ids) | rejected == set(truth[day]), day
             assert not set(ids) & rejected
-        reconciled = con.execute("SELECT bool_and(reconciled), count(*) FROM day_reconciliation").fetchone()
+        reconciled = con.execute(
+            "SELECT bool_and(reconciled), count(*) FROM day_reconciliation"
+        ).fetchone()
         assert reconciled == (True, DAYS)
 
 
 def test_backfilled_fields_equal_the_gateway_records_and_payloads_are_byte_equal(synced, tmp_path):
     gateway, data_dir, _ = synced
-    truth = {sid: rec for day in truth_by_day(gateway, tmp_path).values() for sid, rec in day.items()}
+    truth = {
+        sid: rec for day in truth_by_day(gateway, tmp_path).values() for sid, rec in day.items()
+    }
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         rows = con.execute(
             "SELECT session_id, start_date, end_date, status, user_email, connection, exit_code, "
@@ -89,7 +112,12 @@ def test_backfilled_fields_equal_the_gateway_records_and_payloads_are_byte_equal
             assert start == parse_time(rec["start_date"], "start_date")
             assert end == (parse_time(rec["end_date"], "end_date") if rec.get("end_date") else None)
             assert (status, user, connection, exit_code, verb) == (
-                rec["status"], rec["user"], rec["connection"], rec.get("exit_code"), rec["verb"])
+                rec["status"],
+                rec["user"],
+                rec["connection"],
+                rec.get("exit_code"),
+                rec["verb"],
+            )
             assert review_status == ((rec.get("review") or {}).get("status"))
         checked = 0
         for sid, rec in truth.items():
@@ -97,7 +125,8 @@ def test_backfilled_fields_equal_the_gateway_records_and_payloads_are_byte_equal
             if not isinstance(stream, list) or (len(stream) == 1 and isinstance(stream[0], str)):
                 continue
             got = con.execute(
-                "SELECT event_type, payload FROM session_events WHERE session_id = ? ORDER BY seq", [sid]
+                "SELECT event_type, payload FROM session_events WHERE session_id = ? ORDER BY seq",
+                [sid],
             ).fetchall()
             if not got and sid not in {r[0] for r in rows}:
                 continue  # rejected sessions are checked above
@@ -110,8 +139,15 @@ def test_running_the_backfill_again_changes_no_row(synced):
     gateway, data_dir, _ = synced
     warehouse = data_dir / "warehouse.duckdb"
     before = table_contents(warehouse, ignore=RUN_TIME_COLUMNS)
-    again = run_cli("backfill", "--start", str(FIRST_DAY), "--end", str(LAST_DAY),
-                    gateway=gateway, data_dir=data_dir)
+    again = run_cli(
+        "backfill",
+        "--start",
+        str(FIRST_DAY),
+        "--end",
+        str(LAST_DAY),
+        gateway=gateway,
+        data_dir=data_dir,
+    )
     assert again.returncode == 0, again.stderr
     # Days already loaded and final are skipped; days with open sessions are read again (past
     # the rolling window, by the ids of those sessions, without listing the day).
@@ -119,8 +155,16 @@ def test_running_the_backfill_again_changes_no_row(synced):
     assert len(reported) == DAYS, again.stdout
     assert all(("listed" in line or "skipped" in line) for line in reported), again.stdout
     assert table_contents(warehouse, ignore=RUN_TIME_COLUMNS) == before
-    redo = run_cli("backfill", "--start", str(FIRST_DAY), "--end", str(LAST_DAY), "--redo",
-                   gateway=gateway, data_dir=data_dir)
+    redo = run_cli(
+        "backfill",
+        "--start",
+        str(FIRST_DAY),
+        "--end",
+        str(LAST_DAY),
+        "--redo",
+        gateway=gateway,
+        data_dir=data_dir,
+    )
     assert redo.returncode == 0, redo.stderr
     assert redo.stdout.count(": listed ") == DAYS  # every day was synced again, none skipped
     assert table_contents(warehouse, ignore=RUN_TIME_COLUMNS) == before
@@ -140,11 +184,29 @@ def test_a_backfill_draws_a_progress_bar_on_a_terminal(gateway_factory, tmp_path
 
     gateway = gateway_factory(days=2, sessions_per_day=20, seed=12)
     leader, follower = pty.openpty()
-    env = {**os.environ, "HOOP_API_URL": gateway.url, "HOOP_API_TOKEN": gateway.token,
-           "HOOP_DATA_DIR": str(tmp_path / "data"), "TERM": "xterm", "COLUMNS": "160"}
+    env = {
+        **os.environ,
+        "HOOP_API_URL": gateway.url,
+        "HOOP_API_TOKEN": gateway.token,
+        "HOOP_DATA_DIR": str(tmp_path / "data"),
+        "TERM": "xterm",
+        "COLUMNS": "160",
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "hoop_sessions", "backfill", "--start", str(FIRST_DAY), "--end", str(FIRST_DAY)],
-        env=env, stdout=subprocess.PIPE, stderr=follower, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "hoop_sessions",
+            "backfill",
+            "--start",
+            str(FIRST_DAY),
+            "--end",
+            str(FIRST_DAY),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        timeout=300,
     )
     os.close(follower)
     screen = b""

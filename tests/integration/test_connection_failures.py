@@ -44,7 +44,9 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def userinfo(url: str, token: str = "t", **overrides: Any) -> tuple[dict[str, Any] | BaseException, int]:
+def userinfo(
+    url: str, token: str = "t", **overrides: Any
+) -> tuple[dict[str, Any] | BaseException, int]:
     """GET /api/userinfo through the client: the answer (or the error raised) and the attempts."""
     settings = Settings(api_url=url, api_token=Secret(token), **overrides)
 
@@ -155,7 +157,10 @@ def test_a_404_hints_at_a_trailing_api_only_when_the_url_ends_in_api():
         doubled, _ = userinfo(f"{gateway.url}/api")
         prefixed, _ = userinfo(f"{gateway.url}/hoop")
     assert isinstance(doubled, NotFoundError) and isinstance(prefixed, NotFoundError)
-    assert f"HOOP_API_URL ({gateway.url}/api) ends in /api: give the gateway's base URL without it" in str(doubled)
+    assert (
+        f"HOOP_API_URL ({gateway.url}/api) ends in /api: give the gateway's base URL without it"
+        in str(doubled)
+    )
     assert "ends in /api" not in str(prefixed) and "without" not in str(prefixed)
     assert f"HOOP_API_URL ({gateway.url}/hoop) does not lead to hoop's API" in str(prefixed)
 
@@ -163,7 +168,9 @@ def test_a_404_hints_at_a_trailing_api_only_when_the_url_ends_in_api():
 def test_a_web_page_answered_for_userinfo_says_the_url_does_not_lead_to_the_api_at_once():
     # hoop answers its web app's index.html, 200, for any path outside <base path>/api.
     with HostileGateway(token="t") as gateway:
-        gateway.userinfo = lambda _request: Reply(200, b"<!DOCTYPE html><html><body>hoop</body></html>", "text/html")
+        gateway.userinfo = lambda _request: Reply(
+            200, b"<!DOCTYPE html><html><body>hoop</body></html>", "text/html"
+        )
         error, attempts = userinfo(gateway.url)
     assert isinstance(error, ApiError) and attempts == 1
     assert "an HTML page, not JSON" in str(error) and "does not lead to hoop's API" in str(error)
@@ -172,16 +179,25 @@ def test_a_web_page_answered_for_userinfo_says_the_url_does_not_lead_to_the_api_
 def test_plain_http_to_the_tls_port_of_a_go_server_says_to_use_https():
     # What Go's net/http answers to plain HTTP on a TLS port.
     with HostileGateway(token="t") as gateway:
-        gateway.userinfo = lambda _request: Reply(400, b"Client sent an HTTP request to an HTTPS server.\n", "text/plain")
+        gateway.userinfo = lambda _request: Reply(
+            400, b"Client sent an HTTP request to an HTTPS server.\n", "text/plain"
+        )
         error, attempts = userinfo(gateway.url)
     assert isinstance(error, ApiError) and attempts == 1
     assert "says http but that port serves TLS: use https://" in str(error)
 
 
 def test_a_header_value_http_cannot_carry_is_refused_before_connecting_without_showing_it():
-    with pytest.raises(ConfigError, match="the Authorization header cannot be sent: it holds U\\+000A") as info:
-        Http("http://127.0.0.1:9", {"Authorization": "Bearer hpk_secret\nmore"}, lanes=1, timeout=1.0,
-             connect_timeout=1.0)
+    with pytest.raises(
+        ConfigError, match="the Authorization header cannot be sent: it holds U\\+000A"
+    ) as info:
+        Http(
+            "http://127.0.0.1:9",
+            {"Authorization": "Bearer hpk_secret\nmore"},
+            lanes=1,
+            timeout=1.0,
+            connect_timeout=1.0,
+        )
     assert "hpk_secret" not in str(info.value)
 
 
@@ -190,7 +206,11 @@ def test_the_error_h11_raises_for_an_illegal_header_is_reported_without_its_text
     async def send() -> BaseException:
         async with httpcore.AsyncConnectionPool() as pool:
             try:
-                await pool.request("GET", f"{gateway.url}/api/userinfo", headers={"Authorization": "Bearer hpk_x\n"})
+                await pool.request(
+                    "GET",
+                    f"{gateway.url}/api/userinfo",
+                    headers={"Authorization": "Bearer hpk_x\n"},
+                )
             except httpcore.LocalProtocolError as exc:
                 return exc
         raise AssertionError("h11 sent an illegal header")
@@ -239,7 +259,10 @@ def test_a_proxy_that_wants_credentials_is_named_at_once(monkeypatch):
         error, attempts = userinfo("https://hoop.invalid")
     assert type(error) is ConfigError and attempts == 1
     port = proxy.rsplit(":", 1)[1]
-    assert f"the proxy 127.0.0.1:{port} did not open a tunnel to the gateway (it answered 407)" in str(error)
+    assert (
+        f"the proxy 127.0.0.1:{port} did not open a tunnel to the gateway (it answered 407)"
+        in str(error)
+    )
     assert "http://user:password@host:port" in str(error)
 
 
@@ -250,4 +273,6 @@ def test_a_proxy_that_cannot_reach_the_gateway_is_retried_as_a_failure_in_front_
         monkeypatch.delenv("no_proxy", raising=False)
         error, attempts = userinfo("https://hoop.invalid", retry_attempts=2)
     assert isinstance(error, RetriesExhaustedError) and attempts == 2
-    assert "did not open a tunnel to the gateway (it answered 502)); the gateway or a proxy" in str(error)
+    assert "did not open a tunnel to the gateway (it answered 502)); the gateway or a proxy" in str(
+        error
+    )

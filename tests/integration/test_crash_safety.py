@@ -34,13 +34,17 @@ rebuild_day(Settings(data_dir=Path(sys.argv[1])), date.fromisoformat(sys.argv[2]
 def version(tag: str, n: int = 400) -> list[dict]:
     out = []
     for i in range(n):
-        out.append(session_record(
-            id=f"0b9f6a3c-1111-4222-8333-{i:012d}",
-            start_date=f"2026-11-01T{i % 24:02d}:{i % 60:02d}:00.{i:03d}Z",
-            metadata={"version": tag},
-            event_stream=[[0.01 * j, "o", b64(f"{tag}-{i}-{j}".encode() * 20)] for j in range(25)],
-            review=None,
-        ))
+        out.append(
+            session_record(
+                id=f"0b9f6a3c-1111-4222-8333-{i:012d}",
+                start_date=f"2026-11-01T{i % 24:02d}:{i % 60:02d}:00.{i:03d}Z",
+                metadata={"version": tag},
+                event_stream=[
+                    [0.01 * j, "o", b64(f"{tag}-{i}-{j}".encode() * 20)] for j in range(25)
+                ],
+                review=None,
+            )
+        )
     return out
 
 

@@ -13,8 +13,12 @@ from tests.conftest import FIRST_DAY, NOW, settings_for
 BURST = 10_150
 
 
-def test_more_sessions_in_one_second_than_offset_paging_reaches_are_all_listed(gateway_factory, tmp_path):
-    gateway = gateway_factory(days=1, sessions_per_day=BURST + 50, burst_size=BURST, profile="plain", seed=5)
+def test_more_sessions_in_one_second_than_offset_paging_reaches_are_all_listed(
+    gateway_factory, tmp_path
+):
+    gateway = gateway_factory(
+        days=1, sessions_per_day=BURST + 50, burst_size=BURST, profile="plain", seed=5
+    )
     settings = settings_for(gateway, tmp_path)
 
     async def go():
@@ -24,7 +28,9 @@ def test_more_sessions_in_one_second_than_offset_paging_reaches_are_all_listed(g
     windows, found = asyncio.run(go())
     truth = set(Dataset(gateway.config).session_ids(FIRST_DAY, now=NOW))
     seconds = Counter(start.replace(microsecond=0) for start, _ in found.by_id.values())
-    assert max(seconds.values()) > READABLE_ROWS, "the burst did not put that many sessions in one second"
+    assert max(seconds.values()) > READABLE_ROWS, (
+        "the burst did not put that many sessions in one second"
+    )
     assert set(found.by_id) == truth
     assert found.gaps == []
     assert sum(len(w.session_ids) for w in windows) == len(found.by_id)

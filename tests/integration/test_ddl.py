@@ -112,7 +112,9 @@ def test_each_table_points_at_its_own_directory_and_registers_its_days(dialect: 
         ("reviews.time_window_start", "BIGINT", "BIGINT", "TIME(6)"),
     ],
 )
-def test_arrow_types_map_to_each_engines_type(column: str, trino: str, athena: str, spark: str) -> None:
+def test_arrow_types_map_to_each_engines_type(
+    column: str, trino: str, athena: str, spark: str
+) -> None:
     table, name = column.split(".")
     field = schema.TABLES[table].schema.field(name)
     assert [column_type(field, d) for d in ("trino", "athena", "spark")] == [trino, athena, spark]
@@ -150,7 +152,9 @@ def test_duckdb_views_over_the_lake_hold_the_warehouse_rows_of_every_table_day_b
         con.execute(ddl("duckdb", default_location(lake, "duckdb")))
         for table in schema.DAY_TABLES:
             counts = dict(
-                con.execute(f'SELECT start_day, count(*) FROM "{table.name}" GROUP BY ALL').fetchall()
+                con.execute(
+                    f'SELECT start_day, count(*) FROM "{table.name}" GROUP BY ALL'
+                ).fetchall()
             )
             expected = warehouse_counts(data_dir, table.name)
             assert expected, f"the test lake has no {table.name} rows"
@@ -163,11 +167,15 @@ def test_duckdb_views_read_the_contract_types(data_dir: Path) -> None:
     with duckdb.connect() as con:
         con.execute(ddl("duckdb", default_location(data_dir / "lake", "duckdb")))
         for table in schema.DAY_TABLES:
-            described = {row[0]: row[1] for row in con.execute(f'DESCRIBE "{table.name}"').fetchall()}
+            described = {
+                row[0]: row[1] for row in con.execute(f'DESCRIBE "{table.name}"').fetchall()
+            }
             for field in table.schema:
                 want = schema.duckdb_type(field)
                 want = "VARCHAR" if want == "JSON" else want  # JSON travels as text in Parquet
-                assert described[field.name] == want.replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")
+                assert described[field.name] == want.replace(
+                    "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"
+                )
 
 
 def test_pyarrow_reads_the_lake_with_hive_partitioning_as_the_warehouse_holds_it(
@@ -176,7 +184,9 @@ def test_pyarrow_reads_the_lake_with_hive_partitioning_as_the_warehouse_holds_it
     for table in schema.DAY_TABLES:
         partitioning = ds.partitioning(pa.schema([table.schema.field("start_day")]), flavor="hive")
         dataset = ds.dataset(
-            data_dir / "lake" / table.name, format="parquet", partitioning=partitioning,
+            data_dir / "lake" / table.name,
+            format="parquet",
+            partitioning=partitioning,
             schema=table.schema,
         )
         data = dataset.to_table()
@@ -206,13 +216,17 @@ def test_the_command_gives_other_engines_a_file_url_by_default(tmp_path: Path) -
     assert f"LOCATION '{(tmp_path / 'lake').resolve().as_uri()}/sessions'" in result.stdout
 
 
-def test_the_command_uses_the_location_given_and_warns_athena_of_a_non_s3_one(tmp_path: Path) -> None:
+def test_the_command_uses_the_location_given_and_warns_athena_of_a_non_s3_one(
+    tmp_path: Path,
+) -> None:
     runner = CliRunner()
     given = runner.invoke(main, ["ddl", "--dialect", "athena", "--location", LOCATION])
     assert given.exit_code == 0, given.output
     assert f"LOCATION '{LOCATION}/sessions/'" in given.stdout
     assert given.stderr == ""
-    local = runner.invoke(main, ["ddl", "--dialect", "athena"], env={"HOOP_DATA_DIR": str(tmp_path)})
+    local = runner.invoke(
+        main, ["ddl", "--dialect", "athena"], env={"HOOP_DATA_DIR": str(tmp_path)}
+    )
     assert local.exit_code == 0, local.output
     assert "s3://" in local.stderr
 

@@ -21,13 +21,30 @@ def test_an_interrupted_backfill_says_which_days_were_kept_and_a_rerun_resumes(
     gateway_factory, tmp_path, signum, code
 ):
     # Slow enough that the run is still going when the signal comes after the first day.
-    gateway = gateway_factory(start=FIRST, days=DAYS, sessions_per_day=40, seed=3,
-                              now=datetime.now(UTC), latency_ms=40)
-    env = {**os.environ, "HOOP_API_URL": gateway.url, "HOOP_API_TOKEN": gateway.token,
-           "HOOP_DATA_DIR": str(tmp_path), "HOOP_CONCURRENCY": "1"}
+    gateway = gateway_factory(
+        start=FIRST, days=DAYS, sessions_per_day=40, seed=3, now=datetime.now(UTC), latency_ms=40
+    )
+    env = {
+        **os.environ,
+        "HOOP_API_URL": gateway.url,
+        "HOOP_API_TOKEN": gateway.token,
+        "HOOP_DATA_DIR": str(tmp_path),
+        "HOOP_CONCURRENCY": "1",
+    }
     last = FIRST + timedelta(days=DAYS - 1)
-    argv = [sys.executable, "-m", "hoop_sessions", "backfill", "--start", str(FIRST), "--end", str(last)]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "hoop_sessions",
+        "backfill",
+        "--start",
+        str(FIRST),
+        "--end",
+        str(last),
+    ]
+    process = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     lines = []
     assert process.stderr is not None
     deadline = time.monotonic() + 120
@@ -46,7 +63,9 @@ def test_an_interrupted_backfill_says_which_days_were_kept_and_a_rerun_resumes(
     assert "run the same command again to resume" in err and "Traceback" not in err
     kept_line = next(line for line in err.splitlines() if "interrupted (" in line)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        loaded = sorted(r[0] for r in con.execute("SELECT DISTINCT start_day FROM sync_windows").fetchall())
+        loaded = sorted(
+            r[0] for r in con.execute("SELECT DISTINCT start_day FROM sync_windows").fetchall()
+        )
     assert loaded and len(loaded) < DAYS
     assert f"{len(loaded)} of {DAYS} day(s) were read and loaded" in kept_line
 
@@ -57,4 +76,6 @@ def test_an_interrupted_backfill_says_which_days_were_kept_and_a_rerun_resumes(
         line = next(line for line in rerun.stdout.splitlines() if line.startswith(str(day)))
         assert "skipped" in line or "not listed again" in line, line
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT count(DISTINCT start_day) FROM sync_windows").fetchone() == (DAYS,)
+        assert con.execute("SELECT count(DISTINCT start_day) FROM sync_windows").fetchone() == (
+            DAYS,
+        )

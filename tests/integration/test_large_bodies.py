@@ -38,14 +38,18 @@ def small_allowance(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_bodies_past_the_allowance_are_received_one_at_a_time_and_arrive_whole(small_allowance):
-    docs = {sid: {"id": sid, "event_stream": [[0.1, "o", chr(65 + n) * (1 << 20)]]} for n, sid in enumerate(IDS)}
+    docs = {
+        sid: {"id": sid, "event_stream": [[0.1, "o", chr(65 + n) * (1 << 20)]]}
+        for n, sid in enumerate(IDS)
+    }
     with HostileGateway(token="t") as gw:
         for sid, doc in docs.items():
             gw.bodies[sid] = Reply(200, orjson.dumps(doc) + b"\n")
 
         async def go() -> list[Answer]:
-            async with Http(gw.url, {"Authorization": "Bearer t"}, lanes=4, timeout=30.0,
-                            connect_timeout=5.0) as http:
+            async with Http(
+                gw.url, {"Authorization": "Bearer t"}, lanes=4, timeout=30.0, connect_timeout=5.0
+            ) as http:
                 return await asyncio.gather(*(http.get(f"/api/sessions/{sid}", {}) for sid in IDS))
 
         answers = asyncio.run(go())
@@ -59,7 +63,9 @@ def test_a_body_within_the_allowance_takes_no_slot(small_allowance):
         gw.bodies[IDS[0]] = Reply(200, b'{"id": "small"}\n')
 
         async def go() -> Answer:
-            async with Http(gw.url, {"Authorization": "Bearer t"}, lanes=1, timeout=5.0, connect_timeout=5.0) as http:
+            async with Http(
+                gw.url, {"Authorization": "Bearer t"}, lanes=1, timeout=5.0, connect_timeout=5.0
+            ) as http:
                 return await http.get(f"/api/sessions/{IDS[0]}", {})
 
         assert asyncio.run(go()).body == b'{"id": "small"}\n'

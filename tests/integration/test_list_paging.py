@@ -38,13 +38,19 @@ def rows() -> list[dict[str, object]]:
         )
         for n in range(ROWS)
     ]
-    return [list_row(r) for r in sorted(records, key=lambda r: (r["start_date"], r["id"]), reverse=True)]
+    return [
+        list_row(r) for r in sorted(records, key=lambda r: (r["start_date"], r["id"]), reverse=True)
+    ]
 
 
 def settings(gw: HostileGateway, data_dir: Path, concurrency: int = 8) -> Settings:
     return Settings(
-        api_url=gw.url, api_token=Secret(gw.token), data_dir=data_dir, concurrency=concurrency,
-        retry_attempts=1, timeout_seconds=30.0,
+        api_url=gw.url,
+        api_token=Secret(gw.token),
+        data_dir=data_dir,
+        concurrency=concurrency,
+        retry_attempts=1,
+        timeout_seconds=30.0,
     )
 
 
@@ -124,8 +130,11 @@ def test_a_total_larger_than_the_rows_ends_at_the_first_empty_page(gw, tmp_path)
     def route(request: Request) -> Reply:
         chunk = all_rows[request.offset : request.offset + request.limit]
         # Claims 900 rows on the first page, and says more follow until the rows run out.
-        return page_reply(chunk, has_next_page=bool(chunk) and request.offset + 100 < 900,
-                          total=900 if request.query.get("count") == "capped" else None)
+        return page_reply(
+            chunk,
+            has_next_page=bool(chunk) and request.offset + 100 < 900,
+            total=900 if request.query.get("count") == "capped" else None,
+        )
 
     gw.list_for_day[DAY] = route
     ids = listed_ids(gw, tmp_path)

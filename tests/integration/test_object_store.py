@@ -45,10 +45,14 @@ def backfill(gateway, work: Path, store_dir: Path, **overrides):
 
 
 def objects(store_dir: Path, prefix: str) -> set[str]:
-    return {p.relative_to(store_dir).as_posix() for p in (store_dir / prefix).rglob("*") if p.is_file()}
+    return {
+        p.relative_to(store_dir).as_posix() for p in (store_dir / prefix).rglob("*") if p.is_file()
+    }
 
 
-def test_each_day_is_published_with_a_commit_that_names_exactly_its_objects(gateway, tmp_path, store_dir):
+def test_each_day_is_published_with_a_commit_that_names_exactly_its_objects(
+    gateway, tmp_path, store_dir
+):
     backfill(gateway, tmp_path / "work", store_dir)
     for day in DAYS:
         lake = orjson.loads((store_dir / mirror.commit_key(day)).read_bytes())
@@ -114,7 +118,9 @@ def test_a_republished_day_replaces_its_objects_and_removes_what_a_killed_upload
         assert objects(store_dir, f"lake/{table}/start_day={day}") == {entry["key"]}
 
 
-def test_the_stages_of_a_worker_take_the_files_other_workers_published(gateway, tmp_path, store_dir):
+def test_the_stages_of_a_worker_take_the_files_other_workers_published(
+    gateway, tmp_path, store_dir
+):
     backfill(gateway, tmp_path / "first", store_dir)
     fresh = settings_for(gateway, tmp_path / "second", data_url=store_dir.as_uri())
     build = stages.plan_build(fresh, DAYS, redo=False)
@@ -132,7 +138,9 @@ def test_a_store_url_with_a_scheme_of_no_store_is_a_clear_error(tmp_path):
     from hoop_sessions.config import Settings
     from hoop_sessions.errors import ConfigError
 
-    settings = Settings.from_env({"HOOP_DATA_DIR": "ftp://host/data", "HOOP_WORK_DIR": str(tmp_path)})
+    settings = Settings.from_env(
+        {"HOOP_DATA_DIR": "ftp://host/data", "HOOP_WORK_DIR": str(tmp_path)}
+    )
     with pytest.raises(ConfigError, match="ftp"):
         _ = settings.store
 
@@ -157,7 +165,10 @@ def test_a_fresh_working_directory_restores_the_published_warehouse_with_every_d
     # A run from there publishes the next generation.
     result = sync_days(fresh, [DAYS[0]], now=NOW, reuse=False)
     assert not result.failed
-    assert orjson.loads((store_dir / "warehouse.json").read_bytes())["generation"] == published["generation"] + 1
+    assert (
+        orjson.loads((store_dir / "warehouse.json").read_bytes())["generation"]
+        == published["generation"] + 1
+    )
 
 
 def test_a_store_without_its_warehouse_has_it_rebuilt_from_the_lake(gateway, tmp_path, store_dir):
@@ -191,7 +202,9 @@ def test_a_long_run_publishes_on_the_way(gateway, tmp_path, store_dir):
     assert orjson.loads((store_dir / "warehouse.json").read_bytes())["generation"] == len(DAYS) + 1
 
 
-def test_the_analyst_commands_read_the_warehouse_published_on_the_store(gateway, tmp_path, store_dir):
+def test_the_analyst_commands_read_the_warehouse_published_on_the_store(
+    gateway, tmp_path, store_dir
+):
     import os
     import subprocess
     import sys
@@ -203,8 +216,19 @@ def test_the_analyst_commands_read_the_warehouse_published_on_the_store(gateway,
         "HOOP_WORK_DIR": str(tmp_path / "analyst"),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "hoop_sessions", "sql", "SELECT count(*) AS n FROM sessions", "--format", "csv"],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "hoop_sessions",
+            "sql",
+            "SELECT count(*) AS n FROM sessions",
+            "--format",
+            "csv",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["n", str(sum(warehouse_days(first.warehouse_path).values()))]
@@ -245,8 +269,12 @@ def test_the_process_that_reads_hoop_moves_days_to_and_from_the_store_without_ar
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "second"), store_dir.as_uri(), str(DAYS[0])],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False"]
-    assert (tmp_path / "second" / "lake" / "sessions" / f"start_day={DAYS[0]}" / "part-0.parquet").exists()
+    assert (
+        tmp_path / "second" / "lake" / "sessions" / f"start_day={DAYS[0]}" / "part-0.parquet"
+    ).exists()

@@ -28,7 +28,10 @@ def test_a_full_disk_fails_only_the_day_it_happens_in_and_leaves_no_temporary_fi
     monkeypatch.setattr(RawDayWriter, "_open", staticmethod(opener))
     result = sync_days(settings, [FIRST_DAY, SECOND_DAY], now=NOW)
     assert list(result.failed) == [FIRST_DAY]
-    assert result.failed[FIRST_DAY] == f"cannot write {raw_path(settings.raw_dir, FIRST_DAY)}: No space left on device"
+    assert (
+        result.failed[FIRST_DAY]
+        == f"cannot write {raw_path(settings.raw_dir, FIRST_DAY)}: No space left on device"
+    )
     assert [d.day for d in result.days] == [SECOND_DAY]
     assert raw_path(settings.raw_dir, SECOND_DAY).exists()
     assert not raw_path(settings.raw_dir, FIRST_DAY).exists()

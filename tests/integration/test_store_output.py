@@ -37,7 +37,9 @@ def every_file_bytes(root) -> bytes:
 
 
 @pytest.mark.parametrize("mode", ["hash", "none"])
-def test_output_payloads_are_kept_only_as_the_mode_says_and_input_always(gateway_factory, tmp_path, mode):
+def test_output_payloads_are_kept_only_as_the_mode_says_and_input_always(
+    gateway_factory, tmp_path, mode
+):
     gateway = gateway_factory(days=1, sessions_per_day=40, seed=17)
     settings = settings_for(gateway, tmp_path, store_output=mode)
     assert sync_days(settings, [FIRST_DAY], now=NOW).ok
@@ -46,9 +48,12 @@ def test_output_payloads_are_kept_only_as_the_mode_says_and_input_always(gateway
     inputs = [(k, p) for k, (kind, p) in truth.items() if kind == "i" and len(p) >= 16]
     assert outputs and inputs
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        rows = {(r[0], r[1]): r[2:] for r in con.execute(
-            "SELECT session_id, seq, event_type, payload, payload_bytes, payload_sha256 FROM session_events"
-        ).fetchall()}
+        rows = {
+            (r[0], r[1]): r[2:]
+            for r in con.execute(
+                "SELECT session_id, seq, event_type, payload, payload_bytes, payload_sha256 FROM session_events"
+            ).fetchall()
+        }
     for key, payload in outputs:
         _, stored, size, digest = rows[key]
         assert stored is None and size == len(payload)
@@ -65,8 +70,12 @@ def test_full_keeps_the_exact_output_bytes(gateway_factory, tmp_path):
     assert sync_days(settings_for(gateway, tmp_path), [FIRST_DAY], now=NOW).ok
     truth = truth_events(gateway)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        rows = {(r[0], r[1]): r[2] for r in con.execute(
-            "SELECT session_id, seq, payload FROM session_events WHERE payload_sha256 IS NULL").fetchall()}
+        rows = {
+            (r[0], r[1]): r[2]
+            for r in con.execute(
+                "SELECT session_id, seq, payload FROM session_events WHERE payload_sha256 IS NULL"
+            ).fetchall()
+        }
     assert rows == {k: p for k, (_, p) in truth.items()}
 
 
@@ -84,8 +93,12 @@ def test_a_warehouse_from_before_the_column_existed_is_upgraded(gateway_factory,
     assert sync_days(settings, [FIRST_DAY + timedelta(days=1)], now=NOW).ok
 
 
-@pytest.mark.parametrize(("before", "after"), [("full", "hash"), ("full", "none"), ("hash", "none")])
-def test_a_switch_to_a_stricter_mode_applies_to_bodies_copied_forward_too(gateway_factory, tmp_path, before, after):
+@pytest.mark.parametrize(
+    ("before", "after"), [("full", "hash"), ("full", "none"), ("hash", "none")]
+)
+def test_a_switch_to_a_stricter_mode_applies_to_bodies_copied_forward_too(
+    gateway_factory, tmp_path, before, after
+):
     """Sessions final and unchanged are copied from the previous raw file, not read again: they
     are reduced under the new mode as they are copied, and the day's rows follow."""
     gateway = gateway_factory(days=1, sessions_per_day=40, seed=17)
@@ -102,8 +115,12 @@ def test_a_switch_to_a_stricter_mode_applies_to_bodies_copied_forward_too(gatewa
     leaked = [k for k, p in outputs if p in on_disk or base64.b64encode(p) in on_disk]
     assert leaked == []
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        rows = {(r[0], r[1]): r[2:] for r in con.execute(
-            "SELECT session_id, seq, payload, payload_bytes, payload_sha256 FROM session_events").fetchall()}
+        rows = {
+            (r[0], r[1]): r[2:]
+            for r in con.execute(
+                "SELECT session_id, seq, payload, payload_bytes, payload_sha256 FROM session_events"
+            ).fetchall()
+        }
     for key, payload in outputs:
         stored, size, digest = rows[key]
         assert stored is None and size == len(payload)

@@ -51,7 +51,9 @@ def record(n: int, day: date, **overrides: Any) -> dict[str, Any]:
 
 def settings_for(gateway: HostileGateway, data_dir: Path, **overrides: Any) -> Settings:
     """The shared test settings, with quick retries: the scripted failures here are permanent."""
-    return shared_settings_for(gateway, data_dir, **{"retry_attempts": 2, "timeout_seconds": 5.0, **overrides})
+    return shared_settings_for(
+        gateway, data_dir, **{"retry_attempts": 2, "timeout_seconds": 5.0, **overrides}
+    )
 
 
 def rows(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -94,11 +96,13 @@ def test_a_loaded_session_that_answers_badly_on_a_re_read_keeps_its_rows_and_eve
     assert not result.failed and not result.ok
     [item] = result.incomplete[day]
     assert sid(1) in item and cause in item and "previous copy kept" in item
-    assert rows(tmp_path, "SELECT session_id, seq, payload FROM session_events ORDER BY ALL") == before
+    assert (
+        rows(tmp_path, "SELECT session_id, seq, payload FROM session_events ORDER BY ALL") == before
+    )
     assert rows(tmp_path, "SELECT count(*) FROM rejects WHERE session_id = ?", sid(1)) == [(0,)]
-    assert rows(tmp_path, "SELECT reconciled, complete, sessions_failing FROM day_reconciliation") == [
-        (True, False, 1)
-    ]
+    assert rows(
+        tmp_path, "SELECT reconciled, complete, sessions_failing FROM day_reconciliation"
+    ) == [(True, False, 1)]
     entry = Ledger(tmp_path).get(day)
     assert entry is not None and entry.sessions[sid(1)].stale_since is not None
 
@@ -135,7 +139,13 @@ def test_a_jit_session_revoked_while_connected_is_read_until_it_closes_and_its_l
         "review_groups_data": [],
     }
     connected = record(
-        1, day, start_date=at(day, 22), end_date=None, status="done", exit_code=None, review=review,
+        1,
+        day,
+        start_date=at(day, 22),
+        end_date=None,
+        status="done",
+        exit_code=None,
+        review=review,
         event_stream=[[1.0, "i", b64(b"kubectl get pods")]],
     )
     hostile.add_day(day, [connected])
@@ -168,7 +178,9 @@ def test_an_approval_that_arrives_after_forty_days_is_picked_up(hostile, tmp_pat
         "created_at": at(day, 9),
         "review_groups_data": [],
     }
-    waiting = record(1, day, status="open", end_date=None, exit_code=None, review=pending, event_stream=[])
+    waiting = record(
+        1, day, status="open", end_date=None, exit_code=None, review=pending, event_stream=[]
+    )
     hostile.add_day(day, [waiting, record(2, day)])
     settings = settings_for(hostile, tmp_path, sync_start_date=day)
     assert sync_days(settings, [day]).ok
@@ -184,9 +196,9 @@ def test_an_approval_that_arrives_after_forty_days_is_picked_up(hostile, tmp_pat
     result = sync_days(settings, plan.days, relist=plan.relist)
 
     assert result.ok
-    assert rows(tmp_path, "SELECT review_status, is_final FROM sessions WHERE session_id = ?", sid(1)) == [
-        ("EXECUTED", True)
-    ]
+    assert rows(
+        tmp_path, "SELECT review_status, is_final FROM sessions WHERE session_id = ?", sid(1)
+    ) == [("EXECUTED", True)]
 
 
 # -- closed on the gateway's clock --------------------------------------------------------------
@@ -212,7 +224,9 @@ def test_a_day_read_soon_after_its_end_is_listed_again_and_gains_a_late_session(
     hostile.add_day(day, [record(1, day)])
     settings = settings_for(hostile, tmp_path, rolling_days=0)
     # First read 20 minutes after the day's end, on the gateway's clock.
-    hostile.clock_offset = datetime.combine(day + timedelta(days=1), time(0, 20), UTC) - datetime.now(UTC)
+    hostile.clock_offset = datetime.combine(
+        day + timedelta(days=1), time(0, 20), UTC
+    ) - datetime.now(UTC)
     assert sync_days(settings, [day]).ok
     hostile.clock_offset = timedelta(0)
     late = record(2, day, start_date=at(day, 23, 59))
@@ -230,12 +244,18 @@ def test_a_day_read_soon_after_its_end_is_listed_again_and_gains_a_late_session(
 # -- catch-up and exit statuses through the command --------------------------------------------
 
 
-def test_one_sync_catches_up_six_missed_nights_then_reads_only_what_is_new(gateway_factory, tmp_path):
+def test_one_sync_catches_up_six_missed_nights_then_reads_only_what_is_new(
+    gateway_factory, tmp_path
+):
     first = TODAY - timedelta(days=10)
-    gateway = gateway_factory(start=first, days=10, sessions_per_day=15, seed=5, now=datetime.now(UTC))
+    gateway = gateway_factory(
+        start=first, days=10, sessions_per_day=15, seed=5, now=datetime.now(UTC)
+    )
     env = cli_env(gateway.url, gateway.token, tmp_path, HOOP_SYNC_START_DATE=str(first))
     # Three nights ran, then the host was down for six.
-    done = run_cli("backfill", "--start", str(first), "--end", str(first + timedelta(days=2)), env=env)
+    done = run_cli(
+        "backfill", "--start", str(first), "--end", str(first + timedelta(days=2)), env=env
+    )
     assert done.returncode == 0, done.stderr
 
     caught_up = run_cli("sync", env=env)
@@ -246,12 +266,16 @@ def test_one_sync_catches_up_six_missed_nights_then_reads_only_what_is_new(gatew
     assert loaded == expected
     dataset = Dataset(gateway.config)
     served = sum(len(dataset.session_ids(d, now=datetime.now(UTC))) for d in expected)
-    assert rows(tmp_path, "SELECT count(*), count(DISTINCT session_id) FROM sessions") == [(served, served)]
+    assert rows(tmp_path, "SELECT count(*), count(DISTINCT session_id) FROM sessions") == [
+        (served, served)
+    ]
     status = run_cli("status", env=env)
     assert status.returncode == 0, status.stdout + status.stderr
 
 
-def test_two_always_failing_gets_load_the_rest_exit_1_and_a_plain_rerun_reads_them(gateway_factory, tmp_path):
+def test_two_always_failing_gets_load_the_rest_exit_1_and_a_plain_rerun_reads_them(
+    gateway_factory, tmp_path
+):
     day = TODAY - timedelta(days=8)
     shape = {"start": day, "days": 1, "sessions_per_day": 20, "seed": 9, "now": datetime.now(UTC)}
     ids = Dataset(gateway_factory(**shape).config).session_ids(day, now=shape["now"])
@@ -262,15 +286,23 @@ def test_two_always_failing_gets_load_the_rest_exit_1_and_a_plain_rerun_reads_th
 
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "2 item(s) in 1 day(s) are incomplete" in failed.stderr
-    assert all(f"session {s}" in failed.stderr for s in ids[:2]) and "Traceback" not in failed.stderr
+    assert (
+        all(f"session {s}" in failed.stderr for s in ids[:2]) and "Traceback" not in failed.stderr
+    )
     held = {r[0] for r in rows(tmp_path, "SELECT session_id FROM sessions")}
     assert held == set(ids[2:])
     status = run_cli("status", env=env)
     assert status.returncode == 1 and all(s in status.stdout for s in ids[:2])
 
     healthy = gateway_factory(**shape)
-    again = run_cli("backfill", "--start", str(day), "--end", str(day),
-                    env=cli_env(healthy.url, healthy.token, tmp_path))
+    again = run_cli(
+        "backfill",
+        "--start",
+        str(day),
+        "--end",
+        str(day),
+        env=cli_env(healthy.url, healthy.token, tmp_path),
+    )
 
     assert again.returncode == 0, again.stderr
     assert {r[0] for r in rows(tmp_path, "SELECT session_id FROM sessions")} == set(ids)
@@ -288,12 +320,19 @@ def test_a_command_run_waits_for_another_writer_of_the_data_directory_and_says_w
     day = TODAY - timedelta(days=3)
     gateway = gateway_factory(start=day, days=1, sessions_per_day=5, now=datetime.now(UTC))
     holder = subprocess.Popen(
-        [sys.executable, "-c", (
-            "import sys; from pathlib import Path; from hoop_sessions.lock import writer_lock\n"
-            "with writer_lock(Path(sys.argv[1]), what='Dagster run of 2026-11-30'):\n"
-            "    print('held', flush=True); sys.stdin.readline()\n"
-        ), str(tmp_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys; from pathlib import Path; from hoop_sessions.lock import writer_lock\n"
+                "with writer_lock(Path(sys.argv[1]), what='Dagster run of 2026-11-30'):\n"
+                "    print('held', flush=True); sys.stdin.readline()\n"
+            ),
+            str(tmp_path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -307,8 +346,14 @@ def test_a_command_run_waits_for_another_writer_of_the_data_directory_and_says_w
         holder.stdin.write("\n")
         holder.stdin.close()
         holder.wait(timeout=30)
-    done = run_cli("backfill", "--start", str(day), "--end", str(day),
-                   env=cli_env(gateway.url, gateway.token, tmp_path))
+    done = run_cli(
+        "backfill",
+        "--start",
+        str(day),
+        "--end",
+        str(day),
+        env=cli_env(gateway.url, gateway.token, tmp_path),
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -316,8 +361,14 @@ def test_the_run_summary_names_the_record_warnings_of_a_day(hostile, tmp_path):
     day = TODAY - timedelta(days=4)
     newer = record(1, day, identity_type="sidecar")  # a value a newer gateway sends
     hostile.add_day(day, [newer, record(2, day)])
-    done = run_cli("backfill", "--start", str(day), "--end", str(day),
-                   env=cli_env(hostile.url, hostile.token, tmp_path))
+    done = run_cli(
+        "backfill",
+        "--start",
+        str(day),
+        "--end",
+        str(day),
+        env=cli_env(hostile.url, hostile.token, tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if "record warning(s)" in line)
     assert line.startswith(str(day)) and 'identity_type="sidecar"' in line

@@ -204,11 +204,26 @@ def test_two_processes_recording_disjoint_days_at_once_leave_one_chain_that_veri
     children = []
     for name, numbers in (("odd", (7, 1, 5, 3)), ("even", (8, 2, 6, 4))):
         ready = tmp_path / f"ready-{name}"
-        children.append((ready, subprocess.Popen(
-            [sys.executable, "-c", RECORD_IN_PROCESS, str(tmp_path), str(ready), str(go),
-             *(day(n).isoformat() for n in numbers)],
-            cwd=REPO, env=dict(os.environ), stderr=subprocess.PIPE, text=True,
-        )))
+        children.append(
+            (
+                ready,
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        RECORD_IN_PROCESS,
+                        str(tmp_path),
+                        str(ready),
+                        str(go),
+                        *(day(n).isoformat() for n in numbers),
+                    ],
+                    cwd=REPO,
+                    env=dict(os.environ),
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+        )
     while not all(ready.exists() for ready, _ in children):
         assert all(child.poll() is None for _, child in children), "a recorder died at start"
         time.sleep(0.01)

@@ -21,15 +21,20 @@ DAYS = [date(2026, 11, d) for d in (1, 2, 3)]
 
 def three_days(tmp_path):
     records = [
-        session_record(id=f"0b9f6a3c-1111-4222-8333-{d.day:012d}", start_date=f"{d.isoformat()}T08:00:00Z")
+        session_record(
+            id=f"0b9f6a3c-1111-4222-8333-{d.day:012d}", start_date=f"{d.isoformat()}T08:00:00Z"
+        )
         for d in DAYS
     ]
     ingest_records(records, data_dir=tmp_path, synced_at=SYNCED)
 
 
 def run_verify(tmp_path):
-    return CliRunner().invoke(main, ["verify", "--start", "2026-11-01", "--end", "2026-11-03"],
-                              env={"HOOP_DATA_DIR": str(tmp_path)})
+    return CliRunner().invoke(
+        main,
+        ["verify", "--start", "2026-11-01", "--end", "2026-11-03"],
+        env={"HOOP_DATA_DIR": str(tmp_path)},
+    )
 
 
 def test_untouched_days_verify_clean(tmp_path):

@@ -21,7 +21,9 @@ from tests.reliability.hostile import HostileGateway, Reply, json_reply
 
 def _get(url: str, path: str) -> Answer:
     async def go() -> Answer:
-        async with Http(url, {"Authorization": "Bearer t"}, lanes=2, timeout=5.0, connect_timeout=5.0) as http:
+        async with Http(
+            url, {"Authorization": "Bearer t"}, lanes=2, timeout=5.0, connect_timeout=5.0
+        ) as http:
             return await http.get(path, {})
 
     return asyncio.run(go())
@@ -40,7 +42,9 @@ def test_a_gzip_answer_is_decoded():
 
 def test_an_encoding_that_was_not_asked_for_is_a_clear_failure():
     with HostileGateway(token="t") as gw:
-        gw.bodies["0b9f6a3c-1111-4222-8333-000000000001"] = Reply(200, b"{}", headers={"Content-Encoding": "br"})
+        gw.bodies["0b9f6a3c-1111-4222-8333-000000000001"] = Reply(
+            200, b"{}", headers={"Content-Encoding": "br"}
+        )
         with pytest.raises(TransportFailure, match="Content-Encoding 'br'"):
             _get(gw.url, "/api/sessions/0b9f6a3c-1111-4222-8333-000000000001")
 
@@ -51,8 +55,13 @@ def test_requests_reuse_their_connections_and_reopen_after_a_server_close(gatewa
 
     async def go() -> list[int]:
         statuses = []
-        async with Http(gw.url, {"Authorization": f"Bearer {gw.token}"}, lanes=2, timeout=5.0,
-                        connect_timeout=5.0) as http:
+        async with Http(
+            gw.url,
+            {"Authorization": f"Bearer {gw.token}"},
+            lanes=2,
+            timeout=5.0,
+            connect_timeout=5.0,
+        ) as http:
             for sid in sids * 4:
                 statuses.append((await http.get(f"/api/sessions/{sid}", {})).status)
             # Both connections closed under the client, as an idle-timeout on the server would.
@@ -85,9 +94,15 @@ def forward_proxy(upstream: tuple[str, int]) -> Iterator[tuple[str, list[str]]]:
         method, target, version = lines[0].split(" ")
         seen.append(lines[0])
         path = "/" + target.split("://", 1)[1].split("/", 1)[1]
-        headers = [h for h in lines[1:] if h and not h.lower().startswith(("connection:", "proxy-"))]
+        headers = [
+            h for h in lines[1:] if h and not h.lower().startswith(("connection:", "proxy-"))
+        ]
         up_reader, up_writer = await asyncio.open_connection(*upstream)
-        up_writer.write(("\r\n".join([f"{method} {path} {version}", *headers, "Connection: close", "", ""])).encode("latin-1"))
+        up_writer.write(
+            (
+                "\r\n".join([f"{method} {path} {version}", *headers, "Connection: close", "", ""])
+            ).encode("latin-1")
+        )
         await up_writer.drain()
         while chunk := await up_reader.read(65536):
             writer.write(chunk)
@@ -117,7 +132,9 @@ def forward_proxy(upstream: tuple[str, int]) -> Iterator[tuple[str, list[str]]]:
         thread.join(10)
 
 
-def test_a_sync_goes_through_the_proxy_the_environment_names(gateway_factory, tmp_path, monkeypatch):
+def test_a_sync_goes_through_the_proxy_the_environment_names(
+    gateway_factory, tmp_path, monkeypatch
+):
     gw = gateway_factory(sessions_per_day=12, days=1)
     port = int(gw.url.rsplit(":", 1)[1])
     with forward_proxy(("127.0.0.1", port)) as (proxy, seen):
@@ -125,7 +142,9 @@ def test_a_sync_goes_through_the_proxy_the_environment_names(gateway_factory, tm
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
         # A name only the proxy can reach: the client must not try to resolve or connect to it.
-        settings = settings_for(gw, tmp_path, api_url=f"http://hoop.invalid:{port}", allow_insecure_http=True)
+        settings = settings_for(
+            gw, tmp_path, api_url=f"http://hoop.invalid:{port}", allow_insecure_http=True
+        )
         assert proxy_for(settings.api_url) == proxy
         result = sync_days(settings, [FIRST_DAY], now=NOW)
     assert result.ok, result.failed

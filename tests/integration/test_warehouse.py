@@ -26,13 +26,17 @@ SYNCED = datetime(2026, 11, 10, tzinfo=UTC)
 def records(n: int = 5) -> list[dict]:
     out = []
     for i in range(n):
-        out.append(session_record(
-            id=f"0b9f6a3c-1111-4222-8333-{i:012d}",
-            start_date=f"2026-11-01T{10 + i:02d}:00:00.{i}5Z",
-            event_stream=[[0.1 * j, "o", b64(bytes([i, j, 255]))] for j in range(i + 1)],
-            review=None if i % 2 else session_record()["review"] | {"id": f"aa9f6a3c-1111-4222-8333-{i:012d}",
-                                                                     "review_groups_data": []},
-        ))
+        out.append(
+            session_record(
+                id=f"0b9f6a3c-1111-4222-8333-{i:012d}",
+                start_date=f"2026-11-01T{10 + i:02d}:00:00.{i}5Z",
+                event_stream=[[0.1 * j, "o", b64(bytes([i, j, 255]))] for j in range(i + 1)],
+                review=None
+                if i % 2
+                else session_record()["review"]
+                | {"id": f"aa9f6a3c-1111-4222-8333-{i:012d}", "review_groups_data": []},
+            )
+        )
     return out
 
 
@@ -97,14 +101,23 @@ def test_the_rebuild_command_reloads_the_days_of_its_range_from_raw_files(tmp_pa
     warehouse = ingest_records(records(), data_dir=tmp_path, synced_at=SYNCED)
     before = table_contents(warehouse)
     warehouse.unlink()
-    result = CliRunner().invoke(main, ["rebuild", "--start", "2026-11-01", "--end", "2026-11-01"],
-                                env={"HOOP_DATA_DIR": str(tmp_path)})
+    result = CliRunner().invoke(
+        main,
+        ["rebuild", "--start", "2026-11-01", "--end", "2026-11-01"],
+        env={"HOOP_DATA_DIR": str(tmp_path)},
+    )
     assert result.exit_code == 0, result.output
     assert "2026-11-01: loaded 5, rejected 0" in result.output
     assert table_contents(warehouse) == before
-    missing = CliRunner().invoke(main, ["rebuild", "--start", "2026-10-01", "--end", "2026-10-02"],
-                                 env={"HOOP_DATA_DIR": str(tmp_path)})
-    assert missing.exit_code == 1 and "no raw files between 2026-10-01 and 2026-10-02" in missing.output
+    missing = CliRunner().invoke(
+        main,
+        ["rebuild", "--start", "2026-10-01", "--end", "2026-10-02"],
+        env={"HOOP_DATA_DIR": str(tmp_path)},
+    )
+    assert (
+        missing.exit_code == 1
+        and "no raw files between 2026-10-01 and 2026-10-02" in missing.output
+    )
 
 
 def test_a_transaction_that_raises_leaves_the_database_as_it_was(tmp_path):

@@ -198,13 +198,23 @@ def test_yesterday_loaded_tells_whether_the_nightly_sync_ran(
     assert result.metadata["latest_day_loaded"].value == str(DAYS[1])
 
 
-def test_a_session_the_ledger_could_not_read_fails_the_completeness_check_naming_it(data_dir: Path) -> None:
+def test_a_session_the_ledger_could_not_read_fails_the_completeness_check_naming_it(
+    data_dir: Path,
+) -> None:
     from hoop_sessions.ledger import Ledger, record_read
 
     failing = "0b9f6a3c-1111-4222-8333-00000000dead"
     record_read(
-        Ledger(data_dir), DAYS[1], gateway_now=NOW, stamp=None, listed=True, read_ids=[],
-        listed_ids=[failing], failures={failing: "could not be read: HTTP 502"}, stale=[], gone=[],
+        Ledger(data_dir),
+        DAYS[1],
+        gateway_now=NOW,
+        stamp=None,
+        listed=True,
+        read_ids=[],
+        listed_ids=[failing],
+        failures={failing: "could not be read: HTTP 502"},
+        stale=[],
+        gone=[],
         gaps=[],
     )
 
@@ -217,9 +227,13 @@ def test_a_session_the_ledger_could_not_read_fails_the_completeness_check_naming
     assert failing in item and "HTTP 502" in item
 
 
-def test_yesterday_loaded_is_not_judged_by_a_run_whose_days_end_before_yesterday(data_dir: Path) -> None:
+def test_yesterday_loaded_is_not_judged_by_a_run_whose_days_end_before_yesterday(
+    data_dir: Path,
+) -> None:
     with connect(data_dir) as con:
         historical = check_yesterday_loaded(con, TODAY + timedelta(days=5), (DAYS[0], DAYS[1]))
-        nightly = check_yesterday_loaded(con, TODAY + timedelta(days=5), (DAYS[0], TODAY + timedelta(days=4)))
+        nightly = check_yesterday_loaded(
+            con, TODAY + timedelta(days=5), (DAYS[0], TODAY + timedelta(days=4))
+        )
     assert historical.passed and "not in scope" in (historical.description or "")
     assert not nightly.passed

@@ -58,10 +58,7 @@ def node(
 
 EXPECTED_ASSETS = {
     "hoop/raw_sessions": node("hoop_ingest", {"python", "json"}, set()),
-    **{
-        f"hoop/lake/{t}": node("hoop_lake", {"parquet"}, {"hoop/raw_sessions"})
-        for t in TABLES
-    },
+    **{f"hoop/lake/{t}": node("hoop_lake", {"parquet"}, {"hoop/raw_sessions"}) for t in TABLES},
     **{
         f"hoop/warehouse/{t}": node(
             "hoop_warehouse", {"duckdb"}, {f"hoop/lake/{t}"}, pools={"hoop_warehouse"}
@@ -133,7 +130,9 @@ def test_every_asset_has_a_description_and_owners() -> None:
         assert graph.get(key).owners, key
 
 
-def test_the_checks_are_keys_reconciliation_completeness_streams_freshness_and_unknown_fields() -> None:
+def test_the_checks_are_keys_reconciliation_completeness_streams_freshness_and_unknown_fields() -> (
+    None
+):
     graph = defs.resolve_asset_graph()
     actual = {
         key.to_user_string(): graph.get_check_spec(key).blocking for key in graph.asset_check_keys

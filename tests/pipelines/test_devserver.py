@@ -131,7 +131,9 @@ def test_make_dev_serves_the_hoop_assets_checks_and_schedule_to_the_ui(devserver
     # DAGSTER_HOME, as one export line another shell can paste for the README's dagster commands.
     url = re.search(r"listens on (http://127\.0\.0\.1:\d+)", text)
     assert url, text[-2000:]
-    exported = re.search(r"export DAGSTER_HOME=(\S+) HOOP_DATA_DIR=\S+ HOOP_API_URL=(\S+) HOOP_API_TOKEN=(\S+)", text)
+    exported = re.search(
+        r"export DAGSTER_HOME=(\S+) HOOP_DATA_DIR=\S+ HOOP_API_URL=(\S+) HOOP_API_TOKEN=(\S+)", text
+    )
     assert exported and exported.group(1) == str(home) and exported.group(2) == url.group(1)
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(url.group(1) + "/api/userinfo", timeout=10)

@@ -162,7 +162,9 @@ def test_every_partitioned_asset_backfills_in_runs_of_the_days_per_run_the_varia
     assert partitioned and set(policies) == {k.to_user_string() for k in graph.get_all_asset_keys()}
     for key, policy in policies.items():
         # One policy for the whole chain, or Dagster would run each stage in runs of its own.
-        expected = BackfillPolicy.multi_run(3) if key in partitioned else BackfillPolicy.single_run()
+        expected = (
+            BackfillPolicy.multi_run(3) if key in partitioned else BackfillPolicy.single_run()
+        )
         assert policy == str(expected), key
 
 

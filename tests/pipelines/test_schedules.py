@@ -61,7 +61,9 @@ def default_windows(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def ledger_with_days_done(data_dir: Path, days: list[date], *, open_day: date | None = None) -> None:
+def ledger_with_days_done(
+    data_dir: Path, days: list[date], *, open_day: date | None = None
+) -> None:
     """A sync ledger that calls every day of ``days`` done, except one session of ``open_day``."""
     ledger = Ledger(data_dir)
     for day in days:
@@ -156,7 +158,9 @@ def test_a_session_open_at_night_one_and_finished_before_night_two_is_final_afte
 
     first = tick(night1, hoop.data_dir)
     # A first night reads every partition day up to the last closed one.
-    assert [request_days(r) for r in first] == [(hoop_days.start.date().isoformat(), day.isoformat())]
+    assert [request_days(r) for r in first] == [
+        (hoop_days.start.date().isoformat(), day.isoformat())
+    ]
     run_nightly(hoop, first)
     assert hoop.query("SELECT is_final FROM sessions WHERE session_id = ?", session_id) == [
         (False,)

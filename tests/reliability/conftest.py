@@ -19,8 +19,15 @@ from tests.reliability.hostile import HostileGateway
 
 # Columns that say when or how a sync ran, not what it read: left out of content comparisons.
 RUN_TIME_COLUMNS = (
-    "synced_at", "started_at", "finished_at", "seen_at", "found_at",
-    "requests", "retries", "pages", "api_url",
+    "synced_at",
+    "started_at",
+    "finished_at",
+    "seen_at",
+    "found_at",
+    "requests",
+    "retries",
+    "pages",
+    "api_url",
 )
 # A finding's evidence may quote them too, or figures made from them (not_final_after_days).
 RUN_TIME_EVIDENCE = (*RUN_TIME_COLUMNS, "age_days_at_sync")
@@ -28,7 +35,12 @@ RUN_TIME_PATCH = "{" + ", ".join(f'"{c}": null' for c in RUN_TIME_EVIDENCE) + "}
 
 
 def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+        ).fetchall()
+    }
 
 
 def content_hash(warehouse: Path, *, day: date | None = None) -> dict[str, str]:
@@ -44,13 +56,16 @@ def content_hash(warehouse: Path, *, day: date | None = None) -> dict[str, str]:
                 out[table.name] = "absent"
                 continue
             cols = ", ".join(
-                f"json_merge_patch(\"{c}\", '{RUN_TIME_PATCH}') AS \"{c}\"" if c == "detail" else f'"{c}"'
+                f'json_merge_patch("{c}", \'{RUN_TIME_PATCH}\') AS "{c}"'
+                if c == "detail"
+                else f'"{c}"'
                 for c in table.columns
                 if c not in RUN_TIME_COLUMNS
             )
             where = "WHERE start_day = ?" if day is not None else ""
             rows = con.execute(
-                f'SELECT {cols} FROM "{table.name}" {where} ORDER BY ALL', [day] if day is not None else []
+                f'SELECT {cols} FROM "{table.name}" {where} ORDER BY ALL',
+                [day] if day is not None else [],
             ).fetchall()
             digest = hashlib.sha256()
             for row in rows:

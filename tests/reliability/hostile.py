@@ -82,7 +82,9 @@ def error_reply(status: int, message: str) -> Reply:
 
 
 def page_reply(rows: list[Any], *, has_next_page: Any, total: Any = None) -> Reply:
-    return json_reply({"data": rows, "total": total, "total_is_capped": False, "has_next_page": has_next_page})
+    return json_reply(
+        {"data": rows, "total": total, "total_is_capped": False, "has_next_page": has_next_page}
+    )
 
 
 def paged(rows: list[Any], *, page_size: int | None = None) -> Callable[[Request], Reply]:
@@ -119,7 +121,9 @@ class HostileGateway:
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.gateway = self
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hostile-gateway", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="hostile-gateway", daemon=True
+        )
         scheme = "https" if tls else "http"
         self.port = self._server.server_address[1]
         self.url = f"{scheme}://127.0.0.1:{self.port}"

@@ -149,7 +149,9 @@ class PhaseWatch:
         lists = self._lists()
         active: set[Stage] = set()
         previous: date | None = None
-        built: tuple[date, int] | None = None  # the last day whose lake files were written, and when
+        built: tuple[date, int] | None = (
+            None  # the last day whose lake files were written, and when
+        )
         for day in DAYS:
             if (raw / f"start_day={day}" / f".sessions.ndjson.gz.{self.pid}.bodies").exists():
                 active.add(("fetching", day))
@@ -159,7 +161,9 @@ class PhaseWatch:
                     active.add(("listing", day))
                 break
             self.lists_at.setdefault(day, lists)
-            lake = self._mtime(self.data_dir / "lake" / "_manifests" / f"start_day={day}" / "_manifest.json")
+            lake = self._mtime(
+                self.data_dir / "lake" / "_manifests" / f"start_day={day}" / "_manifest.json"
+            )
             if lake < self.started_ns:
                 active.add(("parquet", day))
             else:
@@ -167,7 +171,9 @@ class PhaseWatch:
             previous = day
         if built is not None:
             warehouse = self.data_dir / "warehouse.duckdb"
-            written = max(self._mtime(warehouse), self._mtime(warehouse.with_name(warehouse.name + ".wal")))
+            written = max(
+                self._mtime(warehouse), self._mtime(warehouse.with_name(warehouse.name + ".wal"))
+            )
             if written < built[1] or write_locked(warehouse):
                 active.add(("loading", built[0]))
         return active
@@ -287,7 +293,14 @@ def plant_decoys(data_dir: Path) -> None:
     (data_dir / "warehouse.duckdb.tmp").write_bytes(b"garbage")
 
 
-def kill_at(env: dict[str, str], log: Path, phases: PhaseWatch, order: list[Stage], aimed: Stage, after: float) -> Kill:
+def kill_at(
+    env: dict[str, str],
+    log: Path,
+    phases: PhaseWatch,
+    order: list[Stage],
+    aimed: Stage,
+    after: float,
+) -> Kill:
     process = start_backfill(env, log)
     phases.begin(process.pid)
     entered: float | None = None
@@ -295,7 +308,9 @@ def kill_at(env: dict[str, str], log: Path, phases: PhaseWatch, order: list[Stag
     try:
         while process.poll() is None:
             hit = phases.stages()
-            if entered is None and any(order.index(s) >= order.index(aimed) for s in hit if s in order):
+            if entered is None and any(
+                order.index(s) >= order.index(aimed) for s in hit if s in order
+            ):
                 entered = time.monotonic()
             if entered is not None and time.monotonic() - entered >= after:
                 process.send_signal(signal.SIGKILL)
@@ -316,20 +331,36 @@ def crash_sequence(tmp: Path, kills: int) -> Sequence:
     log = tmp / "backfills.log"
     crashed, measured = tmp / "crashed", tmp / "measured"
     with serve(SimulatorConfig(start=FIRST_DAY, now=NOW, **OLD)) as gateway:
-        old_run = run_cli("backfill", "--start", str(DAYS[0]), "--end", str(DAYS[-1]),
-                          env=cli_env(gateway.url, gateway.token, crashed))
+        old_run = run_cli(
+            "backfill",
+            "--start",
+            str(DAYS[0]),
+            "--end",
+            str(DAYS[-1]),
+            env=cli_env(gateway.url, gateway.token, crashed),
+        )
         assert old_run.returncode == 0, old_run.stderr
     old = signatures(crashed / "warehouse.duckdb")
     shutil.copytree(crashed, measured)
     with serve(SimulatorConfig(start=FIRST_DAY, now=NOW, **SHAPE)) as gateway:
         env = cli_env(gateway.url, gateway.token, crashed)
-        timeline, length = measured_run(cli_env(gateway.url, gateway.token, measured), PhaseWatch(gateway, measured), log)
+        timeline, length = measured_run(
+            cli_env(gateway.url, gateway.token, measured), PhaseWatch(gateway, measured), log
+        )
         new = signatures(measured / "warehouse.duckdb")
         assert all(old[d] != new[d] for d in DAYS), "the two versions of a day cannot be told apart"
 
         stop, report = tmp / "reader.stop", tmp / "reader.json"
         reader = subprocess.Popen(
-            [sys.executable, "-c", READER, str(crashed / "warehouse.duckdb"), str(stop), str(report), SIGNATURE_SQL],
+            [
+                sys.executable,
+                "-c",
+                READER,
+                str(crashed / "warehouse.duckdb"),
+                str(stop),
+                str(report),
+                SIGNATURE_SQL,
+            ],
             start_new_session=True,
         )
         done: list[Kill] = []
@@ -340,7 +371,9 @@ def crash_sequence(tmp: Path, kills: int) -> Sequence:
                 done.append(kill_at(env, log, phases, order, aimed, after))
             leftovers = temp_files(crashed)
             plant_decoys(crashed)
-            rerun = run_cli("backfill", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--redo", env=env)
+            rerun = run_cli(
+                "backfill", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--redo", env=env
+            )
         finally:
             stop.touch()
             try:
@@ -388,10 +421,20 @@ def assert_the_reader_saw_each_day_old_or_new_and_reconciled(sequence: Sequence)
         day_text, *values = json.loads(key)
         day = date.fromisoformat(day_text)
         sig = tuple(values)
-        version = "old" if sig == sequence.old.get(day) else "new" if sig == sequence.new.get(day) else None
+        version = (
+            "old"
+            if sig == sequence.old.get(day)
+            else "new"
+            if sig == sequence.new.get(day)
+            else None
+        )
         assert version is not None, f"{day}: neither the old nor the new version: {sig}"
-        sessions, _, _, _, listed, loaded, rejected, _ = (int(v) if v and v.isdigit() else v for v in sig)
-        assert listed == loaded + rejected and sessions == loaded, f"{day}: counts do not reconcile: {sig}"
+        sessions, _, _, _, listed, loaded, rejected, _ = (
+            int(v) if v and v.isdigit() else v for v in sig
+        )
+        assert listed == loaded + rejected and sessions == loaded, (
+            f"{day}: counts do not reconcile: {sig}"
+        )
         versions[version] = versions.get(version, 0) + count
     # It saw both versions, or its checks proved nothing.
     assert versions.get("old") and versions.get("new"), versions
@@ -403,15 +446,22 @@ def assert_verify_is_clean(sequence: Sequence) -> None:
 
 
 # One test per sequence, not one per claim: each sequence takes a minute or more.
-@pytest.mark.parametrize("kills", [pytest.param(6, id="6-kills"), pytest.param(20, id="20-kills", marks=pytest.mark.reliability)])
-def test_a_backfill_killed_at_random_moments_converges_verifies_clean_and_never_shows_half_a_day(kills, tmp_path):
+@pytest.mark.parametrize(
+    "kills",
+    [pytest.param(6, id="6-kills"), pytest.param(20, id="20-kills", marks=pytest.mark.reliability)],
+)
+def test_a_backfill_killed_at_random_moments_converges_verifies_clean_and_never_shows_half_a_day(
+    kills, tmp_path
+):
     """The rerun ends identical to an uninterrupted run, temp files of the killed runs (and decoys
     planted before the rerun) do not disturb it, `hoop-sessions verify` finds every file as its
     manifest says, and the reader saw each day old or new, reconciled, all along."""
     sequence = crash_sequence(tmp_path, kills)
-    print(f"uninterrupted run {sequence.measured_seconds:.1f} s; kills: {describe(sequence.kills)}; "
-          f"reader: {sequence.reader['reads']} reads, {sequence.reader['refused']} refused; "
-          f"temp files left: {sequence.leftovers}")
+    print(
+        f"uninterrupted run {sequence.measured_seconds:.1f} s; kills: {describe(sequence.kills)}; "
+        f"reader: {sequence.reader['reads']} reads, {sequence.reader['refused']} refused; "
+        f"temp files left: {sequence.leftovers}"
+    )
     assert_the_rerun_equals_an_uninterrupted_run(sequence)
     assert_the_reader_saw_each_day_old_or_new_and_reconciled(sequence)
     assert_verify_is_clean(sequence)
@@ -438,7 +488,9 @@ def test_a_backfill_killed_with_sigkill_leaves_no_process_behind(tmp_path):
     assert left == [], f"processes of the killed run still alive 5 s later: {left}"
 
 
-def test_a_sync_killed_between_reading_a_day_and_loading_it_loads_the_day_on_the_next_incremental_run(tmp_path):
+def test_a_sync_killed_between_reading_a_day_and_loading_it_loads_the_day_on_the_next_incremental_run(
+    tmp_path,
+):
     from datetime import UTC, datetime
     from datetime import time as clock
 
@@ -457,8 +509,11 @@ def test_a_sync_killed_between_reading_a_day_and_loading_it_loads_the_day_on_the
         assert old != new
 
         process = subprocess.Popen(
-            [sys.executable, "-m", "hoop_sessions", *args], env={**os.environ, **env},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [sys.executable, "-m", "hoop_sessions", *args],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         started = time.time_ns()
         raw = data / "raw" / f"start_day={DAYS[-1]}" / "sessions.ndjson.gz"
@@ -470,7 +525,9 @@ def test_a_sync_killed_between_reading_a_day_and_loading_it_loads_the_day_on_the
         finally:
             end_session(process.pid)
         assert raw.stat().st_mtime_ns >= started, "the run ended before it replaced the raw file"
-        assert content_hash(data / "warehouse.duckdb", day=DAYS[-1]) == old, "the kill came after the load"
+        assert content_hash(data / "warehouse.duckdb", day=DAYS[-1]) == old, (
+            "the kill came after the load"
+        )
 
         rerun = run_cli(*args, env=env)
     assert rerun.returncode == 0, rerun.stderr

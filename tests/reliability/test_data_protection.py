@@ -14,7 +14,11 @@ from tests.reliability.conftest import cli_env, run_cli
 
 def backfill_with_umask(gateway, data_dir: Path, umask: int):
     return run_cli(
-        "backfill", "--start", str(FIRST_DAY), "--end", str(FIRST_DAY),
+        "backfill",
+        "--start",
+        str(FIRST_DAY),
+        "--end",
+        str(FIRST_DAY),
         env=cli_env(gateway.url, gateway.token, data_dir),
         preexec_fn=lambda: os.umask(umask),
     )
@@ -36,7 +40,9 @@ def readable_by_others(data_dir: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask-022", "umask-000"])
-def test_a_new_data_directory_and_warehouse_are_readable_by_their_owner_only(gateway_factory, tmp_path, umask):
+def test_a_new_data_directory_and_warehouse_are_readable_by_their_owner_only(
+    gateway_factory, tmp_path, umask
+):
     gateway = gateway_factory(days=1, sessions_per_day=10)
     data_dir = tmp_path / "var" / "hoop-sessions"
     done = backfill_with_umask(gateway, data_dir, umask)
@@ -46,7 +52,9 @@ def test_a_new_data_directory_and_warehouse_are_readable_by_their_owner_only(gat
     assert readable_by_others(data_dir) == []
 
 
-def test_session_contents_in_an_existing_data_directory_are_not_readable_by_others(gateway_factory, tmp_path):
+def test_session_contents_in_an_existing_data_directory_are_not_readable_by_others(
+    gateway_factory, tmp_path
+):
     gateway = gateway_factory(days=1, sessions_per_day=10)
     data_dir = tmp_path / "hoop-sessions"
     data_dir.mkdir(mode=0o755)

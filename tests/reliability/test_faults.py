@@ -42,7 +42,9 @@ def test_every_kind_of_fault_at_this_rate_gives_the_warehouse_of_a_fault_free_ru
     assert sync_days(settings_for(clean, tmp_path / "clean"), day_list, now=NOW).ok
 
     # The client gives up on an answer after 1 s; a `slow` fault answers after 1.5 s.
-    result = sync_days(settings_for(flaky, tmp_path / "flaky", timeout_seconds=1.0), day_list, now=NOW)
+    result = sync_days(
+        settings_for(flaky, tmp_path / "flaky", timeout_seconds=1.0), day_list, now=NOW
+    )
 
     assert result.ok, result.failed
     faults = flaky.stats.faults
@@ -63,40 +65,71 @@ def test_a_day_that_keeps_failing_is_named_with_its_cause_keeps_its_old_rows_and
     # were still running or waiting for review: it differs from today's.
     early = datetime.combine(failing + timedelta(days=1), time(0, 1), tzinfo=UTC)
     before = gateway_factory(days=3, sessions_per_day=30, seed=8, now=early)
-    done = run_cli("backfill", "--start", str(failing), "--end", str(failing),
-                   env=cli_env(before.url, before.token, data, HOOP_CLOSE_MARGIN_MINUTES="0"))
+    done = run_cli(
+        "backfill",
+        "--start",
+        str(failing),
+        "--end",
+        str(failing),
+        env=cli_env(before.url, before.token, data, HOOP_CLOSE_MARGIN_MINUTES="0"),
+    )
     assert done.returncode == 0, done.stderr
     failing_before = content_hash(data / "warehouse.duckdb", day=failing)
 
     broken = gateway_factory(days=3, sessions_per_day=30, seed=8, failing_days=frozenset({failing}))
-    failed = run_cli("backfill", "--start", str(days[0]), "--end", str(days[-1]), "--redo",
-                     env=cli_env(broken.url, broken.token, data, HOOP_RETRY_ATTEMPTS="3"))
+    failed = run_cli(
+        "backfill",
+        "--start",
+        str(days[0]),
+        "--end",
+        str(days[-1]),
+        "--redo",
+        env=cli_env(broken.url, broken.token, data, HOOP_RETRY_ATTEMPTS="3"),
+    )
 
     assert failed.returncode == 1, failed.stdout + failed.stderr
     message = failed.stderr
     assert "1 day(s) failed; their previous content is kept" in message, message
     failure = next(line for line in message.splitlines() if line.strip().startswith(str(failing)))
-    assert "GET /api/sessions kept failing after 3 attempts" in failure and "HTTP 500" in failure, failure
+    assert "GET /api/sessions kept failing after 3 attempts" in failure and "HTTP 500" in failure, (
+        failure
+    )
     assert "Traceback" not in message
     after = content_hash(data / "warehouse.duckdb", day=failing)
     assert {k: v for k, v in after.items() if failing_before[k] != v} == {}
     truth = Dataset(broken.config)
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         for day in others:
-            loaded = {r[0] for r in con.execute(
-                "SELECT session_id FROM sessions WHERE start_day = ?", [day]).fetchall()}
+            loaded = {
+                r[0]
+                for r in con.execute(
+                    "SELECT session_id FROM sessions WHERE start_day = ?", [day]
+                ).fetchall()
+            }
             assert loaded == set(truth.session_ids(day, now=NOW)), day
-        reconciled = dict(con.execute("SELECT start_day, reconciled FROM day_reconciliation").fetchall())
+        reconciled = dict(
+            con.execute("SELECT start_day, reconciled FROM day_reconciliation").fetchall()
+        )
     assert reconciled == dict.fromkeys(days, True)
 
     # The same command against a healthy gateway completes the day it could not read.
     healthy = gateway_factory(days=3, sessions_per_day=30, seed=8)
-    again = run_cli("backfill", "--start", str(days[0]), "--end", str(days[-1]),
-                    env=cli_env(healthy.url, healthy.token, data))
+    again = run_cli(
+        "backfill",
+        "--start",
+        str(days[0]),
+        "--end",
+        str(days[-1]),
+        env=cli_env(healthy.url, healthy.token, data),
+    )
     assert again.returncode == 0, again.stderr
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
-        loaded = {r[0] for r in con.execute(
-            "SELECT session_id FROM sessions WHERE start_day = ?", [failing]).fetchall()}
+        loaded = {
+            r[0]
+            for r in con.execute(
+                "SELECT session_id FROM sessions WHERE start_day = ?", [failing]
+            ).fetchall()
+        }
     assert loaded == set(truth.session_ids(failing, now=NOW))
     # ... which differs from the content kept meanwhile: the check above could tell them apart.
     assert content_hash(data / "warehouse.duckdb", day=failing) != failing_before

@@ -130,7 +130,9 @@ class Case:
 # -- scripts --------------------------------------------------------------------------------
 
 
-def serve_bad(bad: dict[str, Any], *, body: Reply | None = None, row: Any = None) -> Callable[[HostileGateway], None]:
+def serve_bad(
+    bad: dict[str, Any], *, body: Reply | None = None, row: Any = None
+) -> Callable[[HostileGateway], None]:
     """Day D lists the good sessions and ``bad`` (or ``row``); the get of BAD answers ``body``."""
 
     def script(gw: HostileGateway) -> None:
@@ -152,7 +154,9 @@ def bad_body(body: bytes | Reply) -> Callable[[HostileGateway], None]:
     return serve_bad(record(99), body=reply)
 
 
-def bad_json(text_of_record: Callable[[bytes], bytes], **overrides: Any) -> Callable[[HostileGateway], None]:
+def bad_json(
+    text_of_record: Callable[[bytes], bytes], **overrides: Any
+) -> Callable[[HostileGateway], None]:
     """A get body made by editing the JSON text of a good record (for what JSON cannot say)."""
     return bad_body(text_of_record(orjson.dumps(record(99, **overrides))))
 
@@ -193,13 +197,18 @@ def split_day_with_a_failing_part(gw: HostileGateway) -> None:
     gw.add_day(DAY, [*GOOD, record(99)])
 
     def route(request: Request) -> Reply:
-        start, end = (datetime.fromisoformat(request.query[k].replace("Z", "+00:00")) for k in ("start_date", "end_date"))
+        start, end = (
+            datetime.fromisoformat(request.query[k].replace("Z", "+00:00"))
+            for k in ("start_date", "end_date")
+        )
         if end - start > timedelta(hours=6):
             return always_capped(request)
         if start.hour == 0:
             return error_reply(500, "failed listing sessions")
         if request.offset == 0:
-            return Reply(200, orjson.dumps({"data": [ROW], "total": 2, "has_next_page": True}), delay=2.0)
+            return Reply(
+                200, orjson.dumps({"data": [ROW], "total": 2, "has_next_page": True}), delay=2.0
+            )
         return page_reply([], has_next_page=False)
 
     next_day = paged(gw.rows[NEXT])
@@ -208,8 +217,14 @@ def split_day_with_a_failing_part(gw: HostileGateway) -> None:
 
 
 def always_capped(request: Request) -> Reply:
-    return json_reply({"data": [list_row(r) for r in GOOD], "total": 10_000, "total_is_capped": True,
-                       "has_next_page": True})
+    return json_reply(
+        {
+            "data": [list_row(r) for r in GOOD],
+            "total": 10_000,
+            "total_is_capped": True,
+            "has_next_page": True,
+        }
+    )
 
 
 def duplicate_ids_across_pages(gw: HostileGateway) -> None:
@@ -255,7 +270,11 @@ def sql_stored_verbatim(con: duckdb.DuckDBPyConnection) -> None:
     assert value(con, "SELECT connection FROM sessions WHERE session_id = ?") == SQL
     assert value(con, "SELECT user_name FROM sessions WHERE session_id = ?") == "Robert" + SQL
     assert value(con, "SELECT metadata->>'$.q' FROM sessions WHERE session_id = ?") == SQL
-    tags = dict(con.execute("SELECT tag_key, tag_value FROM connection_tags WHERE session_id = ?", [BAD]).fetchall())
+    tags = dict(
+        con.execute(
+            "SELECT tag_key, tag_value FROM connection_tags WHERE session_id = ?", [BAD]
+        ).fetchall()
+    )
     assert tags == {"environment": SQL, SQL: "x"}
     payload = value(con, "SELECT payload FROM session_events WHERE session_id = ? AND seq = 0")
     assert payload == SQL.encode()
@@ -263,34 +282,58 @@ def sql_stored_verbatim(con: duckdb.DuckDBPyConnection) -> None:
 
 def html_stored_verbatim(con: duckdb.DuckDBPyConnection) -> None:
     assert value(con, "SELECT user_name FROM sessions WHERE session_id = ?") == HTML
-    assert value(con, "SELECT connection FROM sessions WHERE session_id = ?") == "<img src=x onerror=alert(1)>"
+    assert (
+        value(con, "SELECT connection FROM sessions WHERE session_id = ?")
+        == "<img src=x onerror=alert(1)>"
+    )
     assert value(con, "SELECT script FROM sessions WHERE session_id = ?") == "</script>" + HTML
-    assert value(con, "SELECT payload_text FROM session_events WHERE session_id = ? AND seq = 0") == HTML
+    assert (
+        value(con, "SELECT payload_text FROM session_events WHERE session_id = ? AND seq = 0")
+        == HTML
+    )
 
 
 def huge_strings_stored(con: duckdb.DuckDBPyConnection) -> None:
     assert value(con, "SELECT length(connection) FROM sessions WHERE session_id = ?") == 5 << 20
-    assert value(con, "SELECT length(metadata->>'$.blob') FROM sessions WHERE session_id = ?") == 3 << 20
-    assert value(con, "SELECT payload_bytes FROM session_events WHERE session_id = ? AND seq = 0") == 4 << 20
+    assert (
+        value(con, "SELECT length(metadata->>'$.blob') FROM sessions WHERE session_id = ?")
+        == 3 << 20
+    )
+    assert (
+        value(con, "SELECT payload_bytes FROM session_events WHERE session_id = ? AND seq = 0")
+        == 4 << 20
+    )
 
 
 def control_characters_stored(con: duckdb.DuckDBPyConnection) -> None:
-    assert value(con, "SELECT user_name FROM sessions WHERE session_id = ?") == "a\x00b\x1b[31mred\u202eevil"
-    assert value(con, "SELECT connection FROM sessions WHERE session_id = ?") == "\U0001f525 prod \u0645\u0631\u062d\u0628\u0627"
+    assert (
+        value(con, "SELECT user_name FROM sessions WHERE session_id = ?")
+        == "a\x00b\x1b[31mred\u202eevil"
+    )
+    assert (
+        value(con, "SELECT connection FROM sessions WHERE session_id = ?")
+        == "\U0001f525 prod \u0645\u0631\u062d\u0628\u0627"
+    )
 
 
 def nulls_stored(con: duckdb.DuckDBPyConnection) -> None:
     row = con.execute(
         "SELECT status, end_date, exit_code, user_email, metrics, stream_status, event_count, review_id "
-        "FROM sessions WHERE session_id = ?", [BAD]).fetchone()
+        "FROM sessions WHERE session_id = ?",
+        [BAD],
+    ).fetchone()
     assert row == (None, None, None, None, None, "absent", 0, None)
     assert value(con, "SELECT count(*) FROM connection_tags WHERE session_id = ?") == 0
 
 
 def each_session_once(con: duckdb.DuckDBPyConnection) -> None:
-    rows = con.execute("SELECT session_id, count(*) FROM sessions WHERE start_day = ? GROUP BY 1", [DAY]).fetchall()
+    rows = con.execute(
+        "SELECT session_id, count(*) FROM sessions WHERE start_day = ? GROUP BY 1", [DAY]
+    ).fetchall()
     assert sorted(rows) == sorted((s, 1) for s in [*GOOD_IDS, BAD])
-    listed = con.execute("SELECT sum(sessions_listed) FROM sync_windows WHERE start_day = ?", [DAY]).fetchone()
+    listed = con.execute(
+        "SELECT sum(sessions_listed) FROM sync_windows WHERE start_day = ?", [DAY]
+    ).fetchone()
     assert listed == (4,)
 
 
@@ -303,7 +346,8 @@ def warned(field: str, kind: str) -> Callable[[duckdb.DuckDBPyConnection], None]
 
     def check(con: duckdb.DuckDBPyConnection) -> None:
         rows = con.execute(
-            "SELECT field, kind FROM record_warnings WHERE session_id = ? AND start_day = ?", [BAD, DAY]
+            "SELECT field, kind FROM record_warnings WHERE session_id = ? AND start_day = ?",
+            [BAD, DAY],
         ).fetchall()
         assert (field, kind) in rows, rows
 
@@ -323,148 +367,387 @@ def half(data: bytes) -> bytes:
 
 
 REJECTED = [
-    Case("get-body-invalid-json", bad_body(b'{"id": "%s", "start_date": "2026-11-01T12:00:00Z",}' % BAD.encode()),
-         Rejected("flatten", "invalid JSON")),
-    Case("get-body-spread-over-lines-and-invalid",
-         bad_body(b'{\n  "id": "%s",\n  "start_date": oops\n}\n' % BAD.encode()),
-         Rejected("flatten", "invalid JSON"),
-),
-    Case("get-body-nan-elapsed", bad_json(lambda t: t.replace(b'"__nan__"', b"NaN"), event_stream=[["__nan__", "o", "aGk="]]),
-         Rejected("flatten", "invalid JSON")),
-    Case("get-body-infinity-exit-code", bad_json(lambda t: t.replace(b'"exit_code":0', b'"exit_code":-Infinity')),
-         Rejected("flatten", "invalid JSON")),
-    Case("get-body-not-utf8", bad_json(lambda t: t.replace(b'"Alice"', b'"Al\xffi\xfe\xc3ce"')),
-         Rejected("flatten", "invalid JSON.*UTF-8")),
-    Case("get-body-lone-surrogate", bad_json(lambda t: t.replace(b'"Alice"', b'"\\ud800"')),
-         Rejected("flatten", "invalid JSON.*surrogate")),
-    Case("get-body-nested-10000-levels", bad_json(lambda t: t.replace(b'"__deep__"', nested(10_000)), metadata="__deep__"),
-         Rejected("flatten", "invalid JSON.*depth")),
-    Case("get-body-html-error-page-with-200", bad_body(Reply(200, HTML_PAGE, "text/html")),
-         Rejected("get", "body that is not JSON")),
+    Case(
+        "get-body-invalid-json",
+        bad_body(b'{"id": "%s", "start_date": "2026-11-01T12:00:00Z",}' % BAD.encode()),
+        Rejected("flatten", "invalid JSON"),
+    ),
+    Case(
+        "get-body-spread-over-lines-and-invalid",
+        bad_body(b'{\n  "id": "%s",\n  "start_date": oops\n}\n' % BAD.encode()),
+        Rejected("flatten", "invalid JSON"),
+    ),
+    Case(
+        "get-body-nan-elapsed",
+        bad_json(
+            lambda t: t.replace(b'"__nan__"', b"NaN"), event_stream=[["__nan__", "o", "aGk="]]
+        ),
+        Rejected("flatten", "invalid JSON"),
+    ),
+    Case(
+        "get-body-infinity-exit-code",
+        bad_json(lambda t: t.replace(b'"exit_code":0', b'"exit_code":-Infinity')),
+        Rejected("flatten", "invalid JSON"),
+    ),
+    Case(
+        "get-body-not-utf8",
+        bad_json(lambda t: t.replace(b'"Alice"', b'"Al\xffi\xfe\xc3ce"')),
+        Rejected("flatten", "invalid JSON.*UTF-8"),
+    ),
+    Case(
+        "get-body-lone-surrogate",
+        bad_json(lambda t: t.replace(b'"Alice"', b'"\\ud800"')),
+        Rejected("flatten", "invalid JSON.*surrogate"),
+    ),
+    Case(
+        "get-body-nested-10000-levels",
+        bad_json(lambda t: t.replace(b'"__deep__"', nested(10_000)), metadata="__deep__"),
+        Rejected("flatten", "invalid JSON.*depth"),
+    ),
+    Case(
+        "get-body-html-error-page-with-200",
+        bad_body(Reply(200, HTML_PAGE, "text/html")),
+        Rejected("get", "body that is not JSON"),
+    ),
     Case("get-body-empty-with-200", bad_body(b""), Rejected("get", "body that is not JSON")),
-    Case("get-body-cut-short-every-time", bad_body(half(orjson.dumps(record(99)))),
-         Rejected("get", "body that is not JSON")),
-    Case("get-404-after-list", bad_body(error_reply(404, "not found")), Rejected("get", "not found when read")),
-    Case("get-403-after-list", bad_body(error_reply(403, "user is not allowed to access this session")),
-         Rejected("get", "may not read it")),
-    Case("get-answers-another-sessions-id", bad_body(json_reply(record(98))),
-         Rejected("flatten", f"asked for session {BAD}, the gateway answered with '{OTHER}'")),
-    Case("get-answers-a-session-of-another-day", bad_body(json_reply(record(99, day=date(2026, 11, 5)))),
-         Rejected("flatten", "not on day 2026-11-01")),
-    Case("get-body-is-a-json-list", bad_body(b"[1, 2, 3]"), Rejected("flatten", "record is a JSON list")),
-    Case("start-date-is-null-in-the-get", serve_bad(record(99), body=json_reply(record(99, start_date=None))),
-         Rejected("flatten", "start_date is NoneType")),
-    Case("event-of-two-elements", bad_record(event_stream=[[0.5, "o"]]), Rejected("flatten", "not a \\[elapsed, type, data\\] triple")),
-    Case("event-payload-invalid-base64", bad_record(event_stream=[[0.5, "o", "!!not base64!!"]]),
-         Rejected("flatten", "not valid base64")),
-    Case("event-payload-is-a-number", bad_record(event_stream=[[0.5, "o", 12345]]), Rejected("flatten", "payload is not a base64 string")),
-    Case("event-elapsed-negative", bad_record(event_stream=[[-3.5, "o", "aGk="]]), Rejected("flatten", "invalid elapsed time -3.5")),
-    Case("event-elapsed-is-a-string", bad_record(event_stream=[["0.5", "o", "aGk="]]), Rejected("flatten", "non-numeric elapsed")),
-    Case("event-elapsed-1e300", bad_record(event_stream=[[1e300, "o", "aGk="]]), Rejected("flatten", "elapsed")),
-    Case("event-stream-is-an-object", bad_record(event_stream={"0": [0.5, "o", "aGk="]}),
-         Rejected("flatten", "event_stream is a dict")),
-    Case("list-row-without-id", bad_list_row({k: v for k, v in list_row(record(99)).items() if k != "id"}),
-         Rejected("list", "missing or malformed id", None, counted=False)),
-    Case("list-row-id-is-a-path", bad_list_row({**list_row(record(99)), "id": "../userinfo"}),
-         Rejected("list", "missing or malformed id", None, counted=False)),
-    Case("list-row-is-not-an-object", bad_list_row(42), Rejected("list", "missing or malformed id", None, counted=False)),
-    Case("list-row-outside-the-window", bad_list_row(list_row(record(99, day=date(2026, 11, 5)))),
-         Rejected("list", "outside the window", counted=False)),
-    Case("list-row-start-date-not-a-time", bad_list_row({**list_row(record(99)), "start_date": "yesterday"}),
-         Rejected("list", "'yesterday' is not an RFC3339 time")),
+    Case(
+        "get-body-cut-short-every-time",
+        bad_body(half(orjson.dumps(record(99)))),
+        Rejected("get", "body that is not JSON"),
+    ),
+    Case(
+        "get-404-after-list",
+        bad_body(error_reply(404, "not found")),
+        Rejected("get", "not found when read"),
+    ),
+    Case(
+        "get-403-after-list",
+        bad_body(error_reply(403, "user is not allowed to access this session")),
+        Rejected("get", "may not read it"),
+    ),
+    Case(
+        "get-answers-another-sessions-id",
+        bad_body(json_reply(record(98))),
+        Rejected("flatten", f"asked for session {BAD}, the gateway answered with '{OTHER}'"),
+    ),
+    Case(
+        "get-answers-a-session-of-another-day",
+        bad_body(json_reply(record(99, day=date(2026, 11, 5)))),
+        Rejected("flatten", "not on day 2026-11-01"),
+    ),
+    Case(
+        "get-body-is-a-json-list",
+        bad_body(b"[1, 2, 3]"),
+        Rejected("flatten", "record is a JSON list"),
+    ),
+    Case(
+        "start-date-is-null-in-the-get",
+        serve_bad(record(99), body=json_reply(record(99, start_date=None))),
+        Rejected("flatten", "start_date is NoneType"),
+    ),
+    Case(
+        "event-of-two-elements",
+        bad_record(event_stream=[[0.5, "o"]]),
+        Rejected("flatten", "not a \\[elapsed, type, data\\] triple"),
+    ),
+    Case(
+        "event-payload-invalid-base64",
+        bad_record(event_stream=[[0.5, "o", "!!not base64!!"]]),
+        Rejected("flatten", "not valid base64"),
+    ),
+    Case(
+        "event-payload-is-a-number",
+        bad_record(event_stream=[[0.5, "o", 12345]]),
+        Rejected("flatten", "payload is not a base64 string"),
+    ),
+    Case(
+        "event-elapsed-negative",
+        bad_record(event_stream=[[-3.5, "o", "aGk="]]),
+        Rejected("flatten", "invalid elapsed time -3.5"),
+    ),
+    Case(
+        "event-elapsed-is-a-string",
+        bad_record(event_stream=[["0.5", "o", "aGk="]]),
+        Rejected("flatten", "non-numeric elapsed"),
+    ),
+    Case(
+        "event-elapsed-1e300",
+        bad_record(event_stream=[[1e300, "o", "aGk="]]),
+        Rejected("flatten", "elapsed"),
+    ),
+    Case(
+        "event-stream-is-an-object",
+        bad_record(event_stream={"0": [0.5, "o", "aGk="]}),
+        Rejected("flatten", "event_stream is a dict"),
+    ),
+    Case(
+        "list-row-without-id",
+        bad_list_row({k: v for k, v in list_row(record(99)).items() if k != "id"}),
+        Rejected("list", "missing or malformed id", None, counted=False),
+    ),
+    Case(
+        "list-row-id-is-a-path",
+        bad_list_row({**list_row(record(99)), "id": "../userinfo"}),
+        Rejected("list", "missing or malformed id", None, counted=False),
+    ),
+    Case(
+        "list-row-is-not-an-object",
+        bad_list_row(42),
+        Rejected("list", "missing or malformed id", None, counted=False),
+    ),
+    Case(
+        "list-row-outside-the-window",
+        bad_list_row(list_row(record(99, day=date(2026, 11, 5)))),
+        Rejected("list", "outside the window", counted=False),
+    ),
+    Case(
+        "list-row-start-date-not-a-time",
+        bad_list_row({**list_row(record(99)), "start_date": "yesterday"}),
+        Rejected("list", "'yesterday' is not an RFC3339 time"),
+    ),
 ]
 
 
 STORED = [
     Case("status-is-a-number", bad_record(status=5), Stored(warned("status", "malformed"))),
-    Case("exit-code-is-a-boolean", bad_record(exit_code=True), Stored(warned("exit_code", "malformed"))),
-    Case("exit-code-is-a-string", bad_record(exit_code="0"), Stored(warned("exit_code", "malformed"))),
-    Case("exit-code-beyond-64-bits", bad_json(lambda t: t.replace(b'"exit_code":0', b'"exit_code":99999999999999999999999')),
-         Stored(warned("exit_code", "malformed"))),
-    Case("connection-tags-is-a-string", bad_record(connection_tags="prod"), Stored(warned("connection_tags", "malformed"))),
-    Case("metadata-is-a-list", bad_record(metadata=[1, 2]), Stored(warned("metadata", "malformed"))),
-    Case("review-is-a-list", bad_record(review=["APPROVED"]), Stored(warned("review", "malformed"))),
-    Case("review-without-id", bad_record(review={"id": None, "status": "APPROVED"}), Stored(warned("review.id", "malformed"))),
-    Case("review-groups-are-strings", bad_record(review={"id": OTHER, "review_groups_data": ["sre"]}),
-         Stored(warned("review.review_groups_data[0]", "malformed"))),
-    Case("time-window-out-of-range",
-         bad_record(review={"id": OTHER, "time_window": {"type": "time_range", "configuration": {"start_time": "25:99"}}}),
-         Stored(warned("review.time_window.configuration.start_time", "malformed"))),
-    Case("event-of-unknown-kind", bad_record(event_stream=[[0.5, "x", "aGk="]]), Stored(warned("event_stream.type", "unknown_value"))),
-    Case("sql-in-names-tags-metadata-and-events",
-         bad_record(connection=SQL, user_name="Robert" + SQL, metadata={"q": SQL},
-                    connection_tags={"environment": SQL, SQL: "x"}, event_stream=[[0.5, "i", base64.b64encode(SQL.encode()).decode()]]),
-         Stored(sql_stored_verbatim)),
-    Case("html-and-script-in-names-input-and-events",
-         bad_record(user_name=HTML, connection="<img src=x onerror=alert(1)>", script={"data": "</script>" + HTML},
-                    event_stream=one_event(HTML.encode())),
-         Stored(html_stored_verbatim)),
-    Case("strings-of-several-mib",
-         bad_record(connection="c" * (5 << 20), metadata={"blob": "m" * (3 << 20)}, event_stream=one_event(b"\x00" * (4 << 20))),
-         Stored(huge_strings_stored)),
-    Case("nul-control-bidi-and-emoji-characters",
-         bad_record(user_name="a\x00b\x1b[31mred\u202eevil", connection="\U0001f525 prod \u0645\u0631\u062d\u0628\u0627"),
-         Stored(control_characters_stored)),
-    Case("nulls-where-values-are-usual",
-         bad_record(status=None, end_date=None, exit_code=None, user=None, metrics=None, event_stream=None,
-                    connection_tags=None, labels=None, metadata=None, integrations_metadata=None),
-         Stored(nulls_stored)),
+    Case(
+        "exit-code-is-a-boolean",
+        bad_record(exit_code=True),
+        Stored(warned("exit_code", "malformed")),
+    ),
+    Case(
+        "exit-code-is-a-string", bad_record(exit_code="0"), Stored(warned("exit_code", "malformed"))
+    ),
+    Case(
+        "exit-code-beyond-64-bits",
+        bad_json(lambda t: t.replace(b'"exit_code":0', b'"exit_code":99999999999999999999999')),
+        Stored(warned("exit_code", "malformed")),
+    ),
+    Case(
+        "connection-tags-is-a-string",
+        bad_record(connection_tags="prod"),
+        Stored(warned("connection_tags", "malformed")),
+    ),
+    Case(
+        "metadata-is-a-list", bad_record(metadata=[1, 2]), Stored(warned("metadata", "malformed"))
+    ),
+    Case(
+        "review-is-a-list", bad_record(review=["APPROVED"]), Stored(warned("review", "malformed"))
+    ),
+    Case(
+        "review-without-id",
+        bad_record(review={"id": None, "status": "APPROVED"}),
+        Stored(warned("review.id", "malformed")),
+    ),
+    Case(
+        "review-groups-are-strings",
+        bad_record(review={"id": OTHER, "review_groups_data": ["sre"]}),
+        Stored(warned("review.review_groups_data[0]", "malformed")),
+    ),
+    Case(
+        "time-window-out-of-range",
+        bad_record(
+            review={
+                "id": OTHER,
+                "time_window": {"type": "time_range", "configuration": {"start_time": "25:99"}},
+            }
+        ),
+        Stored(warned("review.time_window.configuration.start_time", "malformed")),
+    ),
+    Case(
+        "event-of-unknown-kind",
+        bad_record(event_stream=[[0.5, "x", "aGk="]]),
+        Stored(warned("event_stream.type", "unknown_value")),
+    ),
+    Case(
+        "sql-in-names-tags-metadata-and-events",
+        bad_record(
+            connection=SQL,
+            user_name="Robert" + SQL,
+            metadata={"q": SQL},
+            connection_tags={"environment": SQL, SQL: "x"},
+            event_stream=[[0.5, "i", base64.b64encode(SQL.encode()).decode()]],
+        ),
+        Stored(sql_stored_verbatim),
+    ),
+    Case(
+        "html-and-script-in-names-input-and-events",
+        bad_record(
+            user_name=HTML,
+            connection="<img src=x onerror=alert(1)>",
+            script={"data": "</script>" + HTML},
+            event_stream=one_event(HTML.encode()),
+        ),
+        Stored(html_stored_verbatim),
+    ),
+    Case(
+        "strings-of-several-mib",
+        bad_record(
+            connection="c" * (5 << 20),
+            metadata={"blob": "m" * (3 << 20)},
+            event_stream=one_event(b"\x00" * (4 << 20)),
+        ),
+        Stored(huge_strings_stored),
+    ),
+    Case(
+        "nul-control-bidi-and-emoji-characters",
+        bad_record(
+            user_name="a\x00b\x1b[31mred\u202eevil",
+            connection="\U0001f525 prod \u0645\u0631\u062d\u0628\u0627",
+        ),
+        Stored(control_characters_stored),
+    ),
+    Case(
+        "nulls-where-values-are-usual",
+        bad_record(
+            status=None,
+            end_date=None,
+            exit_code=None,
+            user=None,
+            metrics=None,
+            event_stream=None,
+            connection_tags=None,
+            labels=None,
+            metadata=None,
+            integrations_metadata=None,
+        ),
+        Stored(nulls_stored),
+    ),
     Case("duplicate-ids-across-pages", duplicate_ids_across_pages, Stored(each_session_once)),
-    Case("empty-page-that-says-has-next-page", empty_page_that_says_more, Stored(each_session_once)),
-    Case("unknown-fields-of-a-newer-gateway", bad_record(new_field={"x": "y" * 100_000}, another=[1, 2]),
-         Stored(unknown_fields_ignored)),
-    Case("pretty-printed-get-body", bad_body(orjson.dumps(record(99), option=orjson.OPT_INDENT_2)), Stored(unknown_fields_ignored)),
-    Case("upper-case-id", serve_bad(record(99), row={**list_row(record(99)), "id": BAD.upper()},
-                                    body=json_reply(record(99, id=BAD.upper()))),
-         Stored(stored_lower_case)),
+    Case(
+        "empty-page-that-says-has-next-page", empty_page_that_says_more, Stored(each_session_once)
+    ),
+    Case(
+        "unknown-fields-of-a-newer-gateway",
+        bad_record(new_field={"x": "y" * 100_000}, another=[1, 2]),
+        Stored(unknown_fields_ignored),
+    ),
+    Case(
+        "pretty-printed-get-body",
+        bad_body(orjson.dumps(record(99), option=orjson.OPT_INDENT_2)),
+        Stored(unknown_fields_ignored),
+    ),
+    Case(
+        "upper-case-id",
+        serve_bad(
+            record(99),
+            row={**list_row(record(99)), "id": BAD.upper()},
+            body=json_reply(record(99, id=BAD.upper())),
+        ),
+        Stored(stored_lower_case),
+    ),
 ]
 
 
 DAY_FAILED = [
-    Case("list-page-html-with-200-every-time", list_for_day(lambda r: Reply(200, HTML_PAGE, "text/html")),
-         DayFailed("kept failing after 2 attempts .*unreadable JSON body")),
-    Case("list-page-with-nan-every-time", list_for_day(lambda r: Reply(200, b'{"data": [], "total": NaN, "has_next_page": false}')),
-         DayFailed("kept failing .*unreadable JSON body")),
-    Case("list-page-nested-10000-levels",
-         list_for_day(lambda r: Reply(200, b'{"data": [' + nested(10_000) + b'], "has_next_page": false}')),
-         DayFailed("kept failing .*unreadable JSON body")),
-    Case("list-data-is-not-a-list", list_for_day(lambda r: json_reply({"data": {"rows": []}, "has_next_page": False})),
-         DayFailed("list response has no 'data' list")),
-    Case("list-body-is-null", list_for_day(lambda r: Reply(200, b"null")), DayFailed("list response has no 'data' list")),
-    Case("has-next-page-for-ever-on-the-same-rows", list_for_day(endless_same_page), DayFailed("repeated rows")),
-    Case("has-next-page-for-ever-with-new-rows", list_for_day(endless_new_rows),
-         DayFailed("instead of paging for ever|past hoop's cap")),
-    Case("one-part-of-a-split-day-keeps-failing", split_day_with_a_failing_part, DayFailed("kept failing"),
-         timeout=5.0),
-    Case("total-capped-at-every-window-size", list_for_day(always_capped), DayFailed("within the one second"),
-         bound=60.0, marks=(pytest.mark.reliability,)),
-    Case("list-slower-than-the-timeout-every-time", list_for_day(lambda r: Reply(delay=3.0, body=b"{}")),
-         DayFailed("timed out")),
-    Case("list-connection-dropped-every-time", list_for_day(lambda r: Reply(drop=True)), DayFailed("connection failed")),
+    Case(
+        "list-page-html-with-200-every-time",
+        list_for_day(lambda r: Reply(200, HTML_PAGE, "text/html")),
+        DayFailed("kept failing after 2 attempts .*unreadable JSON body"),
+    ),
+    Case(
+        "list-page-with-nan-every-time",
+        list_for_day(lambda r: Reply(200, b'{"data": [], "total": NaN, "has_next_page": false}')),
+        DayFailed("kept failing .*unreadable JSON body"),
+    ),
+    Case(
+        "list-page-nested-10000-levels",
+        list_for_day(
+            lambda r: Reply(200, b'{"data": [' + nested(10_000) + b'], "has_next_page": false}')
+        ),
+        DayFailed("kept failing .*unreadable JSON body"),
+    ),
+    Case(
+        "list-data-is-not-a-list",
+        list_for_day(lambda r: json_reply({"data": {"rows": []}, "has_next_page": False})),
+        DayFailed("list response has no 'data' list"),
+    ),
+    Case(
+        "list-body-is-null",
+        list_for_day(lambda r: Reply(200, b"null")),
+        DayFailed("list response has no 'data' list"),
+    ),
+    Case(
+        "has-next-page-for-ever-on-the-same-rows",
+        list_for_day(endless_same_page),
+        DayFailed("repeated rows"),
+    ),
+    Case(
+        "has-next-page-for-ever-with-new-rows",
+        list_for_day(endless_new_rows),
+        DayFailed("instead of paging for ever|past hoop's cap"),
+    ),
+    Case(
+        "one-part-of-a-split-day-keeps-failing",
+        split_day_with_a_failing_part,
+        DayFailed("kept failing"),
+        timeout=5.0,
+    ),
+    Case(
+        "total-capped-at-every-window-size",
+        list_for_day(always_capped),
+        DayFailed("within the one second"),
+        bound=60.0,
+        marks=(pytest.mark.reliability,),
+    ),
+    Case(
+        "list-slower-than-the-timeout-every-time",
+        list_for_day(lambda r: Reply(delay=3.0, body=b"{}")),
+        DayFailed("timed out"),
+    ),
+    Case(
+        "list-connection-dropped-every-time",
+        list_for_day(lambda r: Reply(drop=True)),
+        DayFailed("connection failed"),
+    ),
 ]
 
 
 # A session whose get keeps failing: it is recorded (ledger, rejects, the run's incomplete items)
 # and the rest of its day loads; the next run tries it again.
 SESSION_FAILED = [
-    Case("get-500-for-one-session-every-time", bad_body(error_reply(500, "failed parsing blob stream")),
-         DayFailed(f"sessions/{BAD} kept failing .*HTTP 500 failed parsing blob stream")),
-    Case("get-redirects-elsewhere", bad_body(Reply(302, b"", headers={"Location": "http://127.0.0.1:9/steal"})),
-         DayFailed("hoop answered 302")),
-    Case("get-body-dribbled-slower-than-the-timeout", bad_body(Reply(200, orjson.dumps(record(99)), dribble=0.2)),
-         DayFailed(r"timed out \(deadline: \d+ bytes after"),
-         bound=6.0),
+    Case(
+        "get-500-for-one-session-every-time",
+        bad_body(error_reply(500, "failed parsing blob stream")),
+        DayFailed(f"sessions/{BAD} kept failing .*HTTP 500 failed parsing blob stream"),
+    ),
+    Case(
+        "get-redirects-elsewhere",
+        bad_body(Reply(302, b"", headers={"Location": "http://127.0.0.1:9/steal"})),
+        DayFailed("hoop answered 302"),
+    ),
+    Case(
+        "get-body-dribbled-slower-than-the-timeout",
+        bad_body(Reply(200, orjson.dumps(record(99)), dribble=0.2)),
+        DayFailed(r"timed out \(deadline: \d+ bytes after"),
+        bound=6.0,
+    ),
 ]
 
 
 REFUSED = [
-    Case("userinfo-is-admin-as-the-string-false",
-         hostile_userinfo({"id": "u", "email": "rita@hostile.example", "groups": ["sre"], "is_admin": "false"}),
-         Refused(PartialVisibilityError, "neither 'admin' nor 'auditor'")),
-    Case("userinfo-groups-is-a-string", hostile_userinfo({"id": "u", "email": "e@x", "groups": "admin"}),
-         Refused(PartialVisibilityError, "neither 'admin' nor 'auditor'")),
-    Case("userinfo-is-a-json-list", hostile_userinfo([{"groups": ["admin"]}]), Refused(HoopSessionsError, "expected a JSON object")),
-    Case("userinfo-html-with-200", hostile_userinfo(Reply(200, HTML_PAGE, "text/html")), Refused(HoopSessionsError, "/api/userinfo")),
+    Case(
+        "userinfo-is-admin-as-the-string-false",
+        hostile_userinfo(
+            {"id": "u", "email": "rita@hostile.example", "groups": ["sre"], "is_admin": "false"}
+        ),
+        Refused(PartialVisibilityError, "neither 'admin' nor 'auditor'"),
+    ),
+    Case(
+        "userinfo-groups-is-a-string",
+        hostile_userinfo({"id": "u", "email": "e@x", "groups": "admin"}),
+        Refused(PartialVisibilityError, "neither 'admin' nor 'auditor'"),
+    ),
+    Case(
+        "userinfo-is-a-json-list",
+        hostile_userinfo([{"groups": ["admin"]}]),
+        Refused(HoopSessionsError, "expected a JSON object"),
+    ),
+    Case(
+        "userinfo-html-with-200",
+        hostile_userinfo(Reply(200, HTML_PAGE, "text/html")),
+        Refused(HoopSessionsError, "/api/userinfo"),
+    ),
 ]
 
 
@@ -515,14 +798,23 @@ def assert_tables_intact(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def assert_next_day_loaded(con: duckdb.DuckDBPyConnection) -> None:
-    loaded = {r[0] for r in con.execute("SELECT session_id FROM sessions WHERE start_day = ?", [NEXT]).fetchall()}
+    loaded = {
+        r[0]
+        for r in con.execute(
+            "SELECT session_id FROM sessions WHERE start_day = ?", [NEXT]
+        ).fetchall()
+    }
     assert loaded == {r["id"] for r in NEXT_DAY}
-    reconciled = dict(con.execute("SELECT start_day, reconciled FROM day_reconciliation").fetchall())
+    reconciled = dict(
+        con.execute("SELECT start_day, reconciled FROM day_reconciliation").fetchall()
+    )
     assert reconciled.get(NEXT) is True
 
 
 @pytest.mark.parametrize("case", [c.param() for c in REJECTED])
-def test_a_bad_record_is_rejected_with_its_reason_and_the_rest_of_its_day_loads(case, hostile, tmp_path):
+def test_a_bad_record_is_rejected_with_its_reason_and_the_rest_of_its_day_loads(
+    case, hostile, tmp_path
+):
     case.script(hostile)
     result = sync_bounded(hostile, settings_for(hostile, tmp_path), case.bound, [DAY])
     # The day loads; a session that could not be read is also reported as incomplete (exit 1).
@@ -531,17 +823,32 @@ def test_a_bad_record_is_rejected_with_its_reason_and_the_rest_of_its_day_loads(
     expect = case.expect
     with warehouse(tmp_path) as con:
         assert_tables_intact(con)
-        loaded = {r[0] for r in con.execute("SELECT session_id FROM sessions WHERE start_day = ?", [DAY]).fetchall()}
+        loaded = {
+            r[0]
+            for r in con.execute(
+                "SELECT session_id FROM sessions WHERE start_day = ?", [DAY]
+            ).fetchall()
+        }
         assert loaded == GOOD_IDS
         rejects = con.execute(
             "SELECT session_id, stage, reason, length(payload) FROM rejects WHERE start_day = ? AND stage <> 'stream'",
-            [DAY]).fetchall()
+            [DAY],
+        ).fetchall()
         listed, rejected, reconciled = con.execute(
             "SELECT sessions_listed, sessions_rejected, reconciled FROM day_reconciliation WHERE start_day = ?",
-            [DAY]).fetchone()
-    matching = [r for r in rejects if r[0] == expect.session_id and r[1] == expect.stage and re.search(expect.reason, r[2])]
-    assert matching, f"no {expect.stage} reject matching {expect.reason!r} for {expect.session_id}: {rejects}"
-    assert all(size is None or size <= 4100 for *_, size in rejects), "a reject's payload was not truncated"
+            [DAY],
+        ).fetchone()
+    matching = [
+        r
+        for r in rejects
+        if r[0] == expect.session_id and r[1] == expect.stage and re.search(expect.reason, r[2])
+    ]
+    assert matching, (
+        f"no {expect.stage} reject matching {expect.reason!r} for {expect.session_id}: {rejects}"
+    )
+    assert all(size is None or size <= 4100 for *_, size in rejects), (
+        "a reject's payload was not truncated"
+    )
     assert reconciled
     assert listed == len(GOOD) + expect.counted
     assert rejected == int(expect.counted)
@@ -557,9 +864,16 @@ def test_a_hostile_value_is_stored_verbatim_and_harmlessly(case, hostile, tmp_pa
     assert result.ok, result.failed
     with warehouse(tmp_path) as con:
         assert_tables_intact(con)
-        loaded = {r[0] for r in con.execute("SELECT session_id FROM sessions WHERE start_day = ?", [DAY]).fetchall()}
+        loaded = {
+            r[0]
+            for r in con.execute(
+                "SELECT session_id FROM sessions WHERE start_day = ?", [DAY]
+            ).fetchall()
+        }
         assert loaded == case.expect.loaded
-        reconciled = con.execute("SELECT reconciled FROM day_reconciliation WHERE start_day = ?", [DAY]).fetchone()
+        reconciled = con.execute(
+            "SELECT reconciled FROM day_reconciliation WHERE start_day = ?", [DAY]
+        ).fetchone()
         assert reconciled == (True,)
         case.expect.check(con)
 
@@ -618,7 +932,11 @@ def test_a_response_that_makes_the_day_unreadable_fails_it_clearly_and_keeps_its
     # at the same time, goes on).
     assert any(day == DAY for _, day in sent) and any(day == NEXT for _, day in sent), sent[:5]
     failed_at = sent.index((FAILED, DAY))
-    late = [p for p, day in sent[failed_at + 1:] if day == DAY or p.removeprefix("/api/sessions/") in DAY_IDS]
+    late = [
+        p
+        for p, day in sent[failed_at + 1 :]
+        if day == DAY or p.removeprefix("/api/sessions/") in DAY_IDS
+    ]
     assert late == [], f"{len(late)} request(s) for the failed day sent after it failed: {late[:3]}"
     assert [d.day for d in result.days] == [NEXT]
     assert content_hash(tmp_path / "warehouse.duckdb", day=DAY) == before
@@ -628,7 +946,9 @@ def test_a_response_that_makes_the_day_unreadable_fails_it_clearly_and_keeps_its
 
 
 @pytest.mark.parametrize("case", [c.param() for c in REFUSED])
-def test_a_userinfo_that_cannot_be_trusted_refuses_the_run_before_reading_anything(case, hostile, tmp_path):
+def test_a_userinfo_that_cannot_be_trusted_refuses_the_run_before_reading_anything(
+    case, hostile, tmp_path
+):
     case.script(hostile)
     with pytest.raises(case.expect.error) as info:
         sync_bounded(hostile, settings_for(hostile, tmp_path), case.bound, [DAY])
@@ -643,20 +963,32 @@ def test_the_corpus_holds_at_least_thirty_distinct_hostile_responses():
 
 
 @pytest.mark.parametrize("case", [c.param() for c in SESSION_FAILED])
-def test_a_session_that_cannot_be_read_is_reported_and_the_rest_of_its_day_loads(case, hostile, tmp_path):
+def test_a_session_that_cannot_be_read_is_reported_and_the_rest_of_its_day_loads(
+    case, hostile, tmp_path
+):
     hostile.add_day(NEXT, NEXT_DAY)
     case.script(hostile)
-    result = sync_bounded(hostile, settings_for(hostile, tmp_path, case.timeout), case.bound, [DAY, NEXT])
+    result = sync_bounded(
+        hostile, settings_for(hostile, tmp_path, case.timeout), case.bound, [DAY, NEXT]
+    )
     assert not result.failed, result.failed
     assert list(result.incomplete) == [DAY]
     [item] = result.incomplete[DAY]
     assert BAD in item and re.search(case.expect.reason, item), item
     assert not result.ok
     with warehouse(tmp_path) as con:
-        loaded = {r[0] for r in con.execute("SELECT session_id FROM sessions WHERE start_day = ?", [DAY]).fetchall()}
+        loaded = {
+            r[0]
+            for r in con.execute(
+                "SELECT session_id FROM sessions WHERE start_day = ?", [DAY]
+            ).fetchall()
+        }
         assert loaded == GOOD_IDS
         rejects = con.execute(
-            "SELECT session_id, stage FROM rejects WHERE start_day = ? AND stage <> 'stream'", [DAY]).fetchall()
+            "SELECT session_id, stage FROM rejects WHERE start_day = ? AND stage <> 'stream'", [DAY]
+        ).fetchall()
         assert rejects == [(BAD, "get")]
-        assert con.execute("SELECT reconciled FROM day_reconciliation WHERE start_day = ?", [DAY]).fetchone() == (True,)
+        assert con.execute(
+            "SELECT reconciled FROM day_reconciliation WHERE start_day = ?", [DAY]
+        ).fetchone() == (True,)
         assert_next_day_loaded(con)

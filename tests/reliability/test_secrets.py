@@ -106,12 +106,21 @@ def test_a_sync_through_faults_retries_and_a_failed_day_leaves_no_copy_of_the_to
     caplog.set_level(logging.DEBUG)
     shape = {"days": 2, "sessions_per_day": 20, "seed": 4}
     broken = Dataset(SimulatorConfig(start=FIRST_DAY, **shape)).session_ids(DAYS[1], now=NOW)[0]
-    gateway = gateway_factory(**shape, token=canary, fault_rate=0.3, slow_response_s=1.5,
-                              failing_sessions=frozenset({broken}))
-    result = sync_days(settings_for(gateway, tmp_path, timeout_seconds=1.0, retry_attempts=4), DAYS, now=NOW)
+    gateway = gateway_factory(
+        **shape,
+        token=canary,
+        fault_rate=0.3,
+        slow_response_s=1.5,
+        failing_sessions=frozenset({broken}),
+    )
+    result = sync_days(
+        settings_for(gateway, tmp_path, timeout_seconds=1.0, retry_attempts=4), DAYS, now=NOW
+    )
     # The session whose get always fails is reported; the rest of its day loads.
     assert not result.failed
-    assert [item for item in result.incomplete[DAYS[1]] if broken in item and "kept failing" in item]
+    assert [
+        item for item in result.incomplete[DAYS[1]] if broken in item and "kept failing" in item
+    ]
     assert sum(d.extract.retries for d in result.days if d.extract) > 0
     # There was text to leak into: retries and the failing session were reported.
     assert "retrying after attempt" in caplog.text and broken in repr(result)
@@ -120,39 +129,68 @@ def test_a_sync_through_faults_retries_and_a_failed_day_leaves_no_copy_of_the_to
     assert copies_in(tmp_path, canary) == []
 
 
-def test_the_command_with_verbose_logging_prints_no_copy_of_the_token(gateway_factory, tmp_path, canary):
-    gateway = gateway_factory(days=2, sessions_per_day=20, seed=4, token=canary, fault_rate=0.3, slow_response_s=1.5)
-    done = run_cli("-v", "backfill", "--start", str(DAYS[0]), "--end", str(DAYS[-1]),
-                   env=cli_env(gateway.url, canary, tmp_path, HOOP_TIMEOUT_SECONDS="1"))
+def test_the_command_with_verbose_logging_prints_no_copy_of_the_token(
+    gateway_factory, tmp_path, canary
+):
+    gateway = gateway_factory(
+        days=2, sessions_per_day=20, seed=4, token=canary, fault_rate=0.3, slow_response_s=1.5
+    )
+    done = run_cli(
+        "-v",
+        "backfill",
+        "--start",
+        str(DAYS[0]),
+        "--end",
+        str(DAYS[-1]),
+        env=cli_env(gateway.url, canary, tmp_path, HOOP_TIMEOUT_SECONDS="1"),
+    )
     assert done.returncode == 0, done.stderr
     assert "DEBUG" in done.stderr and "retrying after attempt" in done.stderr
     assert canary not in done.stdout + done.stderr
     assert copies_in(tmp_path, canary) == []
 
 
-def test_a_refused_token_is_not_repeated_by_the_error_its_traceback_or_the_logs(gateway_factory, tmp_path, canary, caplog):
+def test_a_refused_token_is_not_repeated_by_the_error_its_traceback_or_the_logs(
+    gateway_factory, tmp_path, canary, caplog
+):
     caplog.set_level(logging.DEBUG)
     gateway = gateway_factory(days=1, sessions_per_day=5)  # accepts its own token, not the canary
     with pytest.raises(AuthenticationError) as info:
         sync_days(settings_for(gateway, tmp_path, api_token=Secret(canary)), [FIRST_DAY], now=NOW)
     assert "401" in str(info.value)
     assert canary not in exception_text(info.value) + caplog.text
-    done = run_cli("-v", "backfill", "--start", str(FIRST_DAY), "--end", str(FIRST_DAY),
-                   env=cli_env(gateway.url, canary, tmp_path))
+    done = run_cli(
+        "-v",
+        "backfill",
+        "--start",
+        str(FIRST_DAY),
+        "--end",
+        str(FIRST_DAY),
+        env=cli_env(gateway.url, canary, tmp_path),
+    )
     assert done.returncode == 1 and "401" in done.stderr
     assert canary not in done.stdout + done.stderr
     assert copies_in(tmp_path, canary) == []
 
 
-def test_a_token_that_sees_only_part_of_the_sessions_is_refused_without_showing_it(gateway_factory, tmp_path, canary, caplog):
+def test_a_token_that_sees_only_part_of_the_sessions_is_refused_without_showing_it(
+    gateway_factory, tmp_path, canary, caplog
+):
     caplog.set_level(logging.DEBUG)
     gateway = gateway_factory(days=1, sessions_per_day=5, extra_tokens={canary: REVIEWER})
     with pytest.raises(PartialVisibilityError) as info:
         sync_days(settings_for(gateway, tmp_path, api_token=Secret(canary)), [FIRST_DAY], now=NOW)
     assert "rita@acme.example" in str(info.value)
     assert canary not in exception_text(info.value) + caplog.text
-    done = run_cli("-v", "backfill", "--start", str(FIRST_DAY), "--end", str(FIRST_DAY),
-                   env=cli_env(gateway.url, canary, tmp_path))
+    done = run_cli(
+        "-v",
+        "backfill",
+        "--start",
+        str(FIRST_DAY),
+        "--end",
+        str(FIRST_DAY),
+        env=cli_env(gateway.url, canary, tmp_path),
+    )
     assert done.returncode == 1 and "neither 'admin' nor 'auditor'" in done.stderr
     assert canary not in done.stdout + done.stderr
     assert copies_in(tmp_path, canary) == []
@@ -160,18 +198,26 @@ def test_a_token_that_sees_only_part_of_the_sessions_is_refused_without_showing_
 
 def test_settings_and_clients_do_not_show_the_token_in_their_repr(canary):
     settings = Settings.from_env({"HOOP_API_URL": "https://hoop.example", "HOOP_API_TOKEN": canary})
-    assert canary not in repr(settings) + str(settings) + repr(settings.api_token) + f"{settings.api_token}"
+    assert (
+        canary
+        not in repr(settings) + str(settings) + repr(settings.api_token) + f"{settings.api_token}"
+    )
 
 
 # -- a token as it is read from files and secrets --------------------------------------------
 
 
 @pytest.mark.parametrize("around", ["\n", " ", "\r", "\r\n"])
-def test_a_token_read_with_whitespace_around_it_syncs_and_is_never_shown(gateway_factory, tmp_path, canary,
-                                                                          caplog, around):
+def test_a_token_read_with_whitespace_around_it_syncs_and_is_never_shown(
+    gateway_factory, tmp_path, canary, caplog, around
+):
     caplog.set_level(logging.DEBUG)
     gateway = gateway_factory(days=1, sessions_per_day=3, token=canary)
-    env = {"HOOP_API_URL": gateway.url, "HOOP_API_TOKEN": f"{around}{canary}{around}", "HOOP_DATA_DIR": str(tmp_path)}
+    env = {
+        "HOOP_API_URL": gateway.url,
+        "HOOP_API_TOKEN": f"{around}{canary}{around}",
+        "HOOP_DATA_DIR": str(tmp_path),
+    }
     result = sync_days(Settings.from_env(env), [FIRST_DAY], now=NOW)
     assert result.ok and result.days[0].build.sessions_loaded == 3
     assert canary not in caplog.text + repr(result)
@@ -184,8 +230,11 @@ def test_a_token_with_a_character_http_cannot_carry_is_refused_without_showing_a
 ):
     caplog.set_level(logging.DEBUG)
     head, tail = canary[:20], canary[20:]
-    env = {"HOOP_API_URL": "https://hoop.invalid", "HOOP_API_TOKEN": f"{head}{inside}{tail}",
-           "HOOP_DATA_DIR": str(tmp_path)}
+    env = {
+        "HOOP_API_URL": "https://hoop.invalid",
+        "HOOP_API_TOKEN": f"{head}{inside}{tail}",
+        "HOOP_DATA_DIR": str(tmp_path),
+    }
     with pytest.raises(ConfigError, match="HOOP_API_TOKEN holds") as info:
         Settings.from_env(env)
     shown = exception_text(info.value) + caplog.text
@@ -194,9 +243,18 @@ def test_a_token_with_a_character_http_cannot_carry_is_refused_without_showing_a
 
 def test_the_command_refuses_a_token_with_a_control_character_without_showing_it(tmp_path, canary):
     head, tail = canary[:20], canary[20:]
-    done = run_cli("-v", "backfill", "--start", str(FIRST_DAY), "--end", str(FIRST_DAY),
-                   env=cli_env("https://hoop.invalid", f"{head}\x1b{tail}\n", tmp_path))
-    assert done.returncode == 1 and "HOOP_API_TOKEN holds a control character (U+001B)" in done.stderr
+    done = run_cli(
+        "-v",
+        "backfill",
+        "--start",
+        str(FIRST_DAY),
+        "--end",
+        str(FIRST_DAY),
+        env=cli_env("https://hoop.invalid", f"{head}\x1b{tail}\n", tmp_path),
+    )
+    assert (
+        done.returncode == 1 and "HOOP_API_TOKEN holds a control character (U+001B)" in done.stderr
+    )
     assert head not in done.stdout + done.stderr and tail not in done.stdout + done.stderr
 
 
@@ -216,13 +274,16 @@ def test_connection_failures_and_a_proxy_echoing_the_request_leave_no_copy_of_th
         # A proxy whose error page quotes the request it could not pass on, headers and all,
         # the token straddling where an error message is cut (200 characters).
         echoing.userinfo = lambda request: Reply(
-            520, f"origin error for {request.headers['authorization']:>210}".encode(), "text/html")
+            520, f"origin error for {request.headers['authorization']:>210}".encode(), "text/html"
+        )
         for url, expected in [
             (f"http://127.0.0.1:{closed_port()}", "connection refused"),
             (plain.url.replace("http://", "https://"), "not TLS"),
             (echoing.url, "HTTP 520 origin error"),
         ]:
-            settings = Settings(api_url=url, api_token=Secret(f"{canary}\n"), data_dir=tmp_path, retry_attempts=2)
+            settings = Settings(
+                api_url=url, api_token=Secret(f"{canary}\n"), data_dir=tmp_path, retry_attempts=2
+            )
             with pytest.raises(HoopSessionsError, match=expected) as info:
                 sync_days(settings, [FIRST_DAY], now=NOW)
             errors.append(info.value)
@@ -239,13 +300,27 @@ def test_connection_failures_and_a_proxy_echoing_the_request_leave_no_copy_of_th
 def test_a_redirect_to_another_host_does_not_take_the_token_along(tmp_path):
     day = date(2026, 11, 1)
     with HostileGateway() as gateway, HostileGateway(token="other") as elsewhere:
-        gateway.add_day(day, [session_record(id="0b9f6a3c-1111-4222-8333-000000000001", review=None)])
+        gateway.add_day(
+            day, [session_record(id="0b9f6a3c-1111-4222-8333-000000000001", review=None)]
+        )
         gateway.bodies["0b9f6a3c-1111-4222-8333-000000000001"] = Reply(
-            302, b"", headers={"Location": f"{elsewhere.url}/api/sessions/0b9f6a3c-1111-4222-8333-000000000001"})
-        settings = Settings(api_url=gateway.url, api_token=Secret(gateway.token), data_dir=tmp_path, retry_attempts=2)
+            302,
+            b"",
+            headers={
+                "Location": f"{elsewhere.url}/api/sessions/0b9f6a3c-1111-4222-8333-000000000001"
+            },
+        )
+        settings = Settings(
+            api_url=gateway.url,
+            api_token=Secret(gateway.token),
+            data_dir=tmp_path,
+            retry_attempts=2,
+        )
         result = sync_days(settings, [day], now=NOW)
         assert not result.failed and "302" in result.incomplete[day][0]
-        gateway.userinfo = lambda request: Reply(307, b"", headers={"Location": f"{elsewhere.url}/api/userinfo"})
+        gateway.userinfo = lambda request: Reply(
+            307, b"", headers={"Location": f"{elsewhere.url}/api/userinfo"}
+        )
         with pytest.raises(HoopSessionsError, match="307"):
             sync_days(settings, [day], now=NOW)
         assert elsewhere.requests == []
@@ -264,14 +339,20 @@ class Recorder:
         self.requests.append(request)
         if request.url.target.startswith(b"/api/userinfo"):
             return httpcore.Response(200, content=orjson.dumps(ADMIN_USERINFO))
-        return httpcore.Response(200, content=orjson.dumps({"data": [], "total": 0, "has_next_page": False}))
+        return httpcore.Response(
+            200, content=orjson.dumps({"data": [], "total": 0, "has_next_page": False})
+        )
 
     async def aclose(self) -> None:
         pass
 
 
 def test_plain_http_to_a_host_that_is_not_loopback_is_refused_before_any_request(tmp_path, canary):
-    env = {"HOOP_API_URL": "http://hoop.invalid", "HOOP_API_TOKEN": canary, "HOOP_DATA_DIR": str(tmp_path)}
+    env = {
+        "HOOP_API_URL": "http://hoop.invalid",
+        "HOOP_API_TOKEN": canary,
+        "HOOP_DATA_DIR": str(tmp_path),
+    }
     recorder = Recorder()
     with pytest.raises(ConfigError, match="HOOP_ALLOW_HTTP") as info:
         sync_days(Settings.from_env(env), [FIRST_DAY], now=NOW, transport=recorder)
@@ -283,15 +364,25 @@ def test_plain_http_to_a_host_that_is_not_loopback_is_refused_before_any_request
 
 
 def test_plain_http_to_any_host_is_allowed_when_hoop_allow_http_is_set(tmp_path, canary):
-    env = {"HOOP_API_URL": "http://hoop.invalid", "HOOP_API_TOKEN": canary, "HOOP_DATA_DIR": str(tmp_path),
-           "HOOP_ALLOW_HTTP": "1"}
+    env = {
+        "HOOP_API_URL": "http://hoop.invalid",
+        "HOOP_API_TOKEN": canary,
+        "HOOP_DATA_DIR": str(tmp_path),
+        "HOOP_ALLOW_HTTP": "1",
+    }
     recorder = Recorder()
     assert sync_days(Settings.from_env(env), [FIRST_DAY], now=NOW, transport=recorder).ok
-    assert [r.url.target.split(b"?")[0] for r in recorder.requests][:2] == [b"/api/userinfo", b"/api/sessions"]
+    assert [r.url.target.split(b"?")[0] for r in recorder.requests][:2] == [
+        b"/api/userinfo",
+        b"/api/sessions",
+    ]
     assert all(r.url.host == b"hoop.invalid" for r in recorder.requests)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8009", "http://localhost:8009", "http://[::1]:8009", "http://LOCALHOST"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8009", "http://localhost:8009", "http://[::1]:8009", "http://LOCALHOST"],
+)
 def test_plain_http_to_loopback_is_allowed(url):
     assert Settings(api_url=url, api_token=Secret("t")).require_api()[0] == url.rstrip("/")
 
@@ -327,9 +418,26 @@ def self_signed(directory: Path, names: str) -> tuple[Path, Path]:
         if openssl is None:
             pytest.skip("neither the cryptography package nor the openssl command is available")
         subprocess.run(
-            [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=hoop-test",
-             "-keyout", str(key), "-out", str(cert), "-addext", f"subjectAltName={names}"],
-            check=True, capture_output=True,
+            [
+                openssl,
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=hoop-test",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-addext",
+                f"subjectAltName={names}",
+            ],
+            check=True,
+            capture_output=True,
         )
         return cert, key
     return _self_signed_with_cryptography(cert, key, names)
@@ -348,18 +456,30 @@ def _self_signed_with_cryptography(cert: Path, key: Path, names: str) -> tuple[P
     alt: list[x509.GeneralName] = []
     for name in names.split(","):
         kind, value = name.split(":", 1)
-        alt.append(x509.IPAddress(ipaddress.ip_address(value)) if kind == "IP" else x509.DNSName(value))
+        alt.append(
+            x509.IPAddress(ipaddress.ip_address(value)) if kind == "IP" else x509.DNSName(value)
+        )
     now = datetime.now(UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(private.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=2)).add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(private, hashes.SHA256())
     )
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert, key
 
 
@@ -372,25 +492,38 @@ def tls_gateway(cert: Path, key: Path) -> HostileGateway:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     gateway = HostileGateway(tls=context)
-    gateway.add_day(FIRST_DAY, [session_record(id="0b9f6a3c-1111-4222-8333-000000000001", review=None)])
+    gateway.add_day(
+        FIRST_DAY, [session_record(id="0b9f6a3c-1111-4222-8333-000000000001", review=None)]
+    )
     return gateway
 
 
 def tls_env(gateway: HostileGateway, data_dir: Path, **extra: str) -> dict[str, str]:
-    return {"HOOP_API_URL": gateway.url, "HOOP_API_TOKEN": gateway.token, "HOOP_DATA_DIR": str(data_dir),
-            "HOOP_RETRY_ATTEMPTS": "2", **extra}
+    return {
+        "HOOP_API_URL": gateway.url,
+        "HOOP_API_TOKEN": gateway.token,
+        "HOOP_DATA_DIR": str(data_dir),
+        "HOOP_RETRY_ATTEMPTS": "2",
+        **extra,
+    }
 
 
-def test_tls_verification_is_on_by_default_and_a_self_signed_gateway_gets_no_token(loopback_certificate, tmp_path):
+def test_tls_verification_is_on_by_default_and_a_self_signed_gateway_gets_no_token(
+    loopback_certificate, tmp_path
+):
     with tls_gateway(*loopback_certificate) as gateway:
         with pytest.raises(HoopSessionsError) as info:
             sync_days(Settings.from_env(tls_env(gateway, tmp_path)), [FIRST_DAY], now=NOW)
         assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and "/api/userinfo" in str(info.value)
-        assert gateway.handshakes >= 1 and gateway.requests == []  # not one request, so not the token
+        assert (
+            gateway.handshakes >= 1 and gateway.requests == []
+        )  # not one request, so not the token
     assert not (tmp_path / "warehouse.duckdb").exists()
 
 
-def test_with_hoop_ca_bundle_naming_its_certificate_the_gateway_syncs(loopback_certificate, tmp_path):
+def test_with_hoop_ca_bundle_naming_its_certificate_the_gateway_syncs(
+    loopback_certificate, tmp_path
+):
     cert, _ = loopback_certificate
     with tls_gateway(*loopback_certificate) as gateway:
         settings = Settings.from_env(tls_env(gateway, tmp_path, HOOP_CA_BUNDLE=str(cert)))
@@ -402,15 +535,25 @@ def test_a_certificate_for_another_name_is_refused_even_with_the_bundle(tmp_path
     cert, key = self_signed(tmp_path / "tls", "DNS:hoop.invalid")
     with tls_gateway(cert, key) as gateway:
         with pytest.raises(HoopSessionsError, match="CERTIFICATE_VERIFY_FAILED") as info:
-            sync_days(Settings.from_env(tls_env(gateway, tmp_path, HOOP_CA_BUNDLE=str(cert))), [FIRST_DAY], now=NOW)
+            sync_days(
+                Settings.from_env(tls_env(gateway, tmp_path, HOOP_CA_BUNDLE=str(cert))),
+                [FIRST_DAY],
+                now=NOW,
+            )
         assert "mismatch" in str(info.value)
         assert gateway.requests == []
 
 
-def test_a_certificate_failure_is_not_retried_and_says_to_set_hoop_ca_bundle(loopback_certificate, tmp_path):
+def test_a_certificate_failure_is_not_retried_and_says_to_set_hoop_ca_bundle(
+    loopback_certificate, tmp_path
+):
     with tls_gateway(*loopback_certificate) as gateway:
         with pytest.raises(HoopSessionsError) as info:
-            sync_days(Settings.from_env(tls_env(gateway, tmp_path, HOOP_RETRY_ATTEMPTS="3")), [FIRST_DAY], now=NOW)
+            sync_days(
+                Settings.from_env(tls_env(gateway, tmp_path, HOOP_RETRY_ATTEMPTS="3")),
+                [FIRST_DAY],
+                now=NOW,
+            )
         handshakes = gateway.handshakes
     assert "HOOP_CA_BUNDLE" in str(info.value)
     assert handshakes == 1

@@ -19,8 +19,13 @@ from tests.s3.server import s3_server as start_s3_server
 
 # Variables of the developer's own AWS set-up that would take precedence over the test's.
 FOREIGN_AWS_VARIABLES = (
-    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-    "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CA_BUNDLE",
 )
 
 
@@ -45,7 +50,9 @@ def s3_url(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def s3_proxy(s3_server: S3Server, s3_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+def s3_proxy(
+    s3_server: S3Server, s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FaultProxy]:
     """A fault-injecting proxy in front of the server; AWS_ENDPOINT_URL points at the proxy."""
     with FaultProxy((s3_server.host, s3_server.port)) as proxy:
         _point_at(monkeypatch, s3_server, proxy.url)

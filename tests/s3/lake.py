@@ -26,7 +26,9 @@ def commits(store: ObjectStore) -> dict[date, dict[str, Any]]:
     """The lake commit document of every day the store has one for."""
     out = {}
     for key in store.list("lake/_commits"):
-        day = date.fromisoformat(key.rsplit("/", 1)[-1].removeprefix("start_day=").removesuffix(".json"))
+        day = date.fromisoformat(
+            key.rsplit("/", 1)[-1].removeprefix("start_day=").removesuffix(".json")
+        )
         data = store.get_bytes(key)
         assert data is not None, key
         out[day] = orjson.loads(data)
@@ -90,7 +92,16 @@ def backfill_cli(
 ) -> subprocess.CompletedProcess[str]:
     """``hoop-sessions backfill`` as a user runs it, in its own process."""
     return subprocess.run(
-        [sys.executable, "-m", "hoop_sessions", "backfill", "--start", str(first), "--end", str(last)],
+        [
+            sys.executable,
+            "-m",
+            "hoop_sessions",
+            "backfill",
+            "--start",
+            str(first),
+            "--end",
+            str(last),
+        ],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -37,8 +37,12 @@ FAULTS: tuple[Fault, ...] = ("slowdown", "internal", "drop", "drop-half")
 # The error documents S3 sends for these faults (code, message), with the status they come with.
 ERRORS: dict[str, tuple[int, str, str, str]] = {
     "slowdown": (503, "Slow Down", "SlowDown", "Please reduce your request rate."),
-    "internal": (500, "Internal Server Error", "InternalError",
-                 "We encountered an internal error. Please try again."),
+    "internal": (
+        500,
+        "Internal Server Error",
+        "InternalError",
+        "We encountered an internal error. Please try again.",
+    ),
 }
 MAX_LINE = 64 * 1024
 PIECE = 256 * 1024

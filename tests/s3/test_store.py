@@ -83,7 +83,10 @@ def test_a_key_ending_in_gz_holds_exactly_the_bytes_given(
     store.put_bytes("raw/other.ndjson.gz", data)
     bucket, prefix = bucket_and_prefix(s3_url)
     client = s3_server.client()
-    for key in ("raw/start_day=2026-11-01/sessions-0123456789abcdef.ndjson.gz", "raw/other.ndjson.gz"):
+    for key in (
+        "raw/start_day=2026-11-01/sessions-0123456789abcdef.ndjson.gz",
+        "raw/other.ndjson.gz",
+    ):
         assert client.get_object(Bucket=bucket, Key=f"{prefix}/{key}")["Body"].read() == data
         assert store.get_bytes(key) == data
     back = tmp_path / "back.gz"
@@ -204,7 +207,10 @@ def test_a_put_goes_through_when_some_requests_fail(
     assert s3_proxy.counts.broken[("PUT", fault)] == 2
     s3_proxy.clear()
     assert proxied_store.get_bytes("lake/_commits/start_day=2026-11-01.json") == b'{"objects": []}'
-    assert proxied_store.get_bytes("lake/sessions/start_day=2026-11-01/part-0.parquet") == local.read_bytes()
+    assert (
+        proxied_store.get_bytes("lake/sessions/start_day=2026-11-01/part-0.parquet")
+        == local.read_bytes()
+    )
     assert proxied_store.get_bytes("warehouse.duckdb") == local.read_bytes()
 
 
@@ -263,7 +269,12 @@ def test_credentials_written_into_the_url_appear_in_no_message(s3_url: str) -> N
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://files.example.com/hoop", "http://bucket/hoop", f"sftp://{ACCESS_KEY}:{SECRET_KEY}@host/x"]
+    "url",
+    [
+        "ftp://files.example.com/hoop",
+        "http://bucket/hoop",
+        f"sftp://{ACCESS_KEY}:{SECRET_KEY}@host/x",
+    ],
 )
 def test_a_url_with_a_scheme_no_store_serves_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -275,7 +286,9 @@ def test_a_url_with_a_scheme_no_store_serves_is_a_config_error(url: str) -> None
 # -- HOOP_DATA_DIR=s3://... -----------------------------------------------------------------------
 
 
-def test_an_s3_data_dir_works_in_a_directory_under_hoop_work_dir(s3_url: str, tmp_path: Path) -> None:
+def test_an_s3_data_dir_works_in_a_directory_under_hoop_work_dir(
+    s3_url: str, tmp_path: Path
+) -> None:
     work = tmp_path / "work"
     settings = Settings.from_env({"HOOP_DATA_DIR": s3_url, "HOOP_WORK_DIR": str(work)})
 

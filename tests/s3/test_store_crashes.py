@@ -60,7 +60,9 @@ pytestmark = pytest.mark.reliability
 UPLOADS = ("PUT", "POST")  # objects and parts; the start and completion of multipart uploads
 
 
-def store_env(gateway: Any, server: S3Server, url: str, work: Path, proxy: FaultProxy) -> dict[str, str]:
+def store_env(
+    gateway: Any, server: S3Server, url: str, work: Path, proxy: FaultProxy
+) -> dict[str, str]:
     return {
         **cli_env(gateway.url, gateway.token, work),
         "HOOP_DATA_DIR": url,
@@ -77,7 +79,9 @@ def uploads(method: str, path: str) -> bool:
 
 
 def commit_of(day: date) -> Match:
-    return lambda method, path: method in UPLOADS and path.endswith(f"/lake/_commits/start_day={day}.json")
+    return lambda method, path: (
+        method in UPLOADS and path.endswith(f"/lake/_commits/start_day={day}.json")
+    )
 
 
 def removal(method: str, path: str) -> bool:
@@ -130,7 +134,9 @@ class StoreKill:
     killed_on: str | None  # the request the run was sending when it was killed; None: it finished
 
 
-def kill_in_publishing(env: dict[str, str], log: Path, wire: Tripwire, aimed: str, match: Match, nth: int) -> StoreKill:
+def kill_in_publishing(
+    env: dict[str, str], log: Path, wire: Tripwire, aimed: str, match: Match, nth: int
+) -> StoreKill:
     wire.arm(None)
     process = start_backfill(env, log)
     try:
@@ -171,15 +177,23 @@ def sequence(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> S
     with FaultProxy((s3_server.host, s3_server.port)) as proxy:
         wire = Tripwire(proxy)
         with serve(SimulatorConfig(start=FIRST_DAY, now=NOW, **OLD)) as gateway:
-            old = run_cli("backfill", "--start", str(DAYS[0]), "--end", str(DAYS[-1]),
-                          env=store_env(gateway, s3_server, crashed_url, next(works), proxy))
+            old = run_cli(
+                "backfill",
+                "--start",
+                str(DAYS[0]),
+                "--end",
+                str(DAYS[-1]),
+                env=store_env(gateway, s3_server, crashed_url, next(works), proxy),
+            )
             assert old.returncode == 0, old.stderr
         with serve(SimulatorConfig(start=FIRST_DAY, now=NOW, **SHAPE)) as gateway:
             # The uninterrupted run, into a bucket of its own: its phases and its uploads.
             work = next(works)
             wire.arm(None)
             timeline, _ = measured_run(
-                store_env(gateway, s3_server, measured_url, work, proxy), PhaseWatch(gateway, work), log
+                store_env(gateway, s3_server, measured_url, work, proxy),
+                PhaseWatch(gateway, work),
+                log,
             )
             upload_count = wire.seen
             assert upload_count > 20, upload_count
@@ -207,16 +221,22 @@ def sequence(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> S
             for aimed, after in kill_moments(timeline, 6, rng):
                 work = next(works)
                 env_of_run = store_env(gateway, s3_server, crashed_url, work, proxy)
-                phase_kills.append(kill_at(env_of_run, log, PhaseWatch(gateway, work), order, aimed, after))
+                phase_kills.append(
+                    kill_at(env_of_run, log, PhaseWatch(gateway, work), order, aimed, after)
+                )
 
-            final = run_cli("backfill", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--redo", env=env())
+            final = run_cli(
+                "backfill", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--redo", env=env()
+            )
     done = Sequence(phase_kills, store_kills, upload_count, final, measured_url, crashed_url)
     print(done.describe())
     return done
 
 
 @pytest.fixture
-def stores(sequence: Sequence, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> tuple[ObjectStore, ObjectStore]:
+def stores(
+    sequence: Sequence, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> tuple[ObjectStore, ObjectStore]:
     """(the store of the uninterrupted run, the store of the killed runs)."""
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)

@@ -38,7 +38,9 @@ DAY_TABLES = [t.name for t in schema.DAY_TABLES]
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Any]:
-    config = SimulatorConfig(seed=23, days=len(DAYS) + 1, sessions_per_day=40, start=FIRST_DAY, now=NOW)
+    config = SimulatorConfig(
+        seed=23, days=len(DAYS) + 1, sessions_per_day=40, start=FIRST_DAY, now=NOW
+    )
     with serve(config) as running:
         yield running
 
@@ -52,7 +54,9 @@ def local_run(gateway: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir
 
 
-def store_env(gateway: Any, server: S3Server, url: str, work: Path, endpoint: str | None = None) -> dict[str, str]:
+def store_env(
+    gateway: Any, server: S3Server, url: str, work: Path, endpoint: str | None = None
+) -> dict[str, str]:
     return {
         **cli_env(gateway.url, gateway.token, Path(url)),
         "HOOP_DATA_DIR": url,
@@ -100,7 +104,10 @@ def test_the_lake_read_back_from_the_store_equals_the_local_runs_table_by_table(
 
 
 def test_the_backfill_publishes_a_warehouse_with_every_day_and_the_compliance_findings(
-    store_run: str, local_run: Path, s3_server: S3Server, tmp_path: Path,
+    store_run: str,
+    local_run: Path,
+    s3_server: S3Server,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store = open_store(s3_server, store_run, monkeypatch)
@@ -109,8 +116,6 @@ def test_the_backfill_publishes_a_warehouse_with_every_day_and_the_compliance_fi
     expected = content_hash(local_run / "warehouse.duckdb")
     assert not expected["compliance_findings"].startswith(("absent", "0 rows"))
     assert content_hash(published) == expected
-
-
 
 
 def test_an_analyst_queries_the_published_warehouse_on_the_store_from_an_empty_machine(
@@ -129,7 +134,11 @@ def test_an_analyst_queries_the_published_warehouse_on_the_store_from_an_empty_m
 
 
 def test_a_rerun_in_an_empty_working_directory_skips_every_done_day_and_restores_the_warehouse(
-    store_run: str, local_run: Path, gateway: Any, s3_server: S3Server, tmp_path: Path,
+    store_run: str,
+    local_run: Path,
+    gateway: Any,
+    s3_server: S3Server,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     before = gateway.stats.requests
@@ -162,7 +171,10 @@ def test_a_rerun_in_an_empty_working_directory_skips_every_done_day_and_restores
 
 
 def test_a_backfill_whose_uploads_partly_fail_ends_complete_and_equal(
-    local_run: Path, gateway: Any, s3_server: S3Server, tmp_path: Path,
+    local_run: Path,
+    gateway: Any,
+    s3_server: S3Server,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = s3_server.new_bucket()

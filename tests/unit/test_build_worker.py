@@ -22,7 +22,9 @@ from tests.conftest import FIRST_DAY, settings_for
 
 
 def _python(code: str) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     return out.stdout.split()
 
 
@@ -45,7 +47,9 @@ def test_a_day_is_built_and_loaded_by_the_worker(gateway_factory, tmp_path):
         assert con.execute("SELECT count(*) FROM sessions").fetchone() == (built.sessions_loaded,)
 
 
-def test_an_error_in_the_worker_comes_back_as_a_clear_error_and_the_worker_goes_on(gateway_factory, tmp_path):
+def test_an_error_in_the_worker_comes_back_as_a_clear_error_and_the_worker_goes_on(
+    gateway_factory, tmp_path
+):
     gateway = gateway_factory(days=1, sessions_per_day=5, seed=2)
     settings = settings_for(gateway, tmp_path)
     settings.ensure_data_dir()
@@ -63,7 +67,9 @@ def test_a_worker_that_dies_fails_the_day_with_its_exit_code(gateway_factory, tm
     worker = BuildWorker()
     worker._process.kill()
     worker._process.wait()
-    with pytest.raises(HoopSessionsError, match=r"build worker ended while building 2026-11-01 \(exit code -9\)"):
+    with pytest.raises(
+        HoopSessionsError, match=r"build worker ended while building 2026-11-01 \(exit code -9\)"
+    ):
         worker.build_and_load(settings, FIRST_DAY, True)
     worker.close()
 
@@ -119,11 +125,15 @@ def test_a_build_result_comes_back_from_the_worker_without_arrow():
         "import pickle, sys; r = pickle.loads(sys.stdin.buffer.read()); "
         "print(r.sessions_loaded, 'pyarrow' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(result), capture_output=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=pickle.dumps(result), capture_output=True, check=True
+    )
     assert out.stdout.decode().split() == ["1", "False"]
 
 
 def test_importing_the_sync_does_not_import_arrow():
     """What the worker relies on: the allocator can still be chosen after the sync is imported."""
-    code = "import sys, hoop_sessions.sync; print('pyarrow' in sys.modules, 'pandas' in sys.modules)"
+    code = (
+        "import sys, hoop_sessions.sync; print('pyarrow' in sys.modules, 'pandas' in sys.modules)"
+    )
     assert _python(code) == ["False", "False"]

@@ -8,10 +8,16 @@ from hoop_sessions.errors import ConfigError
 
 
 def test_settings_come_from_the_documented_variables():
-    s = Settings.from_env({
-        "HOOP_API_URL": "https://gw.example", "HOOP_API_TOKEN": "tok", "HOOP_DATA_DIR": "/x",
-        "HOOP_SYNC_START_DATE": "2026-01-02", "HOOP_CONCURRENCY": "4", "HOOP_API_AUTH_HEADER": "api-key",
-    })
+    s = Settings.from_env(
+        {
+            "HOOP_API_URL": "https://gw.example",
+            "HOOP_API_TOKEN": "tok",
+            "HOOP_DATA_DIR": "/x",
+            "HOOP_SYNC_START_DATE": "2026-01-02",
+            "HOOP_CONCURRENCY": "4",
+            "HOOP_API_AUTH_HEADER": "api-key",
+        }
+    )
     assert s.api_url == "https://gw.example"
     assert s.api_token == Secret("tok")
     assert str(s.data_dir) == "/x"
@@ -53,7 +59,10 @@ def test_bad_values_are_named_in_the_error(env, message):
         ({"HOOP_API_URL": "https://gw"}, "HOOP_API_TOKEN is not set"),
         ({"HOOP_API_URL": "ftp://gw", "HOOP_API_TOKEN": "t"}, "http"),
         ({"HOOP_API_URL": "http://gw.example.com", "HOOP_API_TOKEN": "t"}, "unencrypted"),
-        ({"HOOP_API_URL": "https://gw", "HOOP_API_TOKEN": "t", "HOOP_API_AUTH_HEADER": "basic"}, "bearer"),
+        (
+            {"HOOP_API_URL": "https://gw", "HOOP_API_TOKEN": "t", "HOOP_API_AUTH_HEADER": "basic"},
+            "bearer",
+        ),
     ],
 )
 def test_the_api_settings_are_checked_before_any_request(env, message):
@@ -62,9 +71,12 @@ def test_the_api_settings_are_checked_before_any_request(env, message):
 
 
 def test_plain_http_is_allowed_to_loopback_or_when_asked():
-    assert Settings.from_env({"HOOP_API_URL": "http://127.0.0.1:8009", "HOOP_API_TOKEN": "t"}).require_api()
-    assert Settings.from_env({"HOOP_API_URL": "http://gw.internal", "HOOP_API_TOKEN": "t",
-                              "HOOP_ALLOW_HTTP": "1"}).require_api()
+    assert Settings.from_env(
+        {"HOOP_API_URL": "http://127.0.0.1:8009", "HOOP_API_TOKEN": "t"}
+    ).require_api()
+    assert Settings.from_env(
+        {"HOOP_API_URL": "http://gw.internal", "HOOP_API_TOKEN": "t", "HOOP_ALLOW_HTTP": "1"}
+    ).require_api()
 
 
 def test_the_data_directory_is_created_private(tmp_path):
@@ -96,7 +108,9 @@ def test_whitespace_around_the_token_is_stripped(read):
         (" ", "whitespace, which hoop does not accept inside a token (U+0020 SPACE)"),
     ],
 )
-def test_a_token_with_a_character_http_or_hoop_refuses_is_a_config_error_that_does_not_show_it(inside, named):
+def test_a_token_with_a_character_http_or_hoop_refuses_is_a_config_error_that_does_not_show_it(
+    inside, named
+):
     token = f"hpk_secret{inside}part"
     with pytest.raises(ConfigError, match="HOOP_API_TOKEN holds") as info:
         Settings.from_env({"HOOP_API_URL": "https://gw.example", "HOOP_API_TOKEN": token})

@@ -48,20 +48,38 @@ class ListGateway:
         if path.startswith("/api/sessions/"):
             sid = path.removeprefix("/api/sessions/")
             row = self.by_id[sid]
-            return httpcore.Response(200, content=orjson.dumps({"id": sid, "start_date": row[1], "end_date": None}))
+            return httpcore.Response(
+                200, content=orjson.dumps({"id": sid, "start_date": row[1], "end_date": None})
+            )
         self.queries.append(params)
         offset, limit = int(params.get("offset", "0")), min(int(params.get("limit", "20")), 100)
         if offset > 10_000:
             return httpcore.Response(422, content=b'{"message": "offset too deep"}')
         match = self._matching(
-            params["start_date"], params["end_date"], params.get("review.status"), params.get("type")
+            params["start_date"],
+            params["end_date"],
+            params.get("review.status"),
+            params.get("type"),
         )
         page = match[offset : offset + limit + 1]
         count = params.get("count", "capped")
-        total = len(match) if count == "exact" else min(len(match), 10_000) if count == "capped" else None
+        total = (
+            len(match)
+            if count == "exact"
+            else min(len(match), 10_000)
+            if count == "capped"
+            else None
+        )
         body = {
-            "data": [{"id": r[0], "start_date": r[1].isoformat().replace("+00:00", "Z"), "review": None if r[2] is None else {"status": r[2]},
-                      "type": r[3]} for r in page[:limit]],
+            "data": [
+                {
+                    "id": r[0],
+                    "start_date": r[1].isoformat().replace("+00:00", "Z"),
+                    "review": None if r[2] is None else {"status": r[2]},
+                    "type": r[3],
+                }
+                for r in page[:limit]
+            ],
             "total": total,
             "total_is_capped": count == "capped" and len(match) > 10_000,
             "has_next_page": len(page) > limit,
@@ -74,7 +92,8 @@ class ListGateway:
     ) -> list[tuple[str, datetime, str | None, str]]:
         low, high = datetime.fromisoformat(start), datetime.fromisoformat(end)
         return [
-            r for r in self.rows
+            r
+            for r in self.rows
             if low <= r[1] <= high
             and (status is None or _like(status, r[2] or ""))
             and (kind is None or _like(kind, r[3]))
@@ -84,9 +103,16 @@ class ListGateway:
         pass
 
 
-def _rows(count: int, status: str | None, kind: str, seed: int) -> list[tuple[str, str, str | None, str]]:
+def _rows(
+    count: int, status: str | None, kind: str, seed: int
+) -> list[tuple[str, str, str | None, str]]:
     return [
-        (str(uuid.UUID(int=(seed << 64) + i, version=4)), f"{SECOND}.{i % 999_999 + 1:06d}Z", status, kind)
+        (
+            str(uuid.UUID(int=(seed << 64) + i, version=4)),
+            f"{SECOND}.{i % 999_999 + 1:06d}Z",
+            status,
+            kind,
+        )
         for i in range(count)
     ]
 
@@ -108,7 +134,9 @@ def test_a_second_with_an_unknown_review_status_is_completed_by_splitting_on_typ
     assert set(found.by_id) == {r[0] for r in rows}
     assert found.gaps == []
     assert any(q.get("type") == "application" for q in gateway.queries)
-    assert any(q.get("review.status") == "" for q in gateway.queries), "an empty status is sent as a filter"
+    assert any(q.get("review.status") == "" for q in gateway.queries), (
+        "an empty status is sent as a filter"
+    )
 
 
 def test_rows_no_filter_reaches_are_recorded_as_a_gap_and_the_rest_is_listed():

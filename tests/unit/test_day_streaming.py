@@ -50,7 +50,9 @@ def test_events_handed_to_a_sink_are_not_kept_by_the_builder():
     _, whole = build(flush_bytes=1 << 20)
     assert "session_events" not in tables
     assert builder.events.batches == [] and builder.events.rows == 7
-    assert pa.Table.from_batches(batches, schema=schema.SESSION_EVENTS.schema).equals(whole["session_events"])
+    assert pa.Table.from_batches(batches, schema=schema.SESSION_EVENTS.schema).equals(
+        whole["session_events"]
+    )
 
 
 def test_a_sessions_payloads_are_let_go_of_once_copied_into_a_batch():
@@ -82,7 +84,9 @@ def test_a_day_written_batch_by_batch_reads_back_as_the_table_written_whole(tmp_
 def test_a_day_left_without_commit_keeps_its_previous_files_and_no_temporary_file(tmp_path):
     _, whole = build(flush_bytes=1 << 20)
     lake.write_day(tmp_path, DAY, whole)
-    before = {t.name: lake.table_path(tmp_path, t.name, DAY).read_bytes() for t in schema.DAY_TABLES}
+    before = {
+        t.name: lake.table_path(tmp_path, t.name, DAY).read_bytes() for t in schema.DAY_TABLES
+    }
 
     def fail_half_way() -> None:
         with lake.DayWriter(tmp_path, DAY) as out:

@@ -11,8 +11,15 @@ def b64(data: bytes) -> str:
 
 def test_events_decode_to_the_exact_bytes_including_binary_and_invalid_utf8():
     raw = [b"SELECT 1;\n", b"\x1b[31mred\x1b[0m", b"\x00\x00\x00\x08\x04\xd2\x16/", b"\xff\xfe bad"]
-    stream = decode_stream([[0.1, "i", b64(raw[0])], [0.2, "o", b64(raw[1])],
-                            [0.3, "i", b64(raw[2])], [1.5, "e", b64(raw[3])]], present=True)
+    stream = decode_stream(
+        [
+            [0.1, "i", b64(raw[0])],
+            [0.2, "o", b64(raw[1])],
+            [0.3, "i", b64(raw[2])],
+            [1.5, "e", b64(raw[3])],
+        ],
+        present=True,
+    )
     assert stream.status == "ok"
     assert stream.payloads == raw
     assert stream.types == ["i", "o", "i", "e"]
@@ -40,8 +47,9 @@ def test_the_gateway_error_message_is_flagged_unreadable_not_taken_as_data():
 
 def test_rdp_and_unknown_event_types_decode_to_their_exact_bytes():
     frame = b'{"x":8,"y":0,"width":16,"height":16,"bits_per_pixel":16,"compressed":false,"data":""}'
-    stream = decode_stream([[0, "h", b64(b"\x03\x00hs")], [0.4, "b", b64(frame)], [0.5, "x", "aGk="]],
-                           present=True)
+    stream = decode_stream(
+        [[0, "h", b64(b"\x03\x00hs")], [0.4, "b", b64(frame)], [0.5, "x", "aGk="]], present=True
+    )
     assert stream.status == "ok"
     assert stream.types == ["h", "b", "x"]
     assert stream.payloads == [b"\x03\x00hs", frame, b"hi"]

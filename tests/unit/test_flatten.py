@@ -37,7 +37,9 @@ def test_hoop_times_parse_to_utc_microseconds(text, expected):
     assert parse_time(text, "t") == expected
 
 
-@pytest.mark.parametrize("text", ["2026-11-01", "2026-11-01 10:00:00Z", "yesterday", "2026-13-01T00:00:00Z", 5, None])
+@pytest.mark.parametrize(
+    "text", ["2026-11-01", "2026-11-01 10:00:00Z", "yesterday", "2026-13-01T00:00:00Z", 5, None]
+)
 def test_anything_but_rfc3339_is_not_a_time(text):
     with pytest.raises(RecordRejected):
         parse_time(text, "t")
@@ -94,21 +96,40 @@ def test_every_session_column_gets_its_exact_value():
 
 def test_review_and_group_columns_convert_nanoseconds_milliseconds_and_time_windows():
     tables, _ = build(session_record())
-    assert tables["reviews"].to_pylist() == [{
-        "review_id": RID, "session_id": SID, "start_day": DAY, "type": "jit", "status": "APPROVED",
-        "access_duration_seconds": 1800.0,
-        "created_at": datetime(2026, 11, 1, 9, 59, 0, 120000, tzinfo=UTC),
-        "revoke_at": datetime(2026, 11, 1, 10, 30, 0, 500000, tzinfo=UTC),
-        "time_window_start": time(9, 0), "time_window_end": time(18, 0),
-        "access_request_rule_name": "prod-rule", "min_approvals": 1,
-        "force_approval_groups": ["sre"], "rejection_reason": None,
-    }]
-    assert tables["review_groups"].to_pylist() == [{
-        "review_group_id": GID, "review_id": RID, "session_id": SID, "start_day": DAY,
-        "group_name": "sre", "status": "APPROVED", "forced_review": False, "reviewer_id": "u-2",
-        "reviewer_email": "bob@example.com", "reviewer_name": "Bob", "reviewer_slack_id": "U1",
-        "reviewed_at": datetime(2026, 11, 1, 10, 0, 0, 200000, tzinfo=UTC),
-    }]
+    assert tables["reviews"].to_pylist() == [
+        {
+            "review_id": RID,
+            "session_id": SID,
+            "start_day": DAY,
+            "type": "jit",
+            "status": "APPROVED",
+            "access_duration_seconds": 1800.0,
+            "created_at": datetime(2026, 11, 1, 9, 59, 0, 120000, tzinfo=UTC),
+            "revoke_at": datetime(2026, 11, 1, 10, 30, 0, 500000, tzinfo=UTC),
+            "time_window_start": time(9, 0),
+            "time_window_end": time(18, 0),
+            "access_request_rule_name": "prod-rule",
+            "min_approvals": 1,
+            "force_approval_groups": ["sre"],
+            "rejection_reason": None,
+        }
+    ]
+    assert tables["review_groups"].to_pylist() == [
+        {
+            "review_group_id": GID,
+            "review_id": RID,
+            "session_id": SID,
+            "start_day": DAY,
+            "group_name": "sre",
+            "status": "APPROVED",
+            "forced_review": False,
+            "reviewer_id": "u-2",
+            "reviewer_email": "bob@example.com",
+            "reviewer_name": "Bob",
+            "reviewer_slack_id": "U1",
+            "reviewed_at": datetime(2026, 11, 1, 10, 0, 0, 200000, tzinfo=UTC),
+        }
+    ]
 
 
 def test_tags_become_one_row_per_key():
@@ -131,15 +152,38 @@ def test_events_keep_exact_bytes_and_times_from_the_session_start():
 
 
 def test_null_and_absent_keys_become_nulls():
-    record = session_record(end_date=None, exit_code=None, session_batch_id=DROP, correlation_id=DROP,
-                            review=None, connection_tags=None, metrics=None, integrations_metadata=None,
-                            event_stream=DROP, script=None, status="open", metadata=None)
+    record = session_record(
+        end_date=None,
+        exit_code=None,
+        session_batch_id=DROP,
+        correlation_id=DROP,
+        review=None,
+        connection_tags=None,
+        metrics=None,
+        integrations_metadata=None,
+        event_stream=DROP,
+        script=None,
+        status="open",
+        metadata=None,
+    )
     tables, errors = build(record)
     assert errors == []
     row = tables["sessions"].to_pylist()[0]
-    for column in ("end_date", "duration_seconds", "exit_code", "session_batch_id", "correlation_id",
-                   "review_id", "review_status", "metrics", "jira_issue_key", "redacted_count",
-                   "stream_truncated", "script", "metadata"):
+    for column in (
+        "end_date",
+        "duration_seconds",
+        "exit_code",
+        "session_batch_id",
+        "correlation_id",
+        "review_id",
+        "review_status",
+        "metrics",
+        "jira_issue_key",
+        "redacted_count",
+        "stream_truncated",
+        "script",
+        "metadata",
+    ):
         assert row[column] is None, column
     assert row["stream_status"] == "absent"
     assert row["event_count"] == 0
@@ -166,11 +210,26 @@ LONG_AGO = "2026-11-08T02:59:59Z"  # 48 h and a second before SYNCED
         ("ready", None, {"status": "APPROVED", "type": "onetime"}, False),
         # An APPROVED or REVOKED JIT session with no end_date can still be connected: final only
         # once the longest access (48 h) has passed since revoke_at.
-        ("ready", None, {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-10T02:59:59Z"}, False),
-        ("done", None, {"status": "REVOKED", "type": "jit", "revoke_at": "2026-11-10T02:59:59Z"}, False),
+        (
+            "ready",
+            None,
+            {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-10T02:59:59Z"},
+            False,
+        ),
+        (
+            "done",
+            None,
+            {"status": "REVOKED", "type": "jit", "revoke_at": "2026-11-10T02:59:59Z"},
+            False,
+        ),
         ("done", None, {"status": "REVOKED", "type": "jit", "revoke_at": LONG_AGO}, True),
         ("open", None, {"status": "APPROVED", "type": "jit", "revoke_at": LONG_AGO}, True),
-        ("open", None, {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-08T03:00:01Z"}, False),
+        (
+            "open",
+            None,
+            {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-08T03:00:01Z"},
+            False,
+        ),
         ("done", None, {"status": "REVOKED", "type": "jit"}, False),  # no revoke_at: cannot tell
         ("open", None, {"status": "REJECTED", "type": "onetime"}, True),  # never ran
         ("open", None, {"status": "EXPIRED", "type": "jit"}, True),  # never ran (newer gateways)
@@ -178,7 +237,12 @@ LONG_AGO = "2026-11-08T02:59:59Z"  # 48 h and a second before SYNCED
         ("done", END, {"status": "REJECTED", "type": "onetime"}, True),
         ("done", END, {"status": "EXECUTED", "type": "onetime"}, True),
         ("ready", None, {"status": "EXECUTED", "type": "onetime"}, False),
-        ("done", END, {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-10T03:00:01Z"}, True),
+        (
+            "done",
+            END,
+            {"status": "APPROVED", "type": "jit", "revoke_at": "2026-11-10T03:00:01Z"},
+            True,
+        ),
         ("done", None, {"status": "APPROVED", "type": "onetime"}, False),
     ],
 )
@@ -215,7 +279,14 @@ def test_an_unreadable_record_is_rejected_with_a_reason_and_appends_nothing(kind
     assert len(errors) == 1
     assert errors[0].reason
     # The good session of the day still loads, and nothing of the bad one does.
-    for name in ("sessions", "reviews", "review_groups", "connection_tags", "session_events", "record_warnings"):
+    for name in (
+        "sessions",
+        "reviews",
+        "review_groups",
+        "connection_tags",
+        "session_events",
+        "record_warnings",
+    ):
         ids = set(tables[name].column("session_id").to_pylist())
         assert ids <= {"1b9f6a3c-1111-4222-8333-444455556666"}, name
     assert tables["sessions"].num_rows == 1
@@ -225,42 +296,85 @@ def test_an_unreadable_record_is_rejected_with_a_reason_and_appends_nothing(kind
 MALFORMED_FIELDS = {
     "unparsable end_date": (session_record(end_date="soon"), "end_date", ("sessions", "end_date")),
     "exit_code as text": (session_record(exit_code="0"), "exit_code", ("sessions", "exit_code")),
-    "event_size as float": (session_record(event_size=1.5), "event_size", ("sessions", "event_size")),
+    "event_size as float": (
+        session_record(event_size=1.5),
+        "event_size",
+        ("sessions", "event_size"),
+    ),
     "user as number": (session_record(user=7), "user", ("sessions", "user_email")),
     "metadata as list": (session_record(metadata=[1]), "metadata", ("sessions", "metadata")),
     "huge exit code": (session_record(exit_code=2**70), "exit_code", ("sessions", "exit_code")),
     "script as string": (session_record(script="SELECT 1"), "script", ("sessions", "script")),
     "metric of the wrong type": (
         session_record(metrics={"truncated": "no", "data_masking": {"total_redact_count": "4"}}),
-        "metrics.truncated", ("sessions", "stream_truncated")),
+        "metrics.truncated",
+        ("sessions", "stream_truncated"),
+    ),
     "review as string": (session_record(review="APPROVED"), "review", ("sessions", "review_id")),
-    "review without id": (session_record(review={"status": "APPROVED"}), "review.id", ("sessions", "review_id")),
-    "duration as text": (session_record(review={"id": RID, "access_duration": "30m"}),
-                         "review.access_duration", ("reviews", "access_duration_seconds")),
+    "review without id": (
+        session_record(review={"status": "APPROVED"}),
+        "review.id",
+        ("sessions", "review_id"),
+    ),
+    "duration as text": (
+        session_record(review={"id": RID, "access_duration": "30m"}),
+        "review.access_duration",
+        ("reviews", "access_duration_seconds"),
+    ),
     "time window garbage": (
         session_record(review={"id": RID, "time_window": {"configuration": {"start_time": "9am"}}}),
-        "review.time_window.configuration.start_time", ("reviews", "time_window_start")),
+        "review.time_window.configuration.start_time",
+        ("reviews", "time_window_start"),
+    ),
     "time window without configuration": (
-        session_record(review={"id": RID, "time_window": "09:00-18:00"}), "review.time_window",
-        ("reviews", "time_window_end")),
-    "revoke_at not a time": (session_record(review={"id": RID, "revoke_at": "tomorrow"}),
-                             "review.revoke_at", ("reviews", "revoke_at")),
-    "created_at a number": (session_record(review={"id": RID, "created_at": 1700000000}),
-                            "review.created_at", ("reviews", "created_at")),
+        session_record(review={"id": RID, "time_window": "09:00-18:00"}),
+        "review.time_window",
+        ("reviews", "time_window_end"),
+    ),
+    "revoke_at not a time": (
+        session_record(review={"id": RID, "revoke_at": "tomorrow"}),
+        "review.revoke_at",
+        ("reviews", "revoke_at"),
+    ),
+    "created_at a number": (
+        session_record(review={"id": RID, "created_at": 1700000000}),
+        "review.created_at",
+        ("reviews", "created_at"),
+    ),
     "review_date not a time": (
-        session_record(review={"id": RID, "review_groups_data": [{"id": GID, "review_date": "now"}]}),
-        "review.review_groups_data[0].review_date", ("review_groups", "reviewed_at")),
+        session_record(
+            review={"id": RID, "review_groups_data": [{"id": GID, "review_date": "now"}]}
+        ),
+        "review.review_groups_data[0].review_date",
+        ("review_groups", "reviewed_at"),
+    ),
     "forced_review as string": (
-        session_record(review={"id": RID, "review_groups_data": [{"id": GID, "forced_review": "yes"}]}),
-        "review.review_groups_data[0].forced_review", ("review_groups", "forced_review")),
-    "groups not a list": (session_record(review={"id": RID, "review_groups_data": {"a": 1}}),
-                          "review.review_groups_data", ("review_groups", "review_group_id")),
-    "group without id": (session_record(review={"id": RID, "review_groups_data": [{"group": "sre"}]}),
-                         "review.review_groups_data[0].id", ("review_groups", "review_group_id")),
-    "tags as string": (session_record(connection_tags="team=banking;environment:prod"), "connection_tags",
-                       ("connection_tags", "tag_key")),
-    "tag value as number": (session_record(connection_tags={"env": 1}), "connection_tags.env",
-                            ("connection_tags", "tag_value")),
+        session_record(
+            review={"id": RID, "review_groups_data": [{"id": GID, "forced_review": "yes"}]}
+        ),
+        "review.review_groups_data[0].forced_review",
+        ("review_groups", "forced_review"),
+    ),
+    "groups not a list": (
+        session_record(review={"id": RID, "review_groups_data": {"a": 1}}),
+        "review.review_groups_data",
+        ("review_groups", "review_group_id"),
+    ),
+    "group without id": (
+        session_record(review={"id": RID, "review_groups_data": [{"group": "sre"}]}),
+        "review.review_groups_data[0].id",
+        ("review_groups", "review_group_id"),
+    ),
+    "tags as string": (
+        session_record(connection_tags="team=banking;environment:prod"),
+        "connection_tags",
+        ("connection_tags", "tag_key"),
+    ),
+    "tag value as number": (
+        session_record(connection_tags={"env": 1}),
+        "connection_tags.env",
+        ("connection_tags", "tag_value"),
+    ),
 }
 
 
@@ -303,7 +417,9 @@ def test_a_time_window_hoop_accepts_loads_as_a_time_of_day(text, expected):
     assert tables["record_warnings"].num_rows == 0
 
 
-@pytest.mark.parametrize("text", ["24:00", "9:5", "09:60", "009:00", "09:00:00", " 9:00", "9.00", "", "nine"])
+@pytest.mark.parametrize(
+    "text", ["24:00", "9:5", "09:60", "009:00", "09:00:00", " 9:00", "9.00", "", "nine"]
+)
 def test_a_time_window_go_would_refuse_is_nulled_with_a_warning(text):
     window = {"type": "time_range", "configuration": {"start_time": text, "end_time": "18:00"}}
     tables, errors = build(session_record(review={"id": RID, "time_window": window}))
@@ -311,14 +427,24 @@ def test_a_time_window_go_would_refuse_is_nulled_with_a_warning(text):
     assert tables["reviews"].column("time_window_start").to_pylist() == [None]
     assert tables["reviews"].column("time_window_end").to_pylist() == [time(18, 0)]
     [warning] = tables["record_warnings"].to_pylist()
-    assert (warning["field"], warning["kind"]) == ("review.time_window.configuration.start_time", "malformed")
+    assert (warning["field"], warning["kind"]) == (
+        "review.time_window.configuration.start_time",
+        "malformed",
+    )
 
 
 def test_values_outside_the_known_sets_are_stored_as_they_came_and_counted():
     record = session_record(
-        identity_type="sidecar", recording_format="vnc", status="archived", verb="stream",
-        review={"id": RID, "type": "standing", "status": "EXPIRED",
-                "review_groups_data": [{"id": GID, "status": "EXPIRED"}]},
+        identity_type="sidecar",
+        recording_format="vnc",
+        status="archived",
+        verb="stream",
+        review={
+            "id": RID,
+            "type": "standing",
+            "status": "EXPIRED",
+            "review_groups_data": [{"id": GID, "status": "EXPIRED"}],
+        },
         event_stream=[[0.5, "i", b64(b"ls\n")], [0.6, "x", b64(b"\x00new")], [0.7, "x", b64(b"")]],
     )
     builder = DayBuilder(DAY)
@@ -326,18 +452,30 @@ def test_values_outside_the_known_sets_are_stored_as_they_came_and_counted():
     tables = builder.tables()
     row = tables["sessions"].to_pylist()[0]
     assert (row["identity_type"], row["recording_format"], row["status"], row["verb"]) == (
-        "sidecar", "vnc", "archived", "stream")
+        "sidecar",
+        "vnc",
+        "archived",
+        "stream",
+    )
     assert tables["reviews"].to_pylist()[0]["status"] == "EXPIRED"
     assert tables["reviews"].to_pylist()[0]["type"] == "standing"
     assert tables["review_groups"].to_pylist()[0]["status"] == "EXPIRED"
     assert tables["session_events"].column("event_type").to_pylist() == ["i", "x", "x"]
     assert tables["session_events"].column("payload").to_pylist() == [b"ls\n", b"\x00new", b""]
-    unknown = {(w["field"], w["value"]) for w in tables["record_warnings"].to_pylist()
-               if w["kind"] == "unknown_value"}
+    unknown = {
+        (w["field"], w["value"])
+        for w in tables["record_warnings"].to_pylist()
+        if w["kind"] == "unknown_value"
+    }
     assert unknown == {
-        ("identity_type", '"sidecar"'), ("recording_format", '"vnc"'), ("status", '"archived"'),
-        ("verb", '"stream"'), ("review.type", '"standing"'), ("review.status", '"EXPIRED"'),
-        ("review.review_groups_data.status", '"EXPIRED"'), ("event_stream.type", '"x"'),
+        ("identity_type", '"sidecar"'),
+        ("recording_format", '"vnc"'),
+        ("status", '"archived"'),
+        ("verb", '"stream"'),
+        ("review.type", '"standing"'),
+        ("review.status", '"EXPIRED"'),
+        ("review.review_groups_data.status", '"EXPIRED"'),
+        ("event_stream.type", '"x"'),
     }
     assert builder.warning_counts['unknown_value event_stream.type="x"'] == 1
     # An EXPIRED review never ran: the data contract calls such a session final.
@@ -345,8 +483,9 @@ def test_values_outside_the_known_sets_are_stored_as_they_came_and_counted():
 
 
 def test_known_values_and_an_empty_connection_load_without_warnings():
-    record = session_record(connection="", recording_format="pty", identity_type="machine",
-                            machine_identity_id="m-1")
+    record = session_record(
+        connection="", recording_format="pty", identity_type="machine", machine_identity_id="m-1"
+    )
     tables, errors = build(record)
     assert errors == []
     row = tables["sessions"].to_pylist()[0]
@@ -355,16 +494,21 @@ def test_known_values_and_an_empty_connection_load_without_warnings():
 
 
 def test_rdp_handshake_and_bitmap_events_load_with_exact_bytes_and_times():
-    frame = b'{"x":0,"y":16,"width":64,"height":32,"bits_per_pixel":32,"compressed":true,"data":"AAEC"}'
+    frame = (
+        b'{"x":0,"y":16,"width":64,"height":32,"bits_per_pixel":32,"compressed":true,"data":"AAEC"}'
+    )
     record = session_record(
-        connection_subtype="rdp", recording_format="rdp",
+        connection_subtype="rdp",
+        recording_format="rdp",
         event_stream=[[0, "h", b64(b"\x03\x00\x00\x13handshake")], [1.25, "b", b64(frame)]],
     )
     tables, errors = build(record)
     assert errors == []
     events = tables["session_events"].to_pylist()
     assert [(e["event_type"], e["payload"], e["elapsed_seconds"]) for e in events] == [
-        ("h", b"\x03\x00\x00\x13handshake", 0.0), ("b", frame, 1.25)]
+        ("h", b"\x03\x00\x00\x13handshake", 0.0),
+        ("b", frame, 1.25),
+    ]
     assert events[1]["event_time"] == datetime(2026, 11, 1, 10, 0, 1, 567600, tzinfo=UTC)
     assert tables["record_warnings"].num_rows == 0
 

@@ -15,7 +15,9 @@ def lanes(n: int) -> list[_Lane]:
     return [_Lane(lambda: None) for _ in range(n)]  # type: ignore[arg-type,return-value]
 
 
-async def _waiter(pool: _LanePool, name: str, priority: tuple[int, ...], served: list[str]) -> _Lane:
+async def _waiter(
+    pool: _LanePool, name: str, priority: tuple[int, ...], served: list[str]
+) -> _Lane:
     request_priority.set(priority)
     lane = await pool.take()
     served.append(name)
@@ -28,8 +30,14 @@ def test_waiters_are_served_by_priority_then_arrival():
         busy = await pool.take()
         served: list[str] = []
         tasks = []
-        for name, priority in [("day2-a", (2,)), ("day1-a", (1,)), ("day2-b", (2,)), ("day1-b", (1,)),
-                               ("day1-split", (1, -1)), ("preflight", ())]:
+        for name, priority in [
+            ("day2-a", (2,)),
+            ("day1-a", (1,)),
+            ("day2-b", (2,)),
+            ("day1-b", (1,)),
+            ("day1-split", (1, -1)),
+            ("preflight", ()),
+        ]:
             tasks.append(asyncio.create_task(_waiter(pool, name, priority, served)))
             await asyncio.sleep(0)  # each one waits in turn
         lane = busy
@@ -65,7 +73,9 @@ def test_a_cancelled_waiter_loses_no_lane():
         patient = asyncio.create_task(_waiter(pool, "patient", (2,), served))
         await asyncio.sleep(0)
         doomed.cancel()
-        pool.give(lane)  # handed to the cancelled waiter or skipped: either way it must reach "patient"
+        pool.give(
+            lane
+        )  # handed to the cancelled waiter or skipped: either way it must reach "patient"
         await asyncio.sleep(0)
         assert await asyncio.wait_for(patient, 1) is lane
         assert doomed.cancelled() and served == ["patient"]

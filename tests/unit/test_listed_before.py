@@ -13,8 +13,13 @@ A, B, C, D, E = (f"0b9f6a3c-1111-4222-8333-00000000000{n}" for n in range(1, 6))
 
 def header(**changes: object) -> dict[str, object]:
     morning = Window(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, 12, tzinfo=UTC))
-    evening = Window(datetime(2026, 11, 1, 12, tzinfo=UTC), datetime(2026, 11, 1, 23, 59, 59, tzinfo=UTC))
-    first, second = WindowResult(morning, session_ids=[A, B, E]), WindowResult(evening, session_ids=[C, D])
+    evening = Window(
+        datetime(2026, 11, 1, 12, tzinfo=UTC), datetime(2026, 11, 1, 23, 59, 59, tzinfo=UTC)
+    )
+    first, second = (
+        WindowResult(morning, session_ids=[A, B, E]),
+        WindowResult(evening, session_ids=[C, D]),
+    )
     first.stats.pages, first.stats.requests = 2, 9
     doc: dict[str, object] = {
         "order": [C, A, D],  # bodies in the previous file, in its order

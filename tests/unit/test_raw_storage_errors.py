@@ -38,7 +38,9 @@ class FillsUp(io.FileIO):
         return super().write(data)
 
 
-def fill_disk(monkeypatch: pytest.MonkeyPatch, *, room: int, code: int = errno.ENOSPC, only: str = "") -> None:
+def fill_disk(
+    monkeypatch: pytest.MonkeyPatch, *, room: int, code: int = errno.ENOSPC, only: str = ""
+) -> None:
     def opener(path: Path):  # type: ignore[no-untyped-def]
         return FillsUp(path, room, code) if only in str(path) else open(path, "wb")
 
@@ -58,7 +60,9 @@ def leftovers(raw_dir: Path) -> list[str]:
     return sorted(p.name for p in day_dir(raw_dir, DAY).iterdir() if p.name.startswith("."))
 
 
-def test_a_full_disk_while_bodies_are_written_names_the_file_and_removes_the_temporary_files(tmp_path, monkeypatch):
+def test_a_full_disk_while_bodies_are_written_names_the_file_and_removes_the_temporary_files(
+    tmp_path, monkeypatch
+):
     fill_disk(monkeypatch, room=2_000)
     with pytest.raises(StorageError) as info:
         write_day(tmp_path, 50)
@@ -79,7 +83,9 @@ def test_a_full_disk_while_the_file_is_committed_keeps_the_previous_file_and_lea
     assert RawDay(tmp_path, DAY).header == {"order": ["old"]}
 
 
-@pytest.mark.parametrize(("code", "text"), [(errno.EACCES, "Permission denied"), (errno.EROFS, "Read-only file system")])
+@pytest.mark.parametrize(
+    ("code", "text"), [(errno.EACCES, "Permission denied"), (errno.EROFS, "Read-only file system")]
+)
 def test_a_refused_write_fails_with_the_cause_in_one_line(tmp_path, monkeypatch, code, text):
     fill_disk(monkeypatch, room=0, code=code)
     with pytest.raises(StorageError) as info:
@@ -89,7 +95,9 @@ def test_a_refused_write_fails_with_the_cause_in_one_line(tmp_path, monkeypatch,
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a directory without write permission")
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root writes into a directory without write permission"
+)
 def test_a_day_directory_without_write_permission_fails_with_the_cause(tmp_path):
     day_dir(tmp_path, DAY).mkdir(parents=True)
     day_dir(tmp_path, DAY).chmod(0o500)

@@ -37,7 +37,9 @@ def test_a_session_missing_from_the_sessions_table_makes_its_day_not_reconcile(
     warehouse: Path,
 ) -> None:
     with duckdb.connect(str(warehouse)) as con:
-        con.execute("DELETE FROM sessions WHERE session_id = (SELECT min(session_id) FROM sessions)")
+        con.execute(
+            "DELETE FROM sessions WHERE session_id = (SELECT min(session_id) FROM sessions)"
+        )
         found = checks.reconciliation(con, None)
         (loaded,) = con.execute(
             "SELECT sum(sessions_loaded) FROM sync_windows WHERE start_day = ?", [DAY]
@@ -70,5 +72,10 @@ def test_a_warehouse_day_summary_counts_its_rows_and_previews_the_chosen_columns
 
 
 def test_a_table_outside_the_contract_is_refused_before_any_sql(warehouse: Path) -> None:
-    with duckdb.connect(str(warehouse), read_only=True) as con, pytest.raises(ValueError, match="not a warehouse table"):
-        summaries.warehouse_table_day(con, "x; DROP TABLE sessions", DAY, columns=(), preview_rows=1)
+    with (
+        duckdb.connect(str(warehouse), read_only=True) as con,
+        pytest.raises(ValueError, match="not a warehouse table"),
+    ):
+        summaries.warehouse_table_day(
+            con, "x; DROP TABLE sessions", DAY, columns=(), preview_rows=1
+        )

@@ -51,7 +51,10 @@ def test_repeated_splitting_covers_the_window_without_gaps():
 
 def test_days_between_is_inclusive_and_empty_when_reversed():
     assert days_between(date(2026, 1, 30), date(2026, 2, 1)) == [
-        date(2026, 1, 30), date(2026, 1, 31), date(2026, 2, 1)]
+        date(2026, 1, 30),
+        date(2026, 1, 31),
+        date(2026, 2, 1),
+    ]
     assert days_between(date(2026, 2, 1), date(2026, 1, 30)) == []
 
 

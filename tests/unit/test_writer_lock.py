@@ -36,7 +36,10 @@ with writer_lock(Path(sys.argv[1]), what="nightly sync", timeout=-1):
 def start(code: str, data_dir: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", code, str(data_dir)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -70,11 +73,16 @@ def test_a_second_run_waits_says_who_holds_the_directory_then_proceeds(tmp_path,
 
 def test_waiting_past_the_timeout_stops_with_one_line_naming_the_holder(tmp_path, holder, caplog):
     caplog.set_level(logging.WARNING, "hoop_sessions.lock")
-    with pytest.raises(WriterLockTimeoutError) as info, writer_lock(tmp_path, what="nightly sync", timeout=0.1):
+    with (
+        pytest.raises(WriterLockTimeoutError) as info,
+        writer_lock(tmp_path, what="nightly sync", timeout=0.1),
+    ):
         pytest.fail("the lock was taken while another process held it")
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith(f"nightly sync: {tmp_path} was still being written by backfill 2026-11-01..2026-11-30")
+    assert message.startswith(
+        f"nightly sync: {tmp_path} was still being written by backfill 2026-11-01..2026-11-30"
+    )
     assert f"process {holder.pid} " in message and "HOOP_WAREHOUSE_LOCK_TIMEOUT" in message
     assert len([r for r in caplog.records if "waits for" in r.getMessage()]) == 1
 
@@ -82,7 +90,9 @@ def test_waiting_past_the_timeout_stops_with_one_line_naming_the_holder(tmp_path
 def test_the_holder_is_recorded_while_the_lock_is_held_and_removed_after(tmp_path):
     with writer_lock(tmp_path, what="backfill"):
         holder = read_holder(tmp_path)
-        assert holder is not None and holder["what"] == "backfill" and isinstance(holder["pid"], int)
+        assert (
+            holder is not None and holder["what"] == "backfill" and isinstance(holder["pid"], int)
+        )
     assert not (tmp_path / HOLDER_FILE).exists()
 
 
@@ -111,6 +121,6 @@ def test_another_thread_of_the_same_process_waits_too(tmp_path):
 
 
 def test_the_recorded_command_hides_the_value_of_a_token_option():
-    assert _command(["/usr/bin/hoop-sessions", "simulate", "--token", "s3cret", "--api-token=x"]) == (
-        "hoop-sessions simulate --token *** --api-token=***"
-    )
+    assert _command(
+        ["/usr/bin/hoop-sessions", "simulate", "--token", "s3cret", "--api-token=x"]
+    ) == ("hoop-sessions simulate --token *** --api-token=***")
