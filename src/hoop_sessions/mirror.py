@@ -101,8 +101,16 @@ def hydrate(settings: Settings, *, warehouse: bool = True) -> None:
         ", warehouse restored" if restored else "",
         time.monotonic() - started,
     )
-    if warehouse and not settings.load_path.exists():
+    if warehouse and not settings.load_path.exists() and _ledger_says_loaded(settings):
         rebuild_warehouse(settings)
+
+
+def _ledger_says_loaded(settings: Settings) -> bool:
+    """Whether the store's ledger has a day loaded: a warehouse existed, and is to be rebuilt
+    (on a first run there is none to rebuild; its loads make it)."""
+    from hoop_sessions.ledger import Ledger
+
+    return any(entry.loaded for entry in Ledger(settings.data_dir).entries())
 
 
 def _newer(obj: ObjectInfo, local: Path) -> bool:
