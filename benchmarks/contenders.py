@@ -210,15 +210,7 @@ def run_sync_backfill(
     command = (
         hoop_sessions_argv() if pythonpath is None else [sys.executable, "-m", "hoop_sessions"]
     )
-    argv = [
-        *command,
-        "backfill",
-        "--start",
-        workload.start.isoformat(),
-        "--end",
-        workload.end.isoformat(),
-        "--redo",
-    ]
+    argv = _backfill_argv(command, workload)
     env = _env(gw, data, concurrency)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
@@ -227,6 +219,19 @@ def run_sync_backfill(
         result.requests, result.sessions, days = ledger_counts(data / "warehouse.duckdb")
         result.extra["days"] = days
     return result
+
+
+def _backfill_argv(command: list[str], workload: Workload) -> list[str]:
+    """``backfill --redo`` of the workload's days: every contender syncs the same way."""
+    return [
+        *command,
+        "backfill",
+        "--start",
+        workload.start.isoformat(),
+        "--end",
+        workload.end.isoformat(),
+        "--redo",
+    ]
 
 
 S3_NAME = "loopback S3 (hoop-sessions backfill into s3://)"
@@ -245,15 +250,7 @@ def run_sync_to_store(
     loopback S3 server ``store`` (tests.s3.server.S3Server, in a process of its own) and ``work``
     the local working directory. The server's CPU is reported beside the run's own."""
     url = store.new_bucket("hoop")
-    argv = [
-        *hoop_sessions_argv(),
-        "backfill",
-        "--start",
-        workload.start.isoformat(),
-        "--end",
-        workload.end.isoformat(),
-        "--redo",
-    ]
+    argv = _backfill_argv(hoop_sessions_argv(), workload)
     env = {k: v for k, v in _env(gw, work, concurrency).items() if not k.startswith("AWS_")}
     env.update(HOOP_DATA_DIR=url, HOOP_WORK_DIR=str(work), **store.env())
     server_before = process_cpu_s(store.process.pid)
