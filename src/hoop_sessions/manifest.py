@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -133,14 +134,19 @@ def record_day(data_dir: Path, day: date) -> None:
 
 
 def _link_holds(
-    linked: object, found: tuple[date, str] | None, rewrites: dict[str, dict[str, str]]
+    linked: object,
+    found: tuple[date, str] | None,
+    rewrites: Callable[[], dict[str, dict[str, str]]],
 ) -> bool:
     """Whether a later day's link still holds: it names the manifest found before it, or one
-    that manifest was rewritten from by ``record_day`` (possibly several rewrites back)."""
+    that manifest was rewritten from by ``record_day`` (possibly several rewrites back). The
+    history is read only for a link that does not name the manifest found."""
     if found is None:
         return linked == GENESIS
     day, digest = found
-    earlier = rewrites.get(day.isoformat(), {})
+    if linked == digest:
+        return True
+    earlier = rewrites().get(day.isoformat(), {})
     seen: set[str] = set()
     while digest not in seen:
         if linked == digest:
@@ -157,7 +163,13 @@ def _record_day(data_dir: Path, day: date) -> None:
     files = {
         name: file_sha256(path) for name, path in _day_files(data_dir, day).items() if path.exists()
     }
-    rewrites = _rewrites(folder)
+    history: list[dict[str, dict[str, str]]] = []
+
+    def rewrites() -> dict[str, dict[str, str]]:
+        if not history:
+            history.append(_rewrites(folder))
+        return history[0]
+
     previous: tuple[date, str] | None = None  # the chain as written now
     found: tuple[date, str] | None = None  # the manifest before, as it was found on disk
     for d in sorted(set(manifest_days(data_dir)) | {day}):

@@ -35,7 +35,14 @@ from pipelines.checks import hoop_checks
 from pipelines.definitions import defs
 from pipelines.partitions import backfill_policy
 from pipelines.resources import resources_from_env
-from tests.pipelines.conftest import RANGE_END_TAG, RANGE_START_TAG, Hoop, days_ago, hoop_assets
+from tests.pipelines.conftest import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    Hoop,
+    days_ago,
+    hoop_assets,
+    hoop_days,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 # What a run of the code location does with its pool's answer: keep the run short if it hangs.
@@ -166,6 +173,78 @@ def test_every_partitioned_asset_backfills_in_runs_of_the_days_per_run_the_varia
             BackfillPolicy.multi_run(3) if key in partitioned else BackfillPolicy.single_run()
         )
         assert policy == str(expected), key
+
+
+# What Dagster's daemon does with a backfill of the code location's partitioned assets: one
+# iteration of its backfill loop, whose runs an instance with a queued run coordinator only queues.
+BACKFILL_ITERATION = """
+import json, logging, sys, time
+from dagster import DagsterInstance
+from dagster._core.execution.backfill import PartitionBackfill
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._daemon.backfill import execute_backfill_iteration
+
+origin = LoadableTargetOrigin(module_name="pipelines.definitions", working_directory=".")
+with DagsterInstance.get() as instance, WorkspaceProcessContext(
+    instance, InProcessTestWorkspaceLoadTarget(InProcessCodeLocationOrigin(origin))
+) as workspace:
+    graph = workspace.create_request_context().asset_graph
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id="backfill", asset_graph=graph, partition_names=sys.argv[1:],
+        asset_selection=[k for k in graph.get_all_asset_keys() if graph.get(k).is_partitioned],
+        backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=instance,
+        all_partitions=False, title=None, description=None, run_config=None,
+    )
+    instance.add_backfill(backfill)
+    list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
+    print(json.dumps([
+        [r.tags.get("dagster/asset_partition_range_start"),
+         r.tags.get("dagster/asset_partition_range_end"),
+         sorted(k.to_user_string() for k in r.asset_selection or ())]
+        for r in instance.get_runs()
+    ]))
+"""
+QUEUE_ONLY = """\
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+telemetry:
+  enabled: false
+"""
+
+
+def test_a_backfill_is_launched_as_runs_of_n_days_each_holding_the_whole_chain_of_its_days(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(QUEUE_ONLY)
+    graph = defs.resolve_asset_graph()
+    partitioned = sorted(
+        k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def
+    )
+    days = hoop_days.get_partition_keys()[-7:]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOOP_", "DAGSTER_HOME"))}
+    env |= {"HOOP_BACKFILL_DAYS_PER_RUN": "3", "DAGSTER_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", BACKFILL_ITERATION, *days],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted(json.loads(done.stdout.strip().splitlines()[-1]))
+    # Days 1-3, 4-6 and 7, each run reading, building and loading its own days.
+    assert runs == [
+        [days[0], days[2], partitioned],
+        [days[3], days[5], partitioned],
+        [days[6], days[6], partitioned],
+    ]
 
 
 @pytest.mark.parametrize("unset", ["", "0", " 0 "])
