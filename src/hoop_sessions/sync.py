@@ -34,7 +34,7 @@ from hoop_sessions.plan import SyncPlan, nightly_plan, plan_days, record_first_d
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.raw import header_stamp, read_header
 from hoop_sessions.transport import request_priority
-from hoop_sessions.values import BuildResult, principal_sees_all
+from hoop_sessions.values import BuildResult, Principal, principal_sees_all
 from hoop_sessions.worker import BuildWorker
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,10 @@ class RunResult:
         return not self.failed and not self.incomplete and not self.not_closed
 
 
-async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
+async def preflight(client: HoopClient, settings: Settings) -> Principal:
     """Who the token is; refuse a token that sees only part of the organization's sessions."""
     info = await client.userinfo()
-    principal = {
+    principal: Principal = {
         "id": info.get("id"),
         "email": info.get("email"),
         "groups": [str(g) for g in info.get("groups") or []],
@@ -132,7 +132,7 @@ async def _extract(
     day: date,
     *,
     client: HoopClient,
-    principal: dict[str, Any],
+    principal: Principal,
     progress: Progress,
     previous: PreviousDay | None,
 ) -> ExtractResult:
@@ -157,7 +157,7 @@ async def _read_days(
     days: list[date],
     *,
     client: HoopClient,
-    principal: dict[str, Any],
+    principal: Principal,
     progress: Progress,
     previous: dict[date, PreviousDay],
 ) -> AsyncGenerator[tuple[date, ExtractResult | DayFailedError], None]:
