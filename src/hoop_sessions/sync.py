@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Collection, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from hoop_sessions import mirror, snapshot, warehouse, windows
 from hoop_sessions.client import HoopClient
@@ -45,6 +45,29 @@ log = logging.getLogger(__name__)
 READ_AHEAD_DAYS = 4
 
 
+class DaySummary(TypedDict):
+    """What one day amounts to, for progress lines and the report.
+
+    ``DayResult.summary`` gives every key; a day only read from hoop, not built (``_extract_days``),
+    gives the first three alone.
+    """
+
+    sessions_listed: int
+    requests: int
+    retries: int
+    day: NotRequired[str]
+    # False when nothing changed since the last sync: the day was not built or loaded again.
+    changed: NotRequired[bool]
+    # None when the day was not built again (``changed`` is false).
+    sessions_loaded: NotRequired[int | None]
+    sessions_rejected: NotRequired[int | None]
+    sessions_reused: NotRequired[int]
+    # False for a day not listed again: only its sessions not final were read, by id.
+    listed_again: NotRequired[bool]
+    # Rows loaded per warehouse table.
+    rows: NotRequired[dict[str, int]]
+
+
 @dataclass(frozen=True)
 class DayResult:
     day: date
@@ -52,7 +75,7 @@ class DayResult:
     build: BuildResult | None  # None when nothing changed since the last sync of the day
     loaded_rows: dict[str, int]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> DaySummary:
         listed = self.extract.sessions_listed if self.extract else 0
         return {
             "day": self.day.isoformat(),
