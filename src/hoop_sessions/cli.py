@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import wraps
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
@@ -17,6 +17,10 @@ from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
 from hoop_sessions.progress import LogProgress, Progress, RichProgress
 from hoop_sessions.values import warning_line
+
+if TYPE_CHECKING:
+    # For the type checker only: the commands import the sync module when they run.
+    from hoop_sessions.sync import DaySummary, RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("hoop_sessions")
@@ -69,7 +73,7 @@ class _Kept:
     def session_fetched(self, day: date) -> None:
         self.inner.session_fetched(day)
 
-    def day_done(self, day: date, summary: dict[str, Any]) -> None:
+    def day_done(self, day: date, summary: DaySummary) -> None:
         self.days.append(day)
         self.inner.day_done(day, summary)
 
@@ -177,9 +181,9 @@ def main(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
-def _report(result: Any) -> None:
-    for day in result.days:
-        s = day.summary()
+def _report(result: RunResult) -> None:
+    for day_result in result.days:
+        s = day_result.summary()
         listed = (
             f"listed {s['sessions_listed']}"
             if s["listed_again"]
@@ -196,11 +200,12 @@ def _report(result: Any) -> None:
             f"rejected {s['sessions_rejected']} ({s['sessions_reused']} unchanged, not read again), "
             f"{s['requests']} requests, {s['retries']} retries"
         )
-    for day in result.days:
-        if day.build is not None and day.build.warnings:
+    for day_result in result.days:
+        build = day_result.build
+        if build is not None and build.warnings:
             click.echo(
-                f"{day.day}: {sum(day.build.warnings.values())} record warning(s), the sessions are "
-                f"loaded (see the record_warnings table): {warning_line(day.build.warnings)}"
+                f"{day_result.day}: {sum(build.warnings.values())} record warning(s), the sessions "
+                f"are loaded (see the record_warnings table): {warning_line(build.warnings)}"
             )
     for day in result.skipped:
         click.echo(

@@ -39,9 +39,15 @@ from hoop_sessions.errors import (
 )
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.protect import protect_output, stricter
-from hoop_sessions.raw import RawDay, RawDayWriter, header_stamp
+from hoop_sessions.raw import RawDay, RawDayWriter, RawHeader, RawWindow, header_stamp
 from hoop_sessions.transport import request_priority
-from hoop_sessions.values import UUID_RE, RecordRejected, parse_time, truncate_payload
+from hoop_sessions.values import (
+    UUID_RE,
+    Principal,
+    RecordRejected,
+    parse_time,
+    truncate_payload,
+)
 from hoop_sessions.windows import Window, day_bounds, day_window
 
 log = logging.getLogger(__name__)
@@ -60,7 +66,7 @@ class WindowResult:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> RawWindow:
         return {
             "window_start": self.window.start.isoformat(),
             "window_end": self.window.end.isoformat(),
@@ -638,7 +644,8 @@ class _PreviousBodies:
         self.digests: dict[str, str] = {}
         self.final_ids: frozenset[str] = frozenset()
         self.ids: set[str] = set()
-        self.header: dict[str, Any] = {}
+        # None when there is no previous raw file (or it cannot be read).
+        self.header: RawHeader | None = None
         self._pairs: Any = iter(())
         if previous is None:
             return
@@ -688,7 +695,7 @@ async def extract_day(
     raw_dir: Path,
     day: date,
     concurrency: int,
-    principal: dict[str, Any],
+    principal: Principal,
     progress: Progress | None = None,
     previous: PreviousDay | None = None,
     store_output: str = "full",
@@ -764,7 +771,9 @@ async def extract_day(
     reused = 0
     # Bodies copied forward from a raw file written under a mode that kept more output are
     # reduced again: a switch to a stricter HOOP_STORE_OUTPUT applies to every body written.
-    reprotect = old.header and stricter(store_output, str(old.header.get("store_output") or "full"))
+    reprotect = bool(
+        old.header and stricter(store_output, str(old.header.get("store_output") or "full"))
+    )
     changed = (
         set(order) != old.ids
         or bool(rejects)
@@ -834,7 +843,7 @@ async def extract_day(
                 else:
                     changed = True
         changed = changed or bool(rejects)
-        header = {
+        header: RawHeader = {
             "format": 1,
             "start_day": day.isoformat(),
             "store_output": store_output,
@@ -882,7 +891,7 @@ async def extract_day(
 
 
 def _listed_before(
-    header: dict[str, Any], day: date
+    header: RawHeader | None, day: date
 ) -> tuple[list[WindowResult], _Listed, list[str]] | None:
     """The day as its previous sync listed it: windows, ids and list rows' digests, in file order.
 
@@ -893,6 +902,8 @@ def _listed_before(
     count this run's requests; the rows rejected when listing stay rejected. None when the
     previous file does not say enough (an older format): the day is listed again.
     """
+    if not header:
+        return None
     records = header.get("windows")
     if not isinstance(records, list) or not records or not isinstance(header.get("order"), list):
         return None

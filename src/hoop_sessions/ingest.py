@@ -17,9 +17,10 @@ from hoop_sessions.config import Settings
 from hoop_sessions.flatten import group_by_day
 from hoop_sessions.raw import RawDayWriter
 from hoop_sessions.sync import build_and_record, load_day, publish_warehouse
+from hoop_sessions.values import Principal
 from hoop_sessions.windows import day_window
 
-FIXTURE_PRINCIPAL = {
+FIXTURE_PRINCIPAL: Principal = {
     "id": "fixture",
     "email": "fixture@localhost",
     "groups": ["auditor"],

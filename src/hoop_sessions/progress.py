@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from datetime import date
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    # sync imports this module: the summary's type is only named here.
+    from hoop_sessions.sync import DaySummary
 
 log = logging.getLogger("hoop_sessions.progress")
 
@@ -14,7 +18,7 @@ class Progress(Protocol):
     # ``listed`` is false for a day not listed again: ``sessions`` are those listed before.
     def day_listed(self, day: date, sessions: int, *, listed: bool = True) -> None: ...
     def session_fetched(self, day: date) -> None: ...
-    def day_done(self, day: date, summary: dict[str, Any]) -> None: ...
+    def day_done(self, day: date, summary: DaySummary) -> None: ...
 
 
 class NullProgress:
@@ -24,7 +28,7 @@ class NullProgress:
     def session_fetched(self, day: date) -> None:
         pass
 
-    def day_done(self, day: date, summary: dict[str, Any]) -> None:
+    def day_done(self, day: date, summary: DaySummary) -> None:
         pass
 
 
@@ -61,7 +65,7 @@ class _Figures:
         counts[1] += 1
         return counts[1]
 
-    def done(self, day: date, summary: dict[str, Any]) -> None:
+    def done(self, day: date, summary: DaySummary) -> None:
         self.reading.pop(day, None)
         self.days_done += 1
         self.requests += int(summary.get("requests", 0))
@@ -98,7 +102,7 @@ class LogProgress:
             self._last = now
             self.logger.info("%s: %s", day, self.figures.line())
 
-    def day_done(self, day: date, summary: dict[str, Any]) -> None:
+    def day_done(self, day: date, summary: DaySummary) -> None:
         f = self.figures
         f.done(day, summary)
         if "sessions_loaded" not in summary:
@@ -148,7 +152,7 @@ class RichProgress(LogProgress):
         if self.figures.fetched(day) % 50 == 0:
             self._refresh()
 
-    def day_done(self, day: date, summary: dict[str, Any]) -> None:
+    def day_done(self, day: date, summary: DaySummary) -> None:
         f = self.figures
         f.done(day, summary)
         what = (

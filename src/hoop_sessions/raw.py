@@ -19,15 +19,56 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NotRequired, TypedDict
 
 import orjson
 
 from hoop_sessions.errors import RawDataError, StorageError
 from hoop_sessions.tempfiles import aside, rename_into_place
+from hoop_sessions.values import Principal
 
-TRAILER_KEY = "hoop_sessions_extract"
+# The key of the extract record on a raw file's first line (files already written use it).
+HEADER_KEY = "hoop_sessions_extract"
 RAW_FILE = "sessions.ndjson.gz"
+
+
+class RawWindow(TypedDict):
+    """One listing window of the day as the extract record keeps it (``WindowResult.to_json``)."""
+
+    window_start: str
+    window_end: str
+    pages: int
+    requests: int
+    retries: int
+    started_at: str
+    finished_at: str
+    session_ids: list[str]
+
+
+class RawHeader(TypedDict):
+    """The extract record at the head of a raw file: what the reading process tells the builder.
+
+    Written by ``extract.extract_day`` and ``ingest.ingest_records``; the keys only the extractor
+    writes are not required. A record read back from disk is not checked against this shape
+    (older files may lack keys), so its readers still use ``get`` and check what they find.
+    """
+
+    format: int
+    start_day: str
+    api_url: str
+    principal: Principal
+    started_at: str
+    finished_at: str
+    # The session id of every body, in file order.
+    order: list[str]
+    windows: list[RawWindow]
+    rejects: list[dict[str, Any]]
+    store_output: NotRequired[str]
+    # Per session id: the digest of its list row, and of its body as stored.
+    fingerprints: NotRequired[dict[str, str]]
+    digests: NotRequired[dict[str, str]]
+    # Parts of the day no list filter could reach: {window_start, window_end, reason, ...}.
+    gaps: NotRequired[list[dict[str, Any]]]
 
 
 def day_dir(raw_dir: Path, day: date) -> Path:
@@ -47,7 +88,7 @@ def raw_days(raw_dir: Path) -> list[date]:
     return days
 
 
-def read_header(raw_dir: Path, day: date) -> dict[str, Any] | None:
+def read_header(raw_dir: Path, day: date) -> RawHeader | None:
     """The extract record of a day's raw file, or None when there is no readable one."""
     try:
         raw = RawDay(raw_dir, day)
@@ -57,7 +98,7 @@ def read_header(raw_dir: Path, day: date) -> dict[str, Any] | None:
     return raw.header
 
 
-def header_stamp(header: dict[str, Any]) -> str | None:
+def header_stamp(header: RawHeader) -> str | None:
     """When the read recorded in a header finished: the latest window's end (as the ledger has it)."""
     ends: list[str] = [
         w["finished_at"]
@@ -121,13 +162,11 @@ class RawDayWriter:
             raise self._failed(exc) from exc
         self.count += 1
 
-    def commit(self, header: dict[str, Any]) -> Path:
+    def commit(self, header: RawHeader) -> Path:
         try:
             self._close_bodies()
             with self._open(self._tmp) as out:
-                out.write(
-                    gzip.compress(orjson.dumps({TRAILER_KEY: header}, default=str) + b"\n", 1)
-                )
+                out.write(gzip.compress(orjson.dumps({HEADER_KEY: header}, default=str) + b"\n", 1))
                 with open(self._bodies, "rb") as bodies:
                     shutil.copyfileobj(bodies, out, 1 << 20)
                 out.flush()
@@ -196,10 +235,10 @@ class RawDay:
             raise RawDataError(
                 f"raw file {self.path} is damaged ({exc}): sync {day} again"
             ) from None
-        if not isinstance(doc, dict) or not isinstance(doc.get(TRAILER_KEY), dict):
+        if not isinstance(doc, dict) or not isinstance(doc.get(HEADER_KEY), dict):
             self._fh.close()
             raise RawDataError(f"raw file {self.path} has no extract record: sync {day} again")
-        self.header: dict[str, Any] = doc[TRAILER_KEY]
+        self.header: RawHeader = doc[HEADER_KEY]
 
     def close(self) -> None:
         self._fh.close()

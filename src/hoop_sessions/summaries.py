@@ -42,7 +42,7 @@ class RawDay:
 def raw_day(raw_dir: Path, day: date) -> RawDay:
     path = raw.raw_path(raw_dir, day)
     with gzip.open(path, "rb") as fh:
-        header: dict[str, Any] = orjson.loads(fh.readline())[raw.TRAILER_KEY]
+        header: raw.RawHeader = orjson.loads(fh.readline())[raw.HEADER_KEY]
     windows = header.get("windows") or []
     principal = header.get("principal") or {}
     return RawDay(

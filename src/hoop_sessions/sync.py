@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Collection, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from hoop_sessions import mirror, snapshot, warehouse, windows
 from hoop_sessions.client import HoopClient
@@ -34,7 +34,7 @@ from hoop_sessions.plan import SyncPlan, nightly_plan, plan_days, record_first_d
 from hoop_sessions.progress import NullProgress, Progress
 from hoop_sessions.raw import header_stamp, read_header
 from hoop_sessions.transport import request_priority
-from hoop_sessions.values import BuildResult, principal_sees_all
+from hoop_sessions.values import BuildResult, Principal, principal_sees_all
 from hoop_sessions.worker import BuildWorker
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,29 @@ log = logging.getLogger(__name__)
 READ_AHEAD_DAYS = 4
 
 
+class DaySummary(TypedDict):
+    """What one day amounts to, for progress lines and the report.
+
+    ``DayResult.summary`` gives every key; a day only read from hoop, not built (``_extract_days``),
+    gives the first three alone.
+    """
+
+    sessions_listed: int
+    requests: int
+    retries: int
+    day: NotRequired[str]
+    # False when nothing changed since the last sync: the day was not built or loaded again.
+    changed: NotRequired[bool]
+    # None when the day was not built again (``changed`` is false).
+    sessions_loaded: NotRequired[int | None]
+    sessions_rejected: NotRequired[int | None]
+    sessions_reused: NotRequired[int]
+    # False for a day not listed again: only its sessions not final were read, by id.
+    listed_again: NotRequired[bool]
+    # Rows loaded per warehouse table.
+    rows: NotRequired[dict[str, int]]
+
+
 @dataclass(frozen=True)
 class DayResult:
     day: date
@@ -52,7 +75,7 @@ class DayResult:
     build: BuildResult | None  # None when nothing changed since the last sync of the day
     loaded_rows: dict[str, int]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> DaySummary:
         listed = self.extract.sessions_listed if self.extract else 0
         return {
             "day": self.day.isoformat(),
@@ -85,10 +108,10 @@ class RunResult:
         return not self.failed and not self.incomplete and not self.not_closed
 
 
-async def preflight(client: HoopClient, settings: Settings) -> dict[str, Any]:
+async def preflight(client: HoopClient, settings: Settings) -> Principal:
     """Who the token is; refuse a token that sees only part of the organization's sessions."""
     info = await client.userinfo()
-    principal = {
+    principal: Principal = {
         "id": info.get("id"),
         "email": info.get("email"),
         "groups": [str(g) for g in info.get("groups") or []],
@@ -132,7 +155,7 @@ async def _extract(
     day: date,
     *,
     client: HoopClient,
-    principal: dict[str, Any],
+    principal: Principal,
     progress: Progress,
     previous: PreviousDay | None,
 ) -> ExtractResult:
@@ -157,7 +180,7 @@ async def _read_days(
     days: list[date],
     *,
     client: HoopClient,
-    principal: dict[str, Any],
+    principal: Principal,
     progress: Progress,
     previous: dict[date, PreviousDay],
 ) -> AsyncGenerator[tuple[date, ExtractResult | DayFailedError], None]:

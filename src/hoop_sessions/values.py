@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 
@@ -145,12 +145,26 @@ def truncate_payload(payload: Any) -> str:
 ADMIN_GROUPS = frozenset({"admin", "auditor"})
 
 
-def principal_sees_all(principal: dict[str, Any]) -> bool:
+class Principal(TypedDict, total=False):
+    """Who the API token is: what ``sync.preflight`` keeps of ``GET /api/userinfo``.
+
+    Every key is optional: preflight writes all of them, but the fixture principal has no
+    ``org_id`` and a raw file read back may hold an older or damaged record.
+    """
+
+    id: str | None
+    email: str | None
+    groups: list[str]
+    is_admin: bool
+    org_id: str | None
+
+
+def principal_sees_all(principal: Principal) -> bool:
     groups = principal.get("groups") or []
     return bool(principal.get("is_admin")) or any(g in ADMIN_GROUPS for g in groups)
 
 
-def describe_principal(principal: dict[str, Any]) -> str:
+def describe_principal(principal: Principal) -> str:
     who = principal.get("email") or principal.get("id") or "unknown"
     groups = ",".join(str(g) for g in principal.get("groups") or [])
     return f"{who} (groups: {groups})"

@@ -9,7 +9,7 @@ import duckdb
 import orjson
 import pytest
 
-from hoop_sessions.raw import TRAILER_KEY, RawDayWriter, raw_path
+from hoop_sessions.raw import HEADER_KEY, RawDayWriter, raw_path
 from hoop_sessions.schema import SESSIONS
 from hoop_sessions.sync import sync_days
 from tests.conftest import FIRST_DAY, NOW, RUN_TIME_COLUMNS, settings_for, table_contents
@@ -65,7 +65,7 @@ def _drop_digests(path) -> None:
     """Make a raw file look like one written before bodies had digests in its record."""
     lines = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
     record = orjson.loads(lines[0])
-    del record[TRAILER_KEY]["digests"]
+    del record[HEADER_KEY]["digests"]
     path.write_bytes(gzip.compress(orjson.dumps(record) + b"\n" + b"".join(lines[1:])))
 
 
