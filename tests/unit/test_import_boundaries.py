@@ -1,0 +1,87 @@
+"""The layering of the library, stated once and checked: what the process that reads hoop may
+import (never Arrow: it streams 100+ MiB bodies on a small memory budget, and publishes days to an
+object store), what never imports Dagster, and no cycle among module-level imports."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "hoop_sessions"
+
+# The modules the reading process loads: reading hoop, writing the raw file, the sync plan and
+# ledger, and moving files to and from the object store.
+READING_SIDE = (
+    "client", "transport", "windows", "extract", "raw", "protect", "events", "values", "sync",
+    "plan", "ledger", "lock", "mirror", "store", "config", "errors", "paths", "tempfiles",
+    "progress", "worker",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("module", READING_SIDE)
+def test_a_module_of_the_reading_process_never_imports_arrow(module: str) -> None:
+    code = (
+        f"import sys, hoop_sessions.{module}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyarrow', 'pandas', 'dagster')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"hoop_sessions.{module} imports {out.stdout.strip()}"
+
+
+def module_imports() -> dict[str, set[str]]:
+    """hoop_sessions module -> the hoop_sessions modules it imports at module level."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        found: set[str] = set()
+        for node in ast.parse(path.read_text()).body:  # module level only: not inside functions
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module.startswith("hoop_sessions"):
+                    found.add(node.module)
+                    found.update(
+                        f"{node.module}.{a.name}"
+                        for a in node.names
+                        if (
+                            PACKAGE.parent / node.module.replace(".", "/") / f"{a.name}.py"
+                        ).exists()
+                    )
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.startswith("hoop_sessions"))
+            # Not descended into: functions (imports made when called) and `if TYPE_CHECKING:`.
+        graph[name] = found - {name, "hoop_sessions"}
+    return graph
+
+
+def test_the_library_never_imports_dagster() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = (
+                [node.module or ""] if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            )  # fmt: skip
+            assert not any(n.split(".")[0] == "dagster" for n in names), path
+
+
+def test_no_cycle_among_the_librarys_module_level_imports() -> None:
+    graph = module_imports()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt in graph and state.get(nxt) is None:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if state.get(start) is None:
+            visit(start, [start])
