@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 from dagster import MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
-from hoop_sessions import lake, schema, summaries
+from hoop_sessions import paths, schema, summaries
 from hoop_sessions.config import Settings
 
 PREVIEW_ROWS = 5
@@ -118,7 +118,7 @@ def lake_table_day(settings: Settings, table: str, day: date) -> dict[str, Any]:
     )
     return {
         "dagster/row_count": found.row_count,
-        "path": MetadataValue.path(str(lake.table_path(settings.lake_dir, table, day))),
+        "path": MetadataValue.path(str(paths.table_path(settings.lake_dir, table, day))),
         "preview": MetadataValue.md(markdown_table(columns, found.preview)),
         **found.counts,
     }

@@ -17,10 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hoop_sessions import schema
-from hoop_sessions.paths import MANIFEST, PART, file_sha256, manifest_path, table_path
+from hoop_sessions.paths import file_sha256, manifest_path, table_path
 from hoop_sessions.tempfiles import aside, fsync_file, rename_into_place, write_atomic
-
-__all__ = ["MANIFEST", "PART", "DayWriter", "file_sha256", "manifest_path", "table_path"]
 
 
 def write_day(lake_dir: Path, day: date, tables: dict[str, pa.Table]) -> dict[str, str]:

@@ -28,7 +28,7 @@ import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hoop_sessions import lake, mirror, raw, warehouse
+from hoop_sessions import lake, mirror, paths, raw, warehouse
 from hoop_sessions.config import Settings
 from hoop_sessions.ledger import Ledger
 from hoop_sessions.plan import plan_days
@@ -67,7 +67,7 @@ def lake_stamp(settings: Settings, day: date) -> Stamp | None:
     if not lake.day_is_consistent(settings.lake_dir, day):
         return None
     windows = pq.read_table(
-        lake.table_path(settings.lake_dir, "sync_windows", day), columns=["finished_at"]
+        paths.table_path(settings.lake_dir, "sync_windows", day), columns=["finished_at"]
     )
     if windows.num_rows == 0:
         return None

@@ -19,7 +19,7 @@ import orjson
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hoop_sessions import lake, raw, schema
+from hoop_sessions import paths, raw, schema
 from hoop_sessions.checks import Row, quoted
 
 
@@ -90,7 +90,7 @@ def counts_by(values: Sequence[Any]) -> dict[str, int]:
 def lake_table_day(
     lake_dir: Path, table: str, day: date, *, columns: Sequence[str], preview_rows: int
 ) -> TableDay:
-    path = lake.table_path(lake_dir, table, day)
+    path = paths.table_path(lake_dir, table, day)
     file = pq.ParquetFile(path)
     first = next(file.iter_batches(batch_size=preview_rows, columns=list(columns)), None)
     rows = first.to_pylist() if first is not None else []

@@ -296,7 +296,7 @@ def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[
     time: they never pass through Python or Arrow here.
     """
     from hoop_sessions import schema
-    from hoop_sessions.lake import table_path
+    from hoop_sessions.paths import table_path
 
     con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
     con.execute("SET preserve_insertion_order = false")

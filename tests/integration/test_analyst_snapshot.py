@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from hoop_sessions.config import Settings
-from hoop_sessions.lake import table_path
+from hoop_sessions.paths import table_path
 from hoop_sessions.snapshot import publish, wal_path
 from hoop_sessions.sync import backfill_days, nightly_days, sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for

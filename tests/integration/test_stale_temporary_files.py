@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from hoop_sessions.lake import table_path
+from hoop_sessions.paths import table_path
 from hoop_sessions.raw import raw_path
 from hoop_sessions.sync import sync_days
 from hoop_sessions.tempfiles import STALE_AFTER

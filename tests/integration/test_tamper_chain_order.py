@@ -20,7 +20,7 @@ import pytest
 
 from hoop_sessions import manifest
 from hoop_sessions.ingest import ingest_records
-from hoop_sessions.lake import table_path
+from hoop_sessions.paths import table_path
 from hoop_sessions.raw import raw_path
 from tests.records import session_record
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from hoop_sessions.cli import main
 from hoop_sessions.config import Settings
 from hoop_sessions.ingest import ingest_records
-from hoop_sessions.lake import table_path
 from hoop_sessions.manifest import manifest_file, verify
+from hoop_sessions.paths import table_path
 from hoop_sessions.sync import rebuild_day
 from tests.records import session_record
 

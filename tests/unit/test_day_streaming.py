@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hoop_sessions import lake, schema
+from hoop_sessions import lake, paths, schema
 from hoop_sessions.flatten import DayBuilder
 from tests.records import b64, session_record
 
@@ -76,7 +76,7 @@ def test_a_day_written_batch_by_batch_reads_back_as_the_table_written_whole(tmp_
         out.commit()
     for table in schema.DAY_TABLES:
         assert lake.read_table(tmp_path, table.name, DAY).equals(whole[table.name]), table.name
-    events = pq.ParquetFile(lake.table_path(tmp_path, "session_events", DAY))
+    events = pq.ParquetFile(paths.table_path(tmp_path, "session_events", DAY))
     assert events.metadata.num_row_groups == len(batches)
     assert lake.day_is_consistent(tmp_path, DAY)
 
@@ -85,7 +85,7 @@ def test_a_day_left_without_commit_keeps_its_previous_files_and_no_temporary_fil
     _, whole = build(flush_bytes=1 << 20)
     lake.write_day(tmp_path, DAY, whole)
     before = {
-        t.name: lake.table_path(tmp_path, t.name, DAY).read_bytes() for t in schema.DAY_TABLES
+        t.name: paths.table_path(tmp_path, t.name, DAY).read_bytes() for t in schema.DAY_TABLES
     }
 
     def fail_half_way() -> None:
@@ -96,7 +96,9 @@ def test_a_day_left_without_commit_keeps_its_previous_files_and_no_temporary_fil
 
     with pytest.raises(RuntimeError):
         fail_half_way()
-    after = {t.name: lake.table_path(tmp_path, t.name, DAY).read_bytes() for t in schema.DAY_TABLES}
+    after = {
+        t.name: paths.table_path(tmp_path, t.name, DAY).read_bytes() for t in schema.DAY_TABLES
+    }
     assert after == before
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
     assert lake.day_is_consistent(tmp_path, DAY)
