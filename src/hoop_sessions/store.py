@@ -20,6 +20,7 @@ error; a process killed half-way completes nothing), so ``put_file`` to a fixed 
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import os
@@ -27,12 +28,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from hoop_sessions.errors import ConfigError, StoreError
+from hoop_sessions.tempfiles import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -85,29 +87,41 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, (GenericError, JoinError))
 
 
-def _retrying(what: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(what)
-    def call(self: ObjectStore, *args: object, **kwargs: object) -> T:
-        from obstore.exceptions import BaseError
+_RAISE: Any = object()
 
-        attempt = retry(
-            retry=retry_if_exception(_transient),
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=0.2, max=5.0),
-            reraise=True,
-        )(what)
-        try:
-            return attempt(self, *args, **kwargs)
-        except BaseError as exc:
-            if _not_found(exc):
-                raise FileNotFoundError(str(exc)) from None
-            tries = f"failed {self.attempts} times" if _transient(exc) else "failed"
-            raise StoreError(
-                f"{what.__name__} on {self.url} {tries}: {_first_line(exc)}. Check the store's "
-                "endpoint and credentials (AWS_ENDPOINT_URL, AWS_REGION, ...) and that the bucket exists"
-            ) from None
 
-    return call
+def _retrying(missing: Any = _RAISE) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Our retries over an operation; a missing object returns ``missing`` when given (an answer,
+    never retried), else raises FileNotFoundError; what is left raises StoreError."""
+
+    def decorate(what: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(what)
+        def call(self: ObjectStore, *args: object, **kwargs: object) -> T:
+            from obstore.exceptions import BaseError
+
+            attempt = retry(
+                retry=retry_if_exception(_transient),
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential(multiplier=0.2, max=5.0),
+                reraise=True,
+            )(what)
+            try:
+                return attempt(self, *args, **kwargs)
+            except (BaseError, FileNotFoundError) as exc:
+                if _not_found(exc):
+                    if missing is not _RAISE:
+                        return cast(T, copy.copy(missing))  # a fresh {} for each caller
+                    raise FileNotFoundError(str(exc)) from None
+                tries = f"failed {self.attempts} times" if _transient(exc) else "failed"
+                raise StoreError(
+                    f"{what.__name__} on {self.url} {tries}: {_first_line(exc)}. Check the "
+                    "store's endpoint and credentials (AWS_ENDPOINT_URL, AWS_REGION, ...) and "
+                    "that the bucket exists"
+                ) from None
+
+        return call
+
+    return decorate
 
 
 def _first_line(exc: BaseException) -> str:
@@ -170,7 +184,7 @@ class ObjectStore:
         """The object's full name, for messages and engines: bucket, prefix and key."""
         return f"{self.root}/{key}" if key else self.root
 
-    @_retrying
+    @_retrying()
     def put_file(self, local: Path, key: str) -> None:
         """Upload ``local`` as ``key``: readers see the old object until the new one is whole."""
         import obstore
@@ -183,24 +197,19 @@ class ObjectStore:
 
             raise GenericError(f"{key}: {uploaded} bytes arrived of {size}")
 
-    @_retrying
+    @_retrying()
     def put_bytes(self, key: str, data: bytes) -> None:
         import obstore
 
         obstore.put(self._store, key, data, use_multipart=False)
 
-    @_retrying
+    @_retrying(missing=None)
     def get_bytes(self, key: str) -> bytes | None:
         import obstore
 
-        try:
-            return bytes(obstore.get(self._store, key).bytes())
-        except Exception as exc:
-            if _not_found(exc):
-                return None
-            raise
+        return bytes(obstore.get(self._store, key).bytes())
 
-    @_retrying
+    @_retrying()
     def read_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` (exclusive) of ``key``: what a reader of a file asks for."""
         import obstore
@@ -209,61 +218,37 @@ class ObjectStore:
             return b""
         return bytes(obstore.get_range(self._store, key, start=start, end=end))
 
-    @_retrying
+    @_retrying(missing=False)
     def get_file(self, key: str, local: Path) -> bool:
         """Download ``key`` to ``local`` (written aside, renamed into place); False when absent."""
         import obstore
 
+        result = obstore.get(self._store, key)  # before the file aside: absent makes none
         local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
-        try:
-            result = obstore.get(self._store, key)
-            with open(tmp, "wb") as out:
-                for chunk in result.stream(min_chunk_size=CHUNK):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        except Exception as exc:
-            tmp.unlink(missing_ok=True)
-            if _not_found(exc):
-                return False
-            raise
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, local)
+        with atomic_file(local) as out:
+            for chunk in result.stream(min_chunk_size=CHUNK):
+                out.write(chunk)
         return True
 
-    @_retrying
+    @_retrying(missing=None)
     def info(self, key: str) -> ObjectInfo | None:
         import obstore
 
-        try:
-            meta = obstore.head(self._store, key)
-        except Exception as exc:
-            if _not_found(exc):
-                return None
-            raise
-        return _info(meta)
+        return _info(obstore.head(self._store, key))
 
-    @_retrying
+    @_retrying(missing={})  # a local store's missing folder
     def list(self, prefix: str) -> dict[str, ObjectInfo]:
         """Every object under ``prefix`` (recursively, on ``/`` boundaries), by key."""
         import obstore
 
         found = {}
-        try:
-            for batch in obstore.list(self._store, prefix.rstrip("/") or None, chunk_size=1000):
-                for meta in batch:
-                    info = _info(meta)
-                    found[info.key] = info
-        except Exception as exc:
-            if _not_found(exc):  # a local store's missing folder
-                return {}
-            raise
+        for batch in obstore.list(self._store, prefix.rstrip("/") or None, chunk_size=1000):
+            for meta in batch:
+                info = _info(meta)
+                found[info.key] = info
         return found
 
-    @_retrying
+    @_retrying()
     def delete(self, keys: Iterable[str]) -> None:
         import obstore
 
