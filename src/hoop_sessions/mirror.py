@@ -58,16 +58,31 @@ def _state_path(settings: Settings, name: str) -> Path:
     return settings.data_dir / STATE / name
 
 
-def _read_json(path: Path) -> Any:
+def _json(doc: Any) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+def _parse(data: bytes | None) -> dict[str, Any] | None:
+    """A JSON object, or None for nothing or anything else (a document cut short, say)."""
+    if data is None:
+        return None
     try:
-        return orjson.loads(path.read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError):
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return _parse(path.read_bytes())
+    except FileNotFoundError:
         return None
 
 
 def _write_json(path: Path, doc: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    write_atomic(path, _json(doc))
 
 
 def _store(settings: Settings) -> ObjectStore | None:
@@ -154,9 +169,11 @@ def restore_warehouse(settings: Settings) -> bool:
     have = _read_json(_state_path(settings, WAREHOUSE_DOC)) or {}
     if settings.load_path.exists() and have.get("generation") == published.get("generation"):
         return False
+    from hoop_sessions.snapshot import wal_path
+
     started = time.monotonic()
     # A log of this directory's older copy would be replayed onto the restored file.
-    settings.load_path.with_name(settings.load_path.name + ".wal").unlink(missing_ok=True)
+    wal_path(settings.load_path).unlink(missing_ok=True)
     if not store.get_file(WAREHOUSE_KEY, settings.load_path):
         raise StoreError(
             f"{store.url}/{WAREHOUSE_DOC} names generation {published.get('generation')} but "
@@ -175,16 +192,6 @@ def restore_warehouse(settings: Settings) -> bool:
     return True
 
 
-def _parse(data: bytes | None) -> dict[str, Any] | None:
-    if data is None:
-        return None
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
 def rebuild_warehouse(settings: Settings) -> list[date]:
     """A warehouse made from the store's lake, when the store has lake commits but no warehouse
     (it was removed, or never published): every committed day is pulled and loaded."""
@@ -194,6 +201,7 @@ def rebuild_warehouse(settings: Settings) -> list[date]:
     from hoop_sessions import warehouse as duck
     from hoop_sessions.ledger import Ledger, record_loaded
     from hoop_sessions.raw import header_stamp, read_header
+    from hoop_sessions.snapshot import connect_writer
 
     started = time.monotonic()
     log.warning(
@@ -203,7 +211,7 @@ def rebuild_warehouse(settings: Settings) -> list[date]:
     )
     pull_days(settings, days, lake=True)
     ledger = Ledger(settings.data_dir)
-    with duck.connect(settings.load_path, lock_timeout=settings.lock_timeout_seconds) as con:
+    with connect_writer(settings) as con:
         for day in days:
             duck.load_day(con, settings.lake_dir, day)
             header = read_header(settings.raw_dir, day)
@@ -353,10 +361,7 @@ def _publish(
         commit["raw"] = entries["raw"]
     else:
         commit["tables"] = entries
-    store.put_bytes(
-        commit_key(day, kind),
-        orjson.dumps(commit, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
-    )
+    store.put_bytes(commit_key(day, kind), _json(commit))
     # Committed: the objects of the day's earlier versions, and any a killed run left, go.
     stale = sorted(set(present) - {key for _, key, _ in files.values()})
     store.delete(stale)
@@ -458,9 +463,7 @@ def publish_warehouse(settings: Settings, days: Iterable[date] = ()) -> None:
         "published_at": datetime.now(UTC).isoformat(),
         "bytes": size,
     }
-    store.put_bytes(
-        WAREHOUSE_DOC, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-    )
+    store.put_bytes(WAREHOUSE_DOC, _json(doc))
     _write_json(_state_path(settings, WAREHOUSE_DOC), doc)
     push_ledger(settings, days)
     log.info(
