@@ -285,16 +285,15 @@ def sql_command(statement: str | None, fmt: str, vertical: bool) -> None:
     settings = Settings.from_env()
     if not published.exists(settings):
         raise click.ClickException(missing_warehouse(published.location(settings)))
-    path: Path | Settings = settings if settings.data_url else settings.warehouse_path
     if statement is not None:
         try:
-            result = run_sql(path, statement, lock_timeout=settings.lock_timeout_seconds)
+            result = run_sql(settings, statement)
         except SqlError as exc:
             raise click.ClickException(str(exc)) from None
         if result.columns:
             print_rows(result.columns, result.rows, fmt=fmt, vertical=vertical)
         return
-    shell = Shell(path, lock_timeout=settings.lock_timeout_seconds, fmt=fmt, vertical=vertical)
+    shell = Shell(settings, lock_timeout=settings.lock_timeout_seconds, fmt=fmt, vertical=vertical)
     if sys.stdin.isatty():
         _interactive(shell)
     else:
