@@ -17,6 +17,7 @@ assets are built by ``build_assets`` over the partitions the code location build
 
 # No `from __future__ import annotations`: Dagster reads the config and resource annotations.
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
@@ -184,7 +185,7 @@ def lake_tables(
     settings = warehouse.settings()
     days, plan = _plan(context, config, plan_build, settings, "build the lake")
     failed = dict(plan.missing)
-    unknown: dict[str, int] = {}
+    unknown: Counter[str] = Counter()
     for day in plan.todo:
         try:
             with _writing(settings, f"lake build of {day}"):
@@ -192,8 +193,7 @@ def lake_tables(
         except HoopSessionsError as exc:
             failed[day] = str(exc)
             continue
-        for name, count in built.unknown_fields.items():
-            unknown[name] = unknown.get(name, 0) + count
+        unknown.update(built.unknown_fields)
         context.log.info(
             f"{day}: {built.sessions_loaded} sessions flattened, {built.sessions_rejected} rejected"
         )
@@ -221,7 +221,10 @@ def lake_tables(
             if unknown
             else f"no unknown field in the {len(plan.todo)} day(s) built"
         ),
-        metadata={"unknown_fields": MetadataValue.json(unknown), "days_built": len(plan.todo)},
+        metadata={
+            "unknown_fields": MetadataValue.json(dict(unknown)),
+            "days_built": len(plan.todo),
+        },
     )
 
 
