@@ -29,6 +29,7 @@ DAY = 24 * HOUR
 # generates only that day. The id still reads as a random version-4 UUID.
 _DAY_BITS = 20
 # Open sessions have their stream appended about every 50 seconds.
+# hoop: gateway/transport/plugins/audit/wal.go (the session's WAL, flushed to the store)
 _FLUSH_US = 50 * US
 _FLUSHED_KINDS = frozenset({"shell", "sql", "pgwire", "http", "latin1", "nul"})
 
@@ -158,6 +159,7 @@ def generate_day(cfg: SimulatorConfig, day: date) -> list[SessionPlan]:
 
 
 def _recording_format(plan: SessionPlan) -> str:
+    # Newer gateways only: hoop 1.148 sends no recording_format (HOOP_API.md, "Open sets").
     if plan.stream.kind == "rdp":
         return "rdp"
     if plan.verb == "exec":
