@@ -41,7 +41,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from hoop_sessions import schema, snapshot, summaries, sync
+from hoop_sessions import mirror, schema, snapshot, summaries, sync
 from hoop_sessions import warehouse as duckdb_warehouse
 from hoop_sessions.compliance import refresh_findings
 from hoop_sessions.config import Settings
@@ -190,6 +190,8 @@ def lake_tables(
         try:
             with _writing(settings, f"lake build of {day}"):
                 built = sync.build_and_record(settings, day)
+                # With an object store: for the load, in whatever worker runs it.
+                mirror.publish_files(settings, day)
         except HoopSessionsError as exc:
             failed[day] = str(exc)
             continue
@@ -239,6 +241,7 @@ def warehouse_tables(
             try:
                 with _writing(settings, f"load of {day}"):
                     rows = sync.load_day(settings, day)
+                    mirror.push_day_records(settings, day)
             except HoopSessionsError as exc:
                 failed[day] = str(exc)
                 continue

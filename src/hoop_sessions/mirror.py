@@ -294,11 +294,16 @@ def _day_state(settings: Settings, day: date) -> Path:
 
 def publish_day(settings: Settings, day: date) -> None:
     """Raw file, lake files and tamper-evidence manifests of a day just built and loaded."""
+    publish_files(settings, day)
+    push_day_records(settings, day)
+
+
+def publish_files(settings: Settings, day: date) -> None:
+    """Raw file and lake files of a day just built (its manifests follow its load)."""
     if settings.store is None:
         return
     publish_raw(settings, day)
     publish_lake(settings, day)
-    push_day_records(settings, day)
 
 
 def publish_raw(settings: Settings, day: date) -> None:

@@ -129,18 +129,16 @@ async def preflight(client: HoopClient, settings: Settings) -> Principal:
     return principal
 
 
-def load_day(settings: Settings, day: date, *, publish: bool = True) -> dict[str, int]:
+def load_day(settings: Settings, day: date) -> dict[str, int]:
     """Lake files of a day into the writer's copy of the warehouse, waiting for another writer.
 
     The day's tamper-evidence manifest is recorded here, by the one writer at a time, so that the
-    chain stays whole when different workers build different days at once. ``publish=False``:
-    the caller pushes the manifests to the object store (``mirror.publish_day``).
+    chain stays whole when different workers build different days at once. Nothing here touches
+    an object store: the caller publishes (``mirror.publish_day``, ``mirror.push_day_records``).
     """
     from hoop_sessions import manifest
 
     manifest.record_day(settings.data_dir, day)
-    if publish:
-        mirror.push_day_records(settings, day)
     header = read_header(settings.raw_dir, day)
     with snapshot.connect_writer(settings) as con:
         counts = warehouse.load_day(con, settings.lake_dir, day)
@@ -220,24 +218,19 @@ def build_and_load(
     """
     if not changed:
         return None, {}
-    built = build_and_record(settings, day, publish=False)
-    return built, load_day(settings, day, publish=False)
+    built = build_and_record(settings, day)
+    return built, load_day(settings, day)
 
 
-def build_and_record(settings: Settings, day: date, *, publish: bool = True) -> BuildResult:
-    """Raw file into lake files (the day's manifest is recorded by its load, ``load_day``).
-
-    With an object store and ``publish``, the day's raw and lake files are published (their
-    commit last); ``publish=False`` leaves it to the caller."""
+def build_and_record(settings: Settings, day: date) -> BuildResult:
+    """Raw file into lake files (the day's manifest is recorded by its load, ``load_day``); the
+    caller publishes them to an object store (``mirror.publish_files``)."""
     # Imported here: building (Arrow, Parquet) runs in the worker process; the process that
     # reads hoop never needs it when a worker builds.
     from hoop_sessions.build import build_day
 
     built = build_day(settings.raw_dir, settings.lake_dir, day)
     record_built(Ledger(settings.data_dir), day, built.final_from)
-    if publish:
-        mirror.publish_raw(settings, day)
-        mirror.publish_lake(settings, day)
     return built
 
 
@@ -294,6 +287,7 @@ def rebuild_day(settings: Settings, day: date, *, publish: bool = True) -> DayRe
         mirror.pull_days(settings, [day])
         built = build_and_record(settings, day)
         rows = load_day(settings, day)
+        mirror.publish_day(settings, day)
         if publish:
             publish_warehouse(settings, [day])
     return DayResult(day, None, built, rows)
