@@ -35,7 +35,7 @@ test-reliability: $(STAMP)
 	$(RUN) pytest -m reliability
 
 dev: $(STAMP)
-	$(RUN) python -m hoop_sessions.devserver
+	$(RUN) python -m hoop_sessions.cli.devserver
 
 bench: $(STAMP)
 	$(RUN) python -m benchmarks.run

@@ -1,9 +1,9 @@
 """The compliance pack on a large generated warehouse: time every rule, and the findings refresh.
 
 The warehouse is generated in DuckDB itself with ``range()`` into the contract tables made by
-``hoop_sessions.warehouse.ensure_schema``, so a million sessions take seconds, not a sync; then the
+``hoop_sessions.warehouse.load.ensure_schema``, so a million sessions take seconds, not a sync; then the
 summary each session row carries of its other rows is filled by the statement the load runs for a
-day (``hoop_sessions.warehouse.fill_session_summary``), over every day at once. The
+day (``hoop_sessions.warehouse.load.fill_session_summary``), over every day at once. The
 shape follows the simulator's: a dozen connections (production ones ask for a review), humans and
 machine identities, JIT and one-time reviews with one or two groups, a few break-glass approvals,
 self-approvals, long sessions, guardrail matches, masking errors, open sessions; every session has
@@ -25,8 +25,9 @@ from typing import Any
 import duckdb
 import orjson
 
-from hoop_sessions import schema, warehouse
-from hoop_sessions.compliance import load_rules, refresh_findings, run_rule
+from hoop_sessions.build import schema
+from hoop_sessions.compliance.rules import load_rules, refresh_findings, run_rule
+from hoop_sessions.warehouse import load as warehouse
 
 # A year of sessions ending on this day (any fixed day: the rules compare times with each other).
 EPOCH_START = 1_735_689_600  # 2025-01-01T00:00:00Z

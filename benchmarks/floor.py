@@ -9,7 +9,7 @@ The only parsing it does is of list pages, to learn the ids. Its wall time is wh
 the gateway cost; the sync's excess over it is what the sync itself costs.
 
 ``--transport lanes`` sends the same requests through the sync's own HTTP layer
-(``hoop_sessions.transport.Http``: one keep-alive connection per request in flight) instead of
+(``hoop_sessions.extract.transport.Http``: one keep-alive connection per request in flight) instead of
 httpx's pool: the floor of that layer, so the sync's excess over it is its work beyond HTTP.
 
 Run as ``python -m benchmarks.floor --start D --end D`` with ``HOOP_API_URL`` and ``HOOP_API_TOKEN``
@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import orjson
 
-from hoop_sessions.transport import Http
+from hoop_sessions.extract.transport import Http
 
 PAGE_LIMIT = 100
 GET_PARAMS = {"expand": "event_stream,session_input"}

@@ -4,7 +4,7 @@ The writer's copy (``<dir>/.writer/warehouse.duckdb``) is generated in DuckDB at
 schema by the compliance pack's generator (``benchmarks.compliance_pack.generate``: a year of
 sessions, the simulator's mix of connections, reviews, review groups and two connection tags per
 session, ``--events-per-session`` events of a few dozen bytes each). Then
-``hoop_sessions.snapshot.publish`` runs ``--repeat`` times, each in a process of its own, measured
+``hoop_sessions.warehouse.snapshot.publish`` runs ``--repeat`` times, each in a process of its own, measured
 by ``benchmarks.measure`` (wall time) and by its own ``VmHWM`` (peak RSS). From the second publish on, an analyst process
 holds a read-only connection to the published file, as in production.
 
@@ -28,8 +28,8 @@ import orjson
 
 from benchmarks.compliance_pack import generate
 from benchmarks.measure import run_measured
-from hoop_sessions import warehouse
 from hoop_sessions.config import Settings
+from hoop_sessions.warehouse import load as warehouse
 
 MIB = 2**20
 
@@ -40,7 +40,7 @@ _PUBLISH = (
     "import sys, orjson\n"
     "from pathlib import Path\n"
     "from hoop_sessions.config import Settings\n"
-    "from hoop_sessions.sync import publish_warehouse\n"
+    "from hoop_sessions.sync.run import publish_warehouse\n"
     "url = sys.argv[2] if len(sys.argv) > 2 else None\n"
     "result = publish_warehouse(Settings(data_dir=Path(sys.argv[1]), data_url=url))\n"
     "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1]\n"

@@ -25,13 +25,13 @@ import orjson
 from benchmarks.measure import run_measured
 from hoop_sessions.config import Secret, Settings
 from hoop_sessions.simulator import SimulatorConfig, serve
-from hoop_sessions.sync import backfill_days, sync_days
+from hoop_sessions.sync.run import backfill_days, sync_days
 from tests.s3.server import s3_server
 
 _STEP = (
     "import sys, orjson, duckdb\n"
     "from pathlib import Path\n"
-    "from hoop_sessions import mirror\n"
+    "from hoop_sessions.sync import mirror\n"
     "from hoop_sessions.config import Settings\n"
     "s = Settings(data_dir=Path(sys.argv[2]), data_url=sys.argv[3])\n"
     "s.ensure_data_dir()\n"

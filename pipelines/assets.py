@@ -6,12 +6,12 @@ writer for a backfill). ``HOOP_BACKFILL_DAYS_PER_RUN`` replaces that policy on e
 asset where the definitions are built, to cut a backfill into runs of N days. A run of one
 partition always does its day again (the nightly schedule and "Materialize" of a day). A run over
 a range resumes: each stage skips the days whose output already matches its input (see
-``hoop_sessions.stages``), so re-running a failed 90-day backfill reads only the days that were
+``hoop_sessions.sync.stages``), so re-running a failed 90-day backfill reads only the days that were
 not read, and loads only the days that were not loaded.
 
 Each asset only translates: partitions into days, resources into ``Settings``, library results
 into metadata. The work is the library's: ``extract_day``, ``build_and_record``, ``load_day``,
-``refresh_findings``, ``write_report``, and the queries of ``hoop_sessions.checks``. The daily
+``refresh_findings``, ``write_report``, and the queries of ``hoop_sessions.warehouse.checks``. The daily
 assets are built by ``build_assets`` over the partitions the code location builds when it loads.
 """
 
@@ -41,16 +41,19 @@ from dagster import (
 )
 from pydantic import Field
 
-from hoop_sessions import mirror, schema, snapshot, summaries, sync
-from hoop_sessions import warehouse as duckdb_warehouse
-from hoop_sessions.compliance import refresh_findings
+from hoop_sessions.build import schema
+from hoop_sessions.compliance.report import write_report
+from hoop_sessions.compliance.rules import refresh_findings
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
+from hoop_sessions.extract.raw import raw_path
 from hoop_sessions.lock import writer_lock
 from hoop_sessions.progress import LogProgress
-from hoop_sessions.raw import raw_path
-from hoop_sessions.report import write_report
-from hoop_sessions.stages import Plan, plan_build, plan_load, plan_read
+from hoop_sessions.sync import mirror
+from hoop_sessions.sync import run as sync
+from hoop_sessions.sync.stages import Plan, plan_build, plan_load, plan_read
+from hoop_sessions.warehouse import load as duckdb_warehouse
+from hoop_sessions.warehouse import snapshot, summaries
 from pipelines import metadata
 from pipelines.partitions import days_of
 from pipelines.resources import HoopApiResource, WarehouseResource
@@ -58,7 +61,7 @@ from pipelines.resources import HoopApiResource, WarehouseResource
 # One writer at a time: every step that writes (or reads) warehouse.duckdb runs in this pool,
 # limit 1, across runs. Reading hoop and building the lake stay outside it, so that runs of
 # different days read and write Parquet side by side; the chain of day manifests that a build
-# re-links has its own lock (hoop_sessions.manifest.record_day).
+# re-links has its own lock (hoop_sessions.warehouse.manifest.record_day).
 WAREHOUSE_POOL = "hoop_warehouse"
 
 RAW_SESSIONS = AssetKey(["hoop", "raw_sessions"])

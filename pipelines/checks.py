@@ -23,13 +23,13 @@ from dagster import (
     multi_asset_check,
 )
 
-from hoop_sessions import checks as queries
-from hoop_sessions import schema
-from hoop_sessions import warehouse as duckdb_warehouse
-from hoop_sessions.checks import Days
+from hoop_sessions.build import schema
 from hoop_sessions.config import Settings
-from hoop_sessions.ledger import Ledger
-from hoop_sessions.sync import incomplete_days
+from hoop_sessions.sync.ledger import Ledger
+from hoop_sessions.sync.run import incomplete_days
+from hoop_sessions.warehouse import checks as queries
+from hoop_sessions.warehouse import load as duckdb_warehouse
+from hoop_sessions.warehouse.checks import Days
 from pipelines.assets import COMPLIANCE_FINDINGS, WAREHOUSE_POOL, warehouse_key
 from pipelines.metadata import markdown_table
 from pipelines.partitions import days_of

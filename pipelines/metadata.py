@@ -14,8 +14,10 @@ from typing import Any
 import duckdb
 from dagster import MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
-from hoop_sessions import paths, schema, summaries
+from hoop_sessions import paths
+from hoop_sessions.build import schema
 from hoop_sessions.config import Settings
+from hoop_sessions.warehouse import summaries
 
 PREVIEW_ROWS = 5
 # Columns shown in previews; the rest may hold session contents or are too wide to read.

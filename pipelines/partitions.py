@@ -2,7 +2,7 @@
 
 The first day is ``HOOP_SYNC_START_DATE``, else the day the first sync recorded in the sync
 ledger (30 days before it ran), so that it never slides forward; before any sync, 30 days before
-the day the code location loads (``hoop_sessions.plan.first_day``). ``end_offset=0`` makes the
+the day the code location loads (``hoop_sessions.sync.plan.first_day``). ``end_offset=0`` makes the
 last partition yesterday: a day can only be listed completely once it is over. Nothing here reads
 the environment on import: ``pipelines.definitions`` passes it in when the code location loads.
 """

@@ -1,5 +1,5 @@
 """The nightly schedule: every day the sync plan says is not done (never read completely, recent,
-or holding sessions that may change: ``hoop_sessions.sync.nightly_days``), in one run per tick.
+or holding sessions that may change: ``hoop_sessions.sync.run.nightly_days``), in one run per tick.
 
 Run keys ``nightly-<tick date>`` make a tick idempotent: evaluating the same tick twice
 (daemon restart, failure recovery) launches nothing new. The schedule is STOPPED by default: turn
@@ -25,7 +25,7 @@ from dagster._core.storage.tags import (
 )
 
 from hoop_sessions.config import Settings
-from hoop_sessions.sync import nightly_days
+from hoop_sessions.sync.run import nightly_days
 from pipelines.assets import LAKE_CHECK_SPECS
 from pipelines.checks import YESTERDAY_LOADED, hoop_checks
 from pipelines.jobs import hoop_sync_job
@@ -45,7 +45,7 @@ CHECK_KEYS: tuple[AssetCheckKey, ...] = tuple(
 def days_to_sync(
     context: ScheduleEvaluationContext, settings: Settings, now: datetime, *, first: date
 ) -> list[date]:
-    """The library's nightly plan (``hoop_sessions.sync.nightly_days``) within the partitions."""
+    """The library's nightly plan (``hoop_sessions.sync.run.nightly_days``) within the partitions."""
     plan = nightly_days(settings, now=now)
     for day, why in sorted(plan.left.items()):
         context.log.warning(f"{day}: left by HOOP_FINAL_HORIZON_DAYS: {why}")

@@ -23,8 +23,8 @@ from dagster import (
     sensor,
 )
 
-from hoop_sessions import schema
-from hoop_sessions.ledger import Ledger
+from hoop_sessions.build import schema
+from hoop_sessions.sync.ledger import Ledger
 from pipelines.assets import RAW_SESSIONS, lake_key, warehouse_key
 from pipelines.resources import WarehouseResource
 

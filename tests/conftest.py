@@ -11,8 +11,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from hoop_sessions.build.schema import DAY_TABLES
 from hoop_sessions.config import Secret, Settings
-from hoop_sessions.schema import DAY_TABLES
 
 pytest_plugins = ["tests.s3.fixtures"]  # a loopback S3 server, buckets and a fault proxy
 

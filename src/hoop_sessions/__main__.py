@@ -1,3 +1,3 @@
-from hoop_sessions.cli import main
+from hoop_sessions.cli.main import main
 
 main()

@@ -156,7 +156,7 @@ class Settings:
     @property
     def warehouse_path(self) -> Path:
         """The analysts' file: a read-only snapshot of the warehouse as of the last completed
-        run, replaced as a whole by each publish (``hoop_sessions.snapshot``)."""
+        run, replaced as a whole by each publish (``hoop_sessions.warehouse.snapshot``)."""
         return self.data_dir / "warehouse.duckdb"
 
     @property
@@ -188,7 +188,7 @@ class Settings:
     def first_day(self, today: date | None = None) -> date:
         """First day of the daily partitions: HOOP_SYNC_START_DATE, else the day the first run
         recorded in the sync ledger, else 30 days before today (see ``plan.first_day``)."""
-        from hoop_sessions.plan import first_day
+        from hoop_sessions.sync.plan import first_day
 
         return first_day(self, today or datetime.now(UTC).date())
 

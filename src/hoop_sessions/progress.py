@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     # sync imports this module: the summary's type is only named here.
-    from hoop_sessions.sync import DaySummary
+    from hoop_sessions.sync.run import DaySummary
 
 log = logging.getLogger("hoop_sessions.progress")
 

@@ -1,5 +1,5 @@
 """Fixtures of the compliance tests: warehouses built from hoop records through the real
-flatten-and-load path (``hoop_sessions.ingest.ingest_records``), and a headless Chromium."""
+flatten-and-load path (``hoop_sessions.sync.ingest.ingest_records``), and a headless Chromium."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from hoop_sessions.compliance import get_rule, run_rule
+from hoop_sessions.compliance.rules import get_rule, run_rule
 
 from .hoop_records import Record, name_of
 from .mixed_dataset import mixed_records
@@ -28,7 +28,7 @@ Flagged = Callable[..., set[str]]
 
 def _ingest(records: Iterable[Record], data_dir: Path) -> Path:
     # Imported here so that the tests that need no warehouse still run while ingest is missing.
-    from hoop_sessions.ingest import ingest_records
+    from hoop_sessions.sync.ingest import ingest_records
 
     return ingest_records(records, data_dir=data_dir, synced_at=SYNCED_AT)
 

@@ -11,8 +11,8 @@ import duckdb
 import pytest
 from click.testing import CliRunner, Result
 
-from hoop_sessions.analyst_cli import query_command, report_command, rules_command
-from hoop_sessions.compliance import get_rule, load_rules, run_rule
+from hoop_sessions.cli.analyst import query_command, report_command, rules_command
+from hoop_sessions.compliance.rules import get_rule, load_rules, run_rule
 
 from .hoop_records import name_of
 
@@ -139,7 +139,7 @@ def test_report_refuses_an_unknown_parameter_as_a_usage_error(run, tmp_path: Pat
 
 
 def test_the_hoop_sessions_command_offers_rules_query_and_report(mixed_data_dir: Path) -> None:
-    from hoop_sessions.cli import main
+    from hoop_sessions.cli.main import main
 
     result = CliRunner().invoke(
         main,

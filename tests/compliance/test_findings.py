@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from hoop_sessions.compliance import (
+from hoop_sessions.compliance.rules import (
     RuleFileError,
     UnknownParameterError,
     load_rules,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from hoop_sessions.compliance import get_rule, run_rule
+from hoop_sessions.compliance.rules import get_rule, run_rule
 
 from .conftest import Flagged, Load
 from .hoop_records import DAY, at, events, group, jit_review, name_of, review, rid, session

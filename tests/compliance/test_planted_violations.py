@@ -20,11 +20,11 @@ import duckdb
 import orjson
 import pytest
 
-from hoop_sessions.compliance import get_rule, run_rule
-from hoop_sessions.ingest import ingest_records
+from hoop_sessions.compliance.rules import get_rule, run_rule
 from hoop_sessions.simulator.config import SimulatorConfig
 from hoop_sessions.simulator.dataset import Dataset
 from hoop_sessions.simulator.truth import export_truth
+from hoop_sessions.sync.ingest import ingest_records
 
 FIRST_DAY = dt.date(2026, 11, 1)
 NOW = dt.datetime(2026, 11, 6, 6, 0, tzinfo=dt.UTC)

@@ -10,15 +10,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from hoop_sessions import warehouse
-from hoop_sessions.compliance import load_rules
-from hoop_sessions.report import (
+from hoop_sessions.compliance.report import (
     ReportError,
     collect,
     render,
     stacked_bars_svg,
     write_report,
 )
+from hoop_sessions.compliance.rules import load_rules
+from hoop_sessions.warehouse import load as warehouse
 
 from .mixed_dataset import DAYS, HOSTILE_TEXT, PERIOD
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from hoop_sessions import compliance, warehouse
-from hoop_sessions.compliance import Rule, RuleError, get_rule, refresh_findings, run_rule
+from hoop_sessions.compliance import rules as compliance
+from hoop_sessions.compliance.rules import Rule, RuleError, get_rule, refresh_findings, run_rule
+from hoop_sessions.warehouse import load as warehouse
 
 FOUND_AT = dt.datetime(2025, 3, 8, 3, 0, tzinfo=dt.UTC)
 

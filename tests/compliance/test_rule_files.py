@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hoop_sessions.compliance import (
+from hoop_sessions.compliance.rules import (
     ParameterValueError,
     RuleFileError,
     UnknownParameterError,

@@ -10,7 +10,7 @@ import datetime as dt
 
 import duckdb
 
-from hoop_sessions.compliance import get_rule, load_rules, run_rule
+from hoop_sessions.compliance.rules import get_rule, load_rules, run_rule
 
 from .conftest import Flagged, Load
 from .hoop_records import DAY, DEFAULT_EVENTS, Record, at, events, group, review, session

@@ -15,9 +15,9 @@ import duckdb
 import pytest
 from click.testing import CliRunner, Result
 
-from hoop_sessions import warehouse
-from hoop_sessions.report import format_value
-from hoop_sessions.sql_shell import run_sql, sql_command, statement_complete
+from hoop_sessions.cli.sql_shell import run_sql, sql_command, statement_complete
+from hoop_sessions.compliance.report import format_value
+from hoop_sessions.warehouse import load as warehouse
 
 COUNT_BY_CONNECTION = (
     "SELECT connection, count(*) AS n FROM sessions GROUP BY connection ORDER BY connection"
@@ -241,7 +241,7 @@ def test_a_value_that_looks_like_markup_is_printed_as_it_is(mixed_data_dir: Path
 
 
 def test_the_hoop_sessions_command_offers_sql(mixed_data_dir: Path) -> None:
-    from hoop_sessions.cli import main
+    from hoop_sessions.cli.main import main
 
     result = CliRunner().invoke(
         main,

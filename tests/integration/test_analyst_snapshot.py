@@ -22,8 +22,8 @@ import pytest
 
 from hoop_sessions.config import Settings
 from hoop_sessions.paths import table_path
-from hoop_sessions.snapshot import publish, wal_path
-from hoop_sessions.sync import backfill_days, nightly_days, sync_days
+from hoop_sessions.sync.run import backfill_days, nightly_days, sync_days
+from hoop_sessions.warehouse.snapshot import publish, wal_path
 from tests.conftest import FIRST_DAY, NOW, settings_for
 from tests.integration.test_backfill import run_cli
 

@@ -13,8 +13,8 @@ import duckdb
 import orjson
 import pytest
 
+from hoop_sessions.extract.values import parse_time
 from hoop_sessions.simulator import export_truth
-from hoop_sessions.values import parse_time
 from tests.conftest import FIRST_DAY, NOW, RUN_TIME_COLUMNS, table_contents
 
 DAYS = 3

@@ -13,7 +13,6 @@ from typing import Any
 import httpcore
 import pytest
 
-from hoop_sessions.client import HoopClient, status_verdict
 from hoop_sessions.config import Secret, Settings
 from hoop_sessions.errors import (
     ApiError,
@@ -26,7 +25,8 @@ from hoop_sessions.errors import (
     TlsSetupError,
     UnreachableError,
 )
-from hoop_sessions.transport import Http, _failure
+from hoop_sessions.extract.client import HoopClient, status_verdict
+from hoop_sessions.extract.transport import Http, _failure
 from tests.reliability.hostile import (
     ADMIN_USERINFO,
     HostileGateway,

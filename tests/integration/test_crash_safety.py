@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime
 
 import duckdb
 
-from hoop_sessions.ingest import ingest_records
-from hoop_sessions.raw import raw_path
+from hoop_sessions.extract.raw import raw_path
+from hoop_sessions.sync.ingest import ingest_records
 from tests.conftest import table_contents
 from tests.records import b64, session_record
 
@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from datetime import date
 from hoop_sessions.config import Settings
-from hoop_sessions.sync import rebuild_day
+from hoop_sessions.sync.run import rebuild_day
 rebuild_day(Settings(data_dir=Path(sys.argv[1])), date.fromisoformat(sys.argv[2]))
 """
 

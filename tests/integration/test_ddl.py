@@ -20,12 +20,12 @@ import sqlglot
 from click.testing import CliRunner
 from sqlglot import exp
 
-from hoop_sessions import schema
-from hoop_sessions.cli import main
-from hoop_sessions.ddl import DIALECTS, column_type, ddl, default_location
-from hoop_sessions.ingest import ingest_records
+from hoop_sessions.build import schema
+from hoop_sessions.cli.main import main
 from hoop_sessions.simulator.config import SimulatorConfig
 from hoop_sessions.simulator.truth import export_truth
+from hoop_sessions.sync.ingest import ingest_records
+from hoop_sessions.warehouse.ddl import DIALECTS, column_type, ddl, default_location
 from tests.records import session_record
 
 FIRST_DAY = dt.date(2026, 11, 1)

@@ -14,10 +14,10 @@ from typing import Any
 
 import duckdb
 
-from hoop_sessions import warehouse
 from hoop_sessions.config import Settings
-from hoop_sessions.ingest import ingest_records
-from hoop_sessions.sync import load_day
+from hoop_sessions.sync.ingest import ingest_records
+from hoop_sessions.sync.run import load_day
+from hoop_sessions.warehouse import load as warehouse
 from tests.records import DROP, b64, session_record
 
 DAY = date(2026, 11, 1)

@@ -8,17 +8,17 @@ from datetime import date, timedelta
 import duckdb
 import pytest
 
-from hoop_sessions.client import HoopClient, RequestStats
 from hoop_sessions.config import Secret
 from hoop_sessions.errors import (
     AuthenticationError,
     InvalidRequestError,
     PartialVisibilityError,
 )
-from hoop_sessions.extract import list_day
+from hoop_sessions.extract.client import HoopClient, RequestStats
+from hoop_sessions.extract.day import list_day
 from hoop_sessions.simulator import Dataset
 from hoop_sessions.simulator.config import TokenIdentity
-from hoop_sessions.sync import sync_days
+from hoop_sessions.sync.run import sync_days
 from tests.conftest import FIRST_DAY, NOW, RUN_TIME_COLUMNS, settings_for, table_contents
 
 REVIEWER = TokenIdentity(email="rita@acme.example", name="Rita", subject="rita", groups=("sre",))

@@ -7,8 +7,8 @@ import asyncio
 import orjson
 import pytest
 
-from hoop_sessions import transport
-from hoop_sessions.transport import Answer, Http
+from hoop_sessions.extract import transport
+from hoop_sessions.extract.transport import Answer, Http
 from tests.reliability.hostile import HostileGateway, Reply
 
 IDS = [f"0b9f6a3c-1111-4222-8333-00000000000{n}" for n in range(1, 5)]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Secret, Settings
-from hoop_sessions.extract import list_day
+from hoop_sessions.extract.client import HoopClient
+from hoop_sessions.extract.day import list_day
 from tests.records import session_record
 from tests.reliability.hostile import (
     HostileGateway,

@@ -13,8 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hoop_sessions import mirror, schema, stages
-from hoop_sessions.sync import backfill_days, nightly_days, publish_warehouse, sync_days
+from hoop_sessions.build import schema
+from hoop_sessions.sync import mirror, stages
+from hoop_sessions.sync.run import backfill_days, nightly_days, publish_warehouse, sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for
 
 DAYS = [FIRST_DAY + timedelta(days=i) for i in range(3)]
@@ -258,7 +259,7 @@ def test_the_process_that_reads_hoop_moves_days_to_and_from_the_store_without_ar
         "import sys\n"
         "from datetime import date\n"
         "from pathlib import Path\n"
-        "from hoop_sessions import mirror\n"
+        "from hoop_sessions.sync import mirror\n"
         "from hoop_sessions.config import Settings\n"
         "s = Settings(data_dir=Path(sys.argv[1]), data_url=sys.argv[2])\n"
         "day = date.fromisoformat(sys.argv[3])\n"

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs
 import duckdb
 import pytest
 
-from hoop_sessions.sync import RunResult, sync_days
-from hoop_sessions.transport import Http
+from hoop_sessions.extract.transport import Http
+from hoop_sessions.sync.run import RunResult, sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for
 from tests.records import session_record
 from tests.reliability.hostile import HostileGateway, Reply, Request, error_reply

@@ -9,9 +9,9 @@ import duckdb
 import orjson
 import pytest
 
-from hoop_sessions.raw import HEADER_KEY, RawDayWriter, raw_path
-from hoop_sessions.schema import SESSIONS
-from hoop_sessions.sync import sync_days
+from hoop_sessions.build.schema import SESSIONS
+from hoop_sessions.extract.raw import HEADER_KEY, RawDayWriter, raw_path
+from hoop_sessions.sync.run import sync_days
 from tests.conftest import FIRST_DAY, NOW, RUN_TIME_COLUMNS, settings_for, table_contents
 
 DAYS = [FIRST_DAY, FIRST_DAY + timedelta(days=1)]

@@ -8,9 +8,9 @@ import subprocess
 import sys
 import time
 
+from hoop_sessions.extract.raw import raw_path
 from hoop_sessions.paths import table_path
-from hoop_sessions.raw import raw_path
-from hoop_sessions.sync import sync_days
+from hoop_sessions.sync.run import sync_days
 from hoop_sessions.tempfiles import STALE_AFTER
 from tests.conftest import FIRST_DAY, NOW, settings_for
 

@@ -7,8 +7,8 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from hoop_sessions.raw import RawDayWriter, day_dir, raw_path
-from hoop_sessions.sync import sync_days
+from hoop_sessions.extract.raw import RawDayWriter, day_dir, raw_path
+from hoop_sessions.sync.run import sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for
 
 SECOND_DAY = FIRST_DAY + timedelta(days=1)

@@ -13,7 +13,7 @@ import pytest
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import ConfigError
 from hoop_sessions.simulator import Dataset
-from hoop_sessions.sync import sync_days
+from hoop_sessions.sync.run import sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for
 
 

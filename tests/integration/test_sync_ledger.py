@@ -15,11 +15,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from hoop_sessions.compliance import get_rule, run_rule
+from hoop_sessions.compliance.rules import get_rule, run_rule
 from hoop_sessions.config import Settings
-from hoop_sessions.ledger import Ledger
 from hoop_sessions.simulator import Dataset
-from hoop_sessions.sync import nightly_days, sync_days
+from hoop_sessions.sync.ledger import Ledger
+from hoop_sessions.sync.run import nightly_days, sync_days
 from tests.conftest import settings_for as shared_settings_for
 from tests.records import b64, session_record
 from tests.reliability.conftest import cli_env, run_cli

@@ -18,10 +18,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hoop_sessions import manifest
-from hoop_sessions.ingest import ingest_records
+from hoop_sessions.extract.raw import raw_path
 from hoop_sessions.paths import table_path
-from hoop_sessions.raw import raw_path
+from hoop_sessions.sync.ingest import ingest_records
+from hoop_sessions.warehouse import manifest
 from tests.records import session_record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -181,7 +181,7 @@ RECORD_IN_PROCESS = """
 import sys, time
 from datetime import date
 from pathlib import Path
-from hoop_sessions.manifest import record_day
+from hoop_sessions.warehouse.manifest import record_day
 
 data_dir, ready, go = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 days = [date.fromisoformat(d) for d in sys.argv[4:]]

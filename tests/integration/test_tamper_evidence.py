@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime
 
 from click.testing import CliRunner
 
-from hoop_sessions.cli import main
+from hoop_sessions.cli.main import main
 from hoop_sessions.config import Settings
-from hoop_sessions.ingest import ingest_records
-from hoop_sessions.manifest import manifest_file, verify
 from hoop_sessions.paths import table_path
-from hoop_sessions.sync import rebuild_day
+from hoop_sessions.sync.ingest import ingest_records
+from hoop_sessions.sync.run import rebuild_day
+from hoop_sessions.warehouse.manifest import manifest_file, verify
 from tests.records import session_record
 
 SYNCED = datetime(2026, 11, 10, tzinfo=UTC)

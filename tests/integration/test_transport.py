@@ -12,9 +12,9 @@ import duckdb
 import orjson
 import pytest
 
+from hoop_sessions.extract.transport import Answer, Http, TransportFailure, proxy_for
 from hoop_sessions.simulator import Dataset
-from hoop_sessions.sync import sync_days
-from hoop_sessions.transport import Answer, Http, TransportFailure, proxy_for
+from hoop_sessions.sync.run import sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for
 from tests.reliability.hostile import HostileGateway, Reply, json_reply
 

@@ -14,8 +14,8 @@ import pytest
 
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import WarehouseLockedError
-from hoop_sessions.ingest import ingest_records
-from hoop_sessions.sync import load_day, rebuild_day
+from hoop_sessions.sync.ingest import ingest_records
+from hoop_sessions.sync.run import load_day, rebuild_day
 from tests.conftest import table_contents
 from tests.records import b64, session_record
 
@@ -60,7 +60,7 @@ def test_a_load_waits_for_another_process_on_the_writers_copy_and_then_succeeds(
     # a process on the writer's copy still does.
     reader = hold_read_only(settings.load_path, 2.0)
     try:
-        with caplog.at_level(logging.WARNING, logger="hoop_sessions.warehouse"):
+        with caplog.at_level(logging.WARNING, logger="hoop_sessions.warehouse.load"):
             counts = load_day(settings, DAY)
     finally:
         reader.wait(timeout=30)
@@ -96,7 +96,7 @@ def test_rebuild_reproduces_a_lost_warehouse_and_lake_from_raw_files(tmp_path):
 def test_the_rebuild_command_reloads_the_days_of_its_range_from_raw_files(tmp_path):
     from click.testing import CliRunner
 
-    from hoop_sessions.cli import main
+    from hoop_sessions.cli.main import main
 
     warehouse = ingest_records(records(), data_dir=tmp_path, synced_at=SYNCED)
     before = table_contents(warehouse)
@@ -121,7 +121,7 @@ def test_the_rebuild_command_reloads_the_days_of_its_range_from_raw_files(tmp_pa
 
 
 def test_a_transaction_that_raises_leaves_the_database_as_it_was(tmp_path):
-    from hoop_sessions.warehouse import transaction
+    from hoop_sessions.warehouse.load import transaction
 
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         con.execute("CREATE TABLE t (n INTEGER)")

@@ -9,9 +9,9 @@ import duckdb
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, AssetSelection, DagsterInstance, materialize
 
-from hoop_sessions import schema
-from hoop_sessions.ingest import ingest_records
+from hoop_sessions.build import schema
 from hoop_sessions.simulator import Dataset, SimulatorConfig
+from hoop_sessions.sync.ingest import ingest_records
 from pipelines.assets import lake_key, warehouse_key
 from pipelines.checks import (
     check_reconciled,
@@ -201,7 +201,7 @@ def test_yesterday_loaded_tells_whether_the_nightly_sync_ran(
 def test_a_session_the_ledger_could_not_read_fails_the_completeness_check_naming_it(
     data_dir: Path,
 ) -> None:
-    from hoop_sessions.ledger import Ledger, record_read
+    from hoop_sessions.sync.ledger import Ledger, record_read
 
     failing = "0b9f6a3c-1111-4222-8333-00000000dead"
     record_read(

@@ -178,18 +178,18 @@ def test_the_token_is_read_from_the_environment_at_run_time_never_bound_to_a_val
 
 def test_the_library_imports_without_dagster() -> None:
     modules = [
-        "hoop_sessions.sync",
-        "hoop_sessions.build",
-        "hoop_sessions.warehouse",
-        "hoop_sessions.extract",
-        "hoop_sessions.lake",
-        "hoop_sessions.raw",
-        "hoop_sessions.client",
-        "hoop_sessions.compliance",
-        "hoop_sessions.checks",
-        "hoop_sessions.summaries",
-        "hoop_sessions.cli",
-        "hoop_sessions.devserver",
+        "hoop_sessions.sync.run",
+        "hoop_sessions.build.day",
+        "hoop_sessions.warehouse.load",
+        "hoop_sessions.extract.day",
+        "hoop_sessions.build.lake",
+        "hoop_sessions.extract.raw",
+        "hoop_sessions.extract.client",
+        "hoop_sessions.compliance.rules",
+        "hoop_sessions.warehouse.checks",
+        "hoop_sessions.warehouse.summaries",
+        "hoop_sessions.cli.main",
+        "hoop_sessions.cli.devserver",
     ]
     code = (
         "import importlib, sys\n"

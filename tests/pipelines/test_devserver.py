@@ -58,7 +58,7 @@ def wait_until_serving(port: int, process: subprocess.Popen[str], log: Path) -> 
 
 @pytest.fixture
 def devserver(tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
-    """``python -m hoop_sessions.devserver`` on a free loopback port, without HOOP_API_URL."""
+    """``python -m hoop_sessions.cli.devserver`` on a free loopback port, without HOOP_API_URL."""
     port = free_port()
     log = tmp_path / "devserver.log"
     home = tmp_path / "dagster_home"
@@ -66,7 +66,15 @@ def devserver(tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
     env.update(DAGSTER_HOME=str(home), HOOP_DATA_DIR=str(tmp_path / "data"))
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hoop_sessions.devserver", "-h", "127.0.0.1", "-p", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "hoop_sessions.cli.devserver",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
             cwd=REPO,
             env=env,
             stdout=out,

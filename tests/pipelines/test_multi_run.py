@@ -27,9 +27,10 @@ from dagster import (
 )
 from dagster._core.instance.ref import InstanceRef
 
-from hoop_sessions import manifest, schema
-from hoop_sessions.devserver import prepare_dagster_home
+from hoop_sessions.build import schema
+from hoop_sessions.cli.devserver import prepare_dagster_home
 from hoop_sessions.errors import ConfigError
+from hoop_sessions.warehouse import manifest
 from pipelines.assets import WAREHOUSE_POOL
 from pipelines.checks import hoop_checks
 from pipelines.definitions import defs

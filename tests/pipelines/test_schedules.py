@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from dagster import RunRequest, build_schedule_context
 
-from hoop_sessions.ingest import ingest_records
-from hoop_sessions.ledger import DayEntry, Ledger, SessionEntry
+from hoop_sessions.extract.values import EPOCH, is_final
+from hoop_sessions.extract.windows import days_between
 from hoop_sessions.simulator import Dataset, SimulatorConfig
-from hoop_sessions.values import EPOCH, is_final
-from hoop_sessions.windows import days_between
+from hoop_sessions.sync.ingest import ingest_records
+from hoop_sessions.sync.ledger import DayEntry, Ledger, SessionEntry
 from pipelines.definitions import defs
 from pipelines.resources import WarehouseResource
 from tests.pipelines.conftest import NOW, Hoop, HoopFactory, days_ago, hoop_days, hoop_nightly

@@ -7,7 +7,7 @@ import os
 from dagster import build_sensor_context
 
 from hoop_sessions.config import Settings
-from hoop_sessions.sync import backfill_days, sync_days
+from hoop_sessions.sync.run import backfill_days, sync_days
 from pipelines.assets import RAW_SESSIONS, warehouse_key
 from pipelines.resources import WarehouseResource
 from tests.pipelines.conftest import Hoop, days_ago, hoop_ledger

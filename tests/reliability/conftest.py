@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from hoop_sessions.schema import ALL_TABLES
+from hoop_sessions.build.schema import ALL_TABLES
 from tests.reliability.hostile import HostileGateway
 
 # Columns that say when or how a sync ran, not what it read: left out of content comparisons.

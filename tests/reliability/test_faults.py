@@ -14,7 +14,7 @@ import pytest
 
 from hoop_sessions.simulator import Dataset
 from hoop_sessions.simulator.config import FAULT_KINDS
-from hoop_sessions.sync import sync_days
+from hoop_sessions.sync.run import sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for
 from tests.reliability.conftest import cli_env, content_hash, run_cli
 

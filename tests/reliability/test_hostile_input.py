@@ -28,12 +28,12 @@ import duckdb
 import orjson
 import pytest
 
-from hoop_sessions import sync as sync_module
+from hoop_sessions.build.schema import ALL_TABLES
 from hoop_sessions.config import Secret, Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
-from hoop_sessions.schema import ALL_TABLES
-from hoop_sessions.sync import sync_days
-from hoop_sessions.transport import Http
+from hoop_sessions.extract.transport import Http
+from hoop_sessions.sync import run as sync_module
+from hoop_sessions.sync.run import sync_days
 from tests.records import session_record
 from tests.reliability.conftest import content_hash
 from tests.reliability.hostile import (

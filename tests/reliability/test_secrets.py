@@ -34,10 +34,10 @@ from hoop_sessions.errors import (
     HoopSessionsError,
     PartialVisibilityError,
 )
-from hoop_sessions.ingest import ingest_records
 from hoop_sessions.simulator import Dataset, SimulatorConfig
 from hoop_sessions.simulator.config import TokenIdentity
-from hoop_sessions.sync import sync_days
+from hoop_sessions.sync.ingest import ingest_records
+from hoop_sessions.sync.run import sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for
 from tests.records import session_record
 from tests.reliability.conftest import cli_env, run_cli

@@ -15,8 +15,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from hoop_sessions import mirror, schema
+from hoop_sessions.build import schema
 from hoop_sessions.store import ObjectStore
+from hoop_sessions.sync import mirror
 from tests.reliability.conftest import RUN_TIME_COLUMNS
 
 Rows = list[tuple[Any, ...]]

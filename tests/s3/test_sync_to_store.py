@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from hoop_sessions import schema
+from hoop_sessions.build import schema
 from hoop_sessions.simulator import SimulatorConfig, serve
 from hoop_sessions.store import ObjectStore
 from tests.conftest import FIRST_DAY, NOW

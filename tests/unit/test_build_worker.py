@@ -15,9 +15,9 @@ import duckdb
 import pytest
 
 from hoop_sessions.errors import HoopSessionsError
-from hoop_sessions.sync import extract_days_async
-from hoop_sessions.values import BuildResult
-from hoop_sessions.worker import BuildWorker
+from hoop_sessions.extract.values import BuildResult
+from hoop_sessions.sync.run import extract_days_async
+from hoop_sessions.sync.worker import BuildWorker
 from tests.conftest import FIRST_DAY, settings_for
 
 
@@ -78,10 +78,10 @@ def test_the_worker_is_the_only_process_a_run_starts():
     """No resource tracker (multiprocessing starts one, of 12 MiB, for a process pool)."""
     code = (
         "import os, subprocess, time\n"
-        "from hoop_sessions.worker import BuildWorker\n"
+        "from hoop_sessions.sync.worker import BuildWorker\n"
         "w = BuildWorker()\n"
         "out = subprocess.run(['ps', '-o', 'args=', '--ppid', str(os.getpid())], capture_output=True, text=True).stdout\n"
-        "print(sum('hoop_sessions.worker' in line for line in out.splitlines()),"
+        "print(sum('hoop_sessions.sync.worker' in line for line in out.splitlines()),"
         " sum('resource_tracker' in line for line in out.splitlines()))\n"
         "w.close()\n"
     )
@@ -91,7 +91,7 @@ def test_the_worker_is_the_only_process_a_run_starts():
 def test_the_worker_ends_with_its_run():
     code = (
         "import os, sys\n"
-        "from hoop_sessions.worker import BuildWorker\n"
+        "from hoop_sessions.sync.worker import BuildWorker\n"
         "w = BuildWorker()\n"
         "print(w._process.pid, flush=True)\n"
         "os._exit(0)\n"  # the run dies without closing the worker
@@ -109,7 +109,7 @@ def test_the_worker_ends_with_its_run():
 def test_the_build_worker_uses_the_system_allocator_and_never_imports_pandas():
     code = (
         "import sys\n"
-        "from hoop_sessions.worker import lean_build_process\n"
+        "from hoop_sessions.sync.worker import lean_build_process\n"
         "lean_build_process()\n"
         "import pyarrow as pa\n"
         "pa.array([1, 2, 3], type=pa.int64())\n"  # the first pa.array call is when pyarrow looks for pandas
@@ -133,7 +133,5 @@ def test_a_build_result_comes_back_from_the_worker_without_arrow():
 
 def test_importing_the_sync_does_not_import_arrow():
     """What the worker relies on: the allocator can still be chosen after the sync is imported."""
-    code = (
-        "import sys, hoop_sessions.sync; print('pyarrow' in sys.modules, 'pandas' in sys.modules)"
-    )
+    code = "import sys, hoop_sessions.sync.run; print('pyarrow' in sys.modules, 'pandas' in sys.modules)"
     assert _python(code) == ["False", "False"]

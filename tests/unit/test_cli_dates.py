@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
-from hoop_sessions.cli import main
+from hoop_sessions.cli.main import main
 
 
 def test_a_future_end_names_the_date_typed_and_the_latest_day_that_can_be_synced():

@@ -13,10 +13,10 @@ from urllib.parse import parse_qs
 import httpcore
 import orjson
 
-from hoop_sessions.client import HoopClient
 from hoop_sessions.config import Secret, Settings
-from hoop_sessions.extract import READABLE_ROWS, extract_day, list_day
-from hoop_sessions.raw import RawDay
+from hoop_sessions.extract.client import HoopClient
+from hoop_sessions.extract.day import READABLE_ROWS, extract_day, list_day
+from hoop_sessions.extract.raw import RawDay
 
 DAY = date(2026, 11, 1)
 SECOND = "2026-11-01T12:00:00"

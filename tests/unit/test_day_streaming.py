@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hoop_sessions import lake, paths, schema
-from hoop_sessions.flatten import DayBuilder
+from hoop_sessions import paths
+from hoop_sessions.build import lake, schema
+from hoop_sessions.build.flatten import DayBuilder
 from tests.records import b64, session_record
 
 DAY = date(2026, 11, 1)

@@ -2,7 +2,7 @@ import base64
 
 import pytest
 
-from hoop_sessions.events import StreamError, decode_stream
+from hoop_sessions.extract.events import StreamError, decode_stream
 
 
 def b64(data: bytes) -> str:

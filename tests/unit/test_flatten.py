@@ -3,9 +3,9 @@ from datetime import UTC, date, datetime, time
 import pyarrow as pa
 import pytest
 
-from hoop_sessions import schema
-from hoop_sessions.flatten import DayBuilder
-from hoop_sessions.values import RecordRejected, is_final, parse_time
+from hoop_sessions.build import schema
+from hoop_sessions.build.flatten import DayBuilder
+from hoop_sessions.extract.values import RecordRejected, is_final, parse_time
 from tests.records import DROP, GID, RID, SID, b64, session_record
 
 DAY = date(2026, 11, 1)

@@ -16,9 +16,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "hoop_sessions"
 # The modules the reading process loads: reading hoop, writing the raw file, the sync plan and
 # ledger, and moving files to and from the object store.
 READING_SIDE = (
-    "client", "transport", "windows", "extract", "raw", "protect", "events", "values", "sync",
-    "plan", "ledger", "lock", "mirror", "store", "config", "errors", "paths", "tempfiles",
-    "progress", "worker",
+    "extract.client", "extract.transport", "extract.windows", "extract.day", "extract.raw",
+    "extract.protect", "extract.events", "extract.values", "sync.run", "sync.plan", "sync.ledger",
+    "lock", "sync.mirror", "sync.worker", "store", "config", "errors", "paths", "tempfiles",
+    "progress",
 )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hoop_sessions.transport import _Lane, _LanePool, request_priority
+from hoop_sessions.extract.transport import _Lane, _LanePool, request_priority
 
 
 def lanes(n: int) -> list[_Lane]:

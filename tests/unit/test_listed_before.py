@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from hoop_sessions.extract import WindowResult, _listed_before
-from hoop_sessions.windows import Window
+from hoop_sessions.extract.day import WindowResult, _listed_before
+from hoop_sessions.extract.windows import Window
 
 DAY = date(2026, 11, 1)
 A, B, C, D, E = (f"0b9f6a3c-1111-4222-8333-00000000000{n}" for n in range(1, 6))

@@ -9,11 +9,11 @@ import duckdb
 import orjson
 import pytest
 
-from hoop_sessions import schema
-from hoop_sessions.build import build_tables
+from hoop_sessions.build import schema
+from hoop_sessions.build.day import build_tables
 from hoop_sessions.config import Settings
-from hoop_sessions.ingest import ingest_records
-from hoop_sessions.protect import protect_output
+from hoop_sessions.extract.protect import protect_output
+from hoop_sessions.sync.ingest import ingest_records
 from tests.records import DROP, RID, b64, session_record
 
 DAY = date(2026, 11, 1)

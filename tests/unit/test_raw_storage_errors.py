@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hoop_sessions.errors import StorageError
-from hoop_sessions.raw import RawDay, RawDayWriter, day_dir, raw_path
+from hoop_sessions.extract.raw import RawDay, RawDayWriter, day_dir, raw_path
 
 DAY = date(2026, 11, 1)
 

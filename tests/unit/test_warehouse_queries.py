@@ -8,9 +8,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from hoop_sessions import checks, schema, summaries
-from hoop_sessions.ingest import ingest_records
+from hoop_sessions.build import schema
 from hoop_sessions.simulator import Dataset, SimulatorConfig
+from hoop_sessions.sync.ingest import ingest_records
+from hoop_sessions.warehouse import checks, summaries
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = NOW.date() - timedelta(days=1)

@@ -3,7 +3,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from hoop_sessions.windows import Window, day_window, days_between, format_bound, is_closed
+from hoop_sessions.extract.windows import Window, day_window, days_between, format_bound, is_closed
 
 
 def test_a_day_is_listed_from_its_midnight_to_the_next_midnight_inclusive():

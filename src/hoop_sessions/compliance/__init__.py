@@ -1,0 +1,1 @@
+"""Compliance: the rules in ``sql/compliance`` (``rules``) and the evidence report (``report``)."""
