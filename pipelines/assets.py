@@ -10,7 +10,7 @@ a range resumes: each stage skips the days whose output already matches its inpu
 not read, and loads only the days that were not loaded.
 
 Each asset only translates: partitions into days, resources into ``Settings``, library results
-into metadata. The work is the library's: ``extract_day``, ``build_and_record``, ``load_day``,
+into metadata. The work is the library's: ``extract_day``, ``build_and_record``, ``load_and_record``,
 ``refresh_findings``, ``write_report``, and the queries of ``hoop_sessions.warehouse.checks``. The daily
 assets are built by ``build_assets`` over the partitions the code location builds when it loads.
 """
@@ -51,6 +51,7 @@ from hoop_sessions.lock import writer_lock
 from hoop_sessions.progress import LogProgress
 from hoop_sessions.sync import mirror
 from hoop_sessions.sync import run as sync
+from hoop_sessions.sync.day import build_and_record, load_and_record
 from hoop_sessions.sync.stages import Plan, plan_build, plan_load, plan_read
 from hoop_sessions.warehouse import load as duckdb_warehouse
 from hoop_sessions.warehouse import snapshot, summaries
@@ -192,7 +193,7 @@ def lake_tables(
     for day in plan.todo:
         try:
             with _writing(settings, f"lake build of {day}"):
-                built = sync.build_and_record(settings, day)
+                built = build_and_record(settings, day)
                 # With an object store: for the load, in whatever worker runs it.
                 mirror.publish_files(settings, day)
         except HoopSessionsError as exc:
@@ -243,7 +244,7 @@ def warehouse_tables(
         for day in plan.todo:
             try:
                 with _writing(settings, f"load of {day}"):
-                    rows = sync.load_day(settings, day)
+                    rows = load_and_record(settings, day)
                     mirror.push_day_records(settings, day)
             except HoopSessionsError as exc:
                 failed[day] = str(exc)

@@ -5,13 +5,32 @@ from __future__ import annotations
 import logging
 import time
 from datetime import date
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    # sync imports this module: the summary's type is only named here.
-    from hoop_sessions.sync.run import DaySummary
+from typing import NotRequired, Protocol, TypedDict
 
 log = logging.getLogger("hoop_sessions.progress")
+
+
+class DaySummary(TypedDict):
+    """What one day amounts to, for progress lines and the report.
+
+    ``DayResult.summary`` gives every key; a day only read from hoop, not built (``_extract_days``),
+    gives the first three alone.
+    """
+
+    sessions_listed: int
+    requests: int
+    retries: int
+    day: NotRequired[str]
+    # False when nothing changed since the last sync: the day was not built or loaded again.
+    changed: NotRequired[bool]
+    # None when the day was not built again (``changed`` is false).
+    sessions_loaded: NotRequired[int | None]
+    sessions_rejected: NotRequired[int | None]
+    sessions_reused: NotRequired[int]
+    # False for a day not listed again: only its sessions not final were read, by id.
+    listed_again: NotRequired[bool]
+    # Rows loaded per warehouse table.
+    rows: NotRequired[dict[str, int]]
 
 
 class Progress(Protocol):

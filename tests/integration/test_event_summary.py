@@ -15,8 +15,8 @@ from typing import Any
 import duckdb
 
 from hoop_sessions.config import Settings
+from hoop_sessions.sync.day import load_and_record
 from hoop_sessions.sync.ingest import ingest_records
-from hoop_sessions.sync.run import load_day
 from hoop_sessions.warehouse import load as warehouse
 from tests.records import DROP, b64, session_record
 
@@ -206,6 +206,8 @@ def test_a_warehouse_made_before_the_summary_gets_it_on_the_next_load(tmp_path: 
             con.execute(f'ALTER TABLE sessions DROP COLUMN "{name}"')
         assert warehouse.missing_session_summary(con) == SUMMARY
 
-    load_day(Settings(data_dir=tmp_path), NEXT_DAY)  # one day's load brings every day's summary
+    load_and_record(
+        Settings(data_dir=tmp_path), NEXT_DAY
+    )  # one day's load brings every day's summary
 
     assert check(path) == expected

@@ -14,8 +14,9 @@ import pytest
 
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import WarehouseLockedError
+from hoop_sessions.sync.day import load_and_record
 from hoop_sessions.sync.ingest import ingest_records
-from hoop_sessions.sync.run import load_day, rebuild_day
+from hoop_sessions.sync.run import rebuild_day
 from tests.conftest import table_contents
 from tests.records import b64, session_record
 
@@ -61,7 +62,7 @@ def test_a_load_waits_for_another_process_on_the_writers_copy_and_then_succeeds(
     reader = hold_read_only(settings.load_path, 2.0)
     try:
         with caplog.at_level(logging.WARNING, logger="hoop_sessions.warehouse.load"):
-            counts = load_day(settings, DAY)
+            counts = load_and_record(settings, DAY)
     finally:
         reader.wait(timeout=30)
     assert counts["sessions"] == 5
@@ -76,7 +77,7 @@ def test_a_load_gives_up_after_the_lock_timeout_and_names_the_holder(tmp_path):
     reader = hold_read_only(warehouse, 5.0)
     try:
         with pytest.raises(WarehouseLockedError, match=f"PID {reader.pid}"):
-            load_day(Settings(data_dir=tmp_path, lock_timeout_seconds=1), DAY)
+            load_and_record(Settings(data_dir=tmp_path, lock_timeout_seconds=1), DAY)
     finally:
         reader.wait(timeout=30)
     assert table_contents(warehouse) == before

@@ -20,7 +20,8 @@ from hoop_sessions.progress import LogProgress, Progress, RichProgress
 
 if TYPE_CHECKING:
     # For the type checker only: the commands import the sync module when they run.
-    from hoop_sessions.sync.run import DaySummary, RunResult
+    from hoop_sessions.progress import DaySummary
+    from hoop_sessions.sync.run import RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("hoop_sessions")

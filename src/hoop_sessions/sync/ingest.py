@@ -18,7 +18,8 @@ from hoop_sessions.config import Settings
 from hoop_sessions.extract.raw import RawDayWriter
 from hoop_sessions.extract.values import Principal
 from hoop_sessions.extract.windows import day_window
-from hoop_sessions.sync.run import build_and_record, load_day, publish_warehouse
+from hoop_sessions.sync.day import build_and_record, load_and_record
+from hoop_sessions.sync.run import publish_warehouse
 
 FIXTURE_PRINCIPAL: Principal = {
     "id": "fixture",
@@ -70,6 +71,6 @@ def ingest_records(
                 }
             )
         build_and_record(settings, day)
-        load_day(settings, day)
+        load_and_record(settings, day)
     publish_warehouse(settings)
     return settings.warehouse_path

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Collection, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
@@ -25,13 +25,12 @@ from hoop_sessions.extract.raw import header_stamp, read_header
 from hoop_sessions.extract.transport import request_priority
 from hoop_sessions.extract.values import BuildResult, Principal, principal_sees_all
 from hoop_sessions.lock import writer_lock
-from hoop_sessions.progress import NullProgress, Progress
+from hoop_sessions.progress import DaySummary, NullProgress, Progress
 from hoop_sessions.sync import mirror
+from hoop_sessions.sync.day import build_and_load, build_and_record, load_and_record
 from hoop_sessions.sync.ledger import (
     Ledger,
-    record_built,
     record_failed,
-    record_loaded,
     record_read,
     same_stamp,
 )
@@ -46,29 +45,6 @@ log = logging.getLogger(__name__)
 # day's request waits for one (transport.request_priority): a day read ahead fills the round trips
 # in which an earlier day waits for its list pages or the last of its gets, and never slows it.
 READ_AHEAD_DAYS = 4
-
-
-class DaySummary(TypedDict):
-    """What one day amounts to, for progress lines and the report.
-
-    ``DayResult.summary`` gives every key; a day only read from hoop, not built (``_extract_days``),
-    gives the first three alone.
-    """
-
-    sessions_listed: int
-    requests: int
-    retries: int
-    day: NotRequired[str]
-    # False when nothing changed since the last sync: the day was not built or loaded again.
-    changed: NotRequired[bool]
-    # None when the day was not built again (``changed`` is false).
-    sessions_loaded: NotRequired[int | None]
-    sessions_rejected: NotRequired[int | None]
-    sessions_reused: NotRequired[int]
-    # False for a day not listed again: only its sessions not final were read, by id.
-    listed_again: NotRequired[bool]
-    # Rows loaded per warehouse table.
-    rows: NotRequired[dict[str, int]]
 
 
 @dataclass(frozen=True)
@@ -132,25 +108,6 @@ async def preflight(client: HoopClient, settings: Settings) -> Principal:
     return principal
 
 
-def load_day(settings: Settings, day: date) -> dict[str, int]:
-    """Lake files of a day into the writer's copy of the warehouse, waiting for another writer.
-
-    The day's tamper-evidence manifest is recorded here, by the one writer at a time, so that the
-    chain stays whole when different workers build different days at once. Nothing here touches
-    an object store: the caller publishes (``mirror.publish_day``, ``mirror.push_day_records``).
-    """
-    from hoop_sessions.warehouse import manifest
-
-    manifest.record_day(settings.data_dir, day)
-    header = read_header(settings.raw_dir, day)
-    with snapshot.connect_writer(settings) as con:
-        counts = warehouse.load_day(con, settings.lake_dir, day)
-    # The lake files were built from the raw file there now (a reader of hoop replaces it only
-    # under the one-writer lock, never while a day is loaded).
-    record_loaded(Ledger(settings.data_dir), day, header_stamp(header) if header else None)
-    return counts
-
-
 async def _extract(
     settings: Settings,
     day: date,
@@ -210,33 +167,6 @@ async def _read_days(
             yield item
 
 
-def build_and_load(
-    settings: Settings, day: date, changed: bool = True
-) -> tuple[BuildResult | None, dict[str, int]]:
-    """The CPU half of a day: raw file into lake files and manifest, then into the warehouse.
-
-    What the build worker runs. It never touches the object store: the run publishes the day
-    (``mirror.publish_day``) once this returns, from the process that holds the store's client
-    already, so that the worker's memory is the same with a store as without.
-    """
-    if not changed:
-        return None, {}
-    built = build_and_record(settings, day)
-    return built, load_day(settings, day)
-
-
-def build_and_record(settings: Settings, day: date) -> BuildResult:
-    """Raw file into lake files (the day's manifest is recorded by its load, ``load_day``); the
-    caller publishes them to an object store (``mirror.publish_files``)."""
-    # Imported here: building (Arrow, Parquet) runs in the worker process; the process that
-    # reads hoop never needs it when a worker builds.
-    from hoop_sessions.build.day import build_day
-
-    built = build_day(settings.raw_dir, settings.lake_dir, day)
-    record_built(Ledger(settings.data_dir), day, built.final_from)
-    return built
-
-
 def previous_days(
     settings: Settings,
     days: Iterable[date],
@@ -289,7 +219,7 @@ def rebuild_day(settings: Settings, day: date, *, publish: bool = True) -> DayRe
         mirror.hydrate(settings)
         mirror.pull_days(settings, [day])
         built = build_and_record(settings, day)
-        rows = load_day(settings, day)
+        rows = load_and_record(settings, day)
         mirror.publish_day(settings, day)
         if publish:
             publish_warehouse(settings, [day])

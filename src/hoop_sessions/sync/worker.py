@@ -26,6 +26,7 @@ from typing import IO, Any
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
 from hoop_sessions.extract.values import BuildResult
+from hoop_sessions.sync.day import build_and_load
 
 _LENGTH = struct.Struct("!Q")
 
@@ -156,8 +157,6 @@ def main(argv: list[str]) -> int:
     requests = sys.stdin.buffer
     answers = os.fdopen(answers_fd, "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-
-    from hoop_sessions.sync.run import build_and_load
 
     while True:
         try:
