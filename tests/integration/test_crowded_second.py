@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 
 from hoop_sessions.extract.client import HoopClient
-from hoop_sessions.extract.day import READABLE_ROWS, list_day
+from hoop_sessions.extract.listing import READABLE_ROWS, list_day
 from hoop_sessions.simulator import Dataset
 from tests.conftest import FIRST_DAY, NOW, settings_for
 

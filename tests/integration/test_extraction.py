@@ -15,7 +15,7 @@ from hoop_sessions.errors import (
     PartialVisibilityError,
 )
 from hoop_sessions.extract.client import HoopClient, RequestStats
-from hoop_sessions.extract.day import list_day
+from hoop_sessions.extract.listing import list_day
 from hoop_sessions.simulator import Dataset
 from hoop_sessions.simulator.config import TokenIdentity
 from hoop_sessions.sync.run import sync_days

@@ -13,7 +13,7 @@ import pytest
 
 from hoop_sessions.config import Secret, Settings
 from hoop_sessions.extract.client import HoopClient
-from hoop_sessions.extract.day import list_day
+from hoop_sessions.extract.listing import list_day
 from tests.records import session_record
 from tests.reliability.hostile import (
     HostileGateway,

@@ -15,7 +15,8 @@ import orjson
 
 from hoop_sessions.config import Secret, Settings
 from hoop_sessions.extract.client import HoopClient
-from hoop_sessions.extract.day import READABLE_ROWS, extract_day, list_day
+from hoop_sessions.extract.day import extract_day
+from hoop_sessions.extract.listing import READABLE_ROWS, list_day
 from hoop_sessions.extract.raw import RawDay
 
 DAY = date(2026, 11, 1)

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "hoop_sessions"
 # The modules the reading process loads: reading hoop, writing the raw file, the sync plan and
 # ledger, and moving files to and from the object store.
 READING_SIDE = (
-    "extract.client", "extract.transport", "extract.windows", "extract.day", "extract.raw",
+    "extract.client", "extract.transport", "extract.windows", "extract.listing", "extract.ordered",
+    "extract.day", "extract.raw", "sync.day",
     "extract.protect", "extract.events", "extract.values", "sync.run", "sync.plan", "sync.ledger",
     "lock", "sync.mirror", "sync.worker", "store", "config", "errors", "paths", "tempfiles",
     "progress",

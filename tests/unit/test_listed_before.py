@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from hoop_sessions.extract.day import WindowResult, _listed_before
+from hoop_sessions.extract.listing import WindowResult, listed_before
 from hoop_sessions.extract.windows import Window
 
 DAY = date(2026, 11, 1)
@@ -35,7 +35,7 @@ def header(**changes: object) -> dict[str, object]:
 
 
 def test_the_previous_listing_gives_the_ids_their_order_digests_and_list_rejects():
-    before = _listed_before(header(), DAY)
+    before = listed_before(header(), DAY)
     assert before is not None
     windows, listed, order = before
     # The previous bodies' order, then the session rejected when read (it is read again).
@@ -53,10 +53,10 @@ def test_the_previous_listing_gives_the_ids_their_order_digests_and_list_rejects
 
 
 def test_a_previous_file_that_does_not_say_enough_makes_the_day_listed_again():
-    assert _listed_before({}, DAY) is None
-    assert _listed_before(header(windows=[]), DAY) is None
-    assert _listed_before(header(order=None), DAY) is None
-    assert _listed_before(header(windows=[{"window_start": "yesterday"}]), DAY) is None
+    assert listed_before({}, DAY) is None
+    assert listed_before(header(windows=[]), DAY) is None
+    assert listed_before(header(order=None), DAY) is None
+    assert listed_before(header(windows=[{"window_start": "yesterday"}]), DAY) is None
     no_ids = header()
     del no_ids["windows"][0]["session_ids"]  # type: ignore[index]
-    assert _listed_before(no_ids, DAY) is None
+    assert listed_before(no_ids, DAY) is None

@@ -8,7 +8,7 @@ from contextlib import aclosing
 
 import pytest
 
-from hoop_sessions.extract.day import ordered_map
+from hoop_sessions.extract.ordered import ordered_map
 
 
 def test_results_come_in_input_order_with_at_most_limit_running() -> None:

@@ -20,7 +20,8 @@ from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
 from hoop_sessions.extract import windows
 from hoop_sessions.extract.client import HoopClient
-from hoop_sessions.extract.day import ExtractResult, PreviousDay, extract_day, ordered_map
+from hoop_sessions.extract.day import ExtractResult, PreviousDay, extract_day
+from hoop_sessions.extract.ordered import ordered_map
 from hoop_sessions.extract.raw import header_stamp, read_header
 from hoop_sessions.extract.transport import request_priority
 from hoop_sessions.extract.values import BuildResult, Principal, principal_sees_all
