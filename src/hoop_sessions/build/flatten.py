@@ -20,8 +20,22 @@ import orjson
 import pyarrow as pa
 
 from hoop_sessions.build import schema
-from hoop_sessions.extract.events import KNOWN_EVENT_TYPES, STREAM_UNREADABLE, StreamError, decode_stream
-from hoop_sessions.extract.values import OUTPUT_MARKER, UUID_RE, RecordRejected, Reject, is_final, parse_time, to_micros, truncate_payload
+from hoop_sessions.extract.events import (
+    KNOWN_EVENT_TYPES,
+    STREAM_UNREADABLE,
+    StreamError,
+    decode_stream,
+)
+from hoop_sessions.extract.values import (
+    OUTPUT_MARKER,
+    UUID_RE,
+    RecordRejected,
+    Reject,
+    is_final,
+    parse_time,
+    to_micros,
+    truncate_payload,
+)
 
 
 class _Columns:
