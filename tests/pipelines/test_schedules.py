@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from dagster import RunRequest, build_schedule_context
 
-from hoop_sessions.extract.values import EPOCH, is_final
+from hoop_sessions.extract.finality import is_final
+from hoop_sessions.extract.values import EPOCH
 from hoop_sessions.extract.windows import days_between
 from hoop_sessions.simulator import Dataset, SimulatorConfig
 from hoop_sessions.sync.ingest import ingest_records

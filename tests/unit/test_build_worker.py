@@ -14,8 +14,8 @@ from datetime import date
 import duckdb
 import pytest
 
+from hoop_sessions.build.result import BuildResult
 from hoop_sessions.errors import HoopSessionsError
-from hoop_sessions.extract.values import BuildResult
 from hoop_sessions.sync.run import extract_days_async
 from hoop_sessions.sync.worker import BuildWorker
 from tests.conftest import FIRST_DAY, settings_for

@@ -5,7 +5,8 @@ import pytest
 
 from hoop_sessions.build import schema
 from hoop_sessions.build.flatten import DayBuilder
-from hoop_sessions.extract.values import RecordRejected, is_final, parse_time
+from hoop_sessions.extract.finality import is_final
+from hoop_sessions.extract.values import RecordRejected, parse_time
 from tests.records import DROP, GID, RID, SID, b64, session_record
 
 DAY = date(2026, 11, 1)

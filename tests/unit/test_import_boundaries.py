@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "hoop_sessions"
 # ledger, and moving files to and from the object store.
 READING_SIDE = (
     "extract.client", "extract.transport", "extract.windows", "extract.listing", "extract.ordered",
-    "extract.day", "extract.raw", "sync.day",
+    "extract.day", "extract.raw", "extract.finality", "extract.principal", "build.result", "sync.day",
     "extract.protect", "extract.events", "extract.values", "sync.run", "sync.plan", "sync.ledger",
     "lock", "sync.mirror", "sync.worker", "store", "config", "errors", "paths", "tempfiles",
     "progress",

@@ -17,19 +17,17 @@ import pyarrow as pa
 
 from hoop_sessions.build import lake, schema
 from hoop_sessions.build.flatten import DayBuilder
+from hoop_sessions.build.result import BuildResult, warning_line
 from hoop_sessions.errors import RawDataError
+from hoop_sessions.extract.finality import final_from
+from hoop_sessions.extract.principal import describe_principal, principal_sees_all
 from hoop_sessions.extract.raw import RawDay
 from hoop_sessions.extract.values import (
     PAYLOAD_LIMIT,
-    BuildResult,
     RecordRejected,
     Reject,
-    describe_principal,
-    final_from,
     parse_time,
-    principal_sees_all,
     truncate_payload,
-    warning_line,
 )
 
 log = logging.getLogger(__name__)

@@ -26,12 +26,12 @@ from hoop_sessions.extract.events import (
     StreamError,
     decode_stream,
 )
+from hoop_sessions.extract.finality import is_final
 from hoop_sessions.extract.values import (
     OUTPUT_MARKER,
     UUID_RE,
     RecordRejected,
     Reject,
-    is_final,
     parse_time,
     to_micros,
     truncate_payload,
@@ -582,7 +582,7 @@ def flatten_session(
         if review_row is not None:
             session["review_id"] = review_row["review_id"]
             session["review_status"] = review_row["status"]
-    # The data contract's finality, judged on the record as hoop sent it (values.final_from).
+    # The data contract's finality, judged on the record as hoop sent it (finality.final_from).
     session["is_final"] = is_final(record, synced_at)
     return FlatSession(
         session=session,

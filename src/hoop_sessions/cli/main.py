@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
+from hoop_sessions.build.result import warning_line
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
-from hoop_sessions.extract.values import warning_line
 from hoop_sessions.progress import LogProgress, Progress, RichProgress
 
 if TYPE_CHECKING:

@@ -34,11 +34,9 @@ from hoop_sessions.extract.listing import (
     reject_row,
 )
 from hoop_sessions.extract.ordered import ordered_map
+from hoop_sessions.extract.principal import Principal
 from hoop_sessions.extract.protect import protect_output, stricter
 from hoop_sessions.extract.raw import RawDay, RawDayWriter, RawHeader, header_stamp
-from hoop_sessions.extract.values import (
-    Principal,
-)
 from hoop_sessions.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, NotRequired, TypedDict
 import orjson
 
 from hoop_sessions.errors import RawDataError, StorageError
-from hoop_sessions.extract.values import Principal
+from hoop_sessions.extract.principal import Principal
 from hoop_sessions.tempfiles import aside, rename_into_place
 
 # The key of the extract record on a raw file's first line (files already written use it).

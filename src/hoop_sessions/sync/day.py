@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from hoop_sessions.build.result import BuildResult
 from hoop_sessions.config import Settings
 from hoop_sessions.extract.raw import header_stamp, read_header
-from hoop_sessions.extract.values import BuildResult
 from hoop_sessions.sync.ledger import Ledger, record_built, record_loaded
 from hoop_sessions.warehouse import load as warehouse
 from hoop_sessions.warehouse import manifest, snapshot

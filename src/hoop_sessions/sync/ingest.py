@@ -15,8 +15,8 @@ import orjson
 
 from hoop_sessions.build.flatten import group_by_day
 from hoop_sessions.config import Settings
+from hoop_sessions.extract.principal import Principal
 from hoop_sessions.extract.raw import RawDayWriter
-from hoop_sessions.extract.values import Principal
 from hoop_sessions.extract.windows import day_window
 from hoop_sessions.sync.day import build_and_record, load_and_record
 from hoop_sessions.sync.run import publish_warehouse

@@ -9,7 +9,7 @@ leaves the previous entry or the new one:
   of the raw file read and of the one loaded into the warehouse; the gaps a listing could not
   read; the error of a run that could not read the day at all, with its consecutive failures;
 - per session: when it was last read, from when its record is final (``final_from``, set by the
-  build, see ``values.final_from``), its consecutive failures and last error, and whether the
+  build, see ``finality.final_from``), its consecutive failures and last error, and whether the
   body kept is stale (a later read failed: the session keeps its previous body and rows) or the
   gateway answered 404 for it ("gone since").
 

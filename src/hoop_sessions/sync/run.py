@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from hoop_sessions.build.result import BuildResult
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import DayFailedError, HoopSessionsError, PartialVisibilityError
 from hoop_sessions.extract import windows
 from hoop_sessions.extract.client import HoopClient
 from hoop_sessions.extract.day import ExtractResult, PreviousDay, extract_day
 from hoop_sessions.extract.ordered import ordered_map
+from hoop_sessions.extract.principal import Principal, principal_sees_all
 from hoop_sessions.extract.raw import header_stamp, read_header
 from hoop_sessions.extract.transport import request_priority
-from hoop_sessions.extract.values import BuildResult, Principal, principal_sees_all
 from hoop_sessions.lock import writer_lock
 from hoop_sessions.progress import DaySummary, NullProgress, Progress
 from hoop_sessions.sync import mirror

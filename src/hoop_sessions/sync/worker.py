@@ -23,9 +23,9 @@ import threading
 from datetime import date
 from typing import IO, Any
 
+from hoop_sessions.build.result import BuildResult
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
-from hoop_sessions.extract.values import BuildResult
 from hoop_sessions.sync.day import build_and_load
 
 _LENGTH = struct.Struct("!Q")
