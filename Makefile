@@ -44,6 +44,7 @@ lint: $(STAMP)
 	$(RUN) ruff check src pipelines tests benchmarks
 	$(RUN) ruff format --check src pipelines tests benchmarks
 	$(RUN) mypy
+	$(RUN) lint-imports
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache data

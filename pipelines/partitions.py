@@ -16,6 +16,7 @@ from dagster import BackfillPolicy, DailyPartitionsDefinition
 
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import ConfigError
+from hoop_sessions.sync.plan import first_day
 
 DAYS_PER_RUN_VARIABLE = "HOOP_BACKFILL_DAYS_PER_RUN"
 
@@ -31,7 +32,7 @@ def partitions_from_env(environ: Mapping[str, str]) -> DailyPartitionsDefinition
     ``HOOP_DATA_DIR``; called when the code location loads (``pipelines.definitions``)."""
     # Without the token: a malformed one must fail the run that uses it (one clear line), not the
     # loading of the code location.
-    return daily_partitions(Settings.from_env(environ, api_token=None).first_day())
+    return daily_partitions(first_day(Settings.from_env(environ, api_token=None)))
 
 
 def day_of(partition_key: str) -> date:

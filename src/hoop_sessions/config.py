@@ -8,7 +8,7 @@ import tempfile
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -184,13 +184,6 @@ class Settings:
             self.data_dir.mkdir(parents=True, mode=0o700)
             self.data_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
         return self.data_dir
-
-    def first_day(self, today: date | None = None) -> date:
-        """First day of the daily partitions: HOOP_SYNC_START_DATE, else the day the first run
-        recorded in the sync ledger, else 30 days before today (see ``plan.first_day``)."""
-        from hoop_sessions.sync.plan import first_day
-
-        return first_day(self, today or datetime.now(UTC).date())
 
     def require_api(self) -> tuple[str, Secret]:
         """The base URL and token, validated; raises ConfigError with what to set."""

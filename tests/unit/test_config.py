@@ -5,6 +5,7 @@ import pytest
 
 from hoop_sessions.config import Secret, Settings
 from hoop_sessions.errors import ConfigError
+from hoop_sessions.sync.plan import first_day
 
 
 def test_settings_come_from_the_documented_variables():
@@ -29,7 +30,7 @@ def test_settings_come_from_the_documented_variables():
 def test_defaults_work_without_any_variable():
     s = Settings.from_env({})
     assert s.concurrency == 8 and str(s.data_dir) == "data" and s.auth_header == "bearer"
-    assert s.first_day(date(2026, 3, 31)) == date(2026, 3, 1)
+    assert first_day(s, date(2026, 3, 31)) == date(2026, 3, 1)
 
 
 def test_the_token_never_shows_in_a_repr():

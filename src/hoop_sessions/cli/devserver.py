@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from hoop_sessions.config import Settings
+from hoop_sessions.sync.plan import first_day
 
 DAGSTER_YAML = """\
 # Written by `make dev` (hoop_sessions.cli.devserver) for a new DAGSTER_HOME. Edit freely.
@@ -75,7 +76,7 @@ def local_gateway(settings: Settings) -> Iterator[tuple[str, str]]:
     from hoop_sessions.simulator import SimulatorConfig, serve
 
     now = datetime.now(UTC)
-    first = settings.first_day(now.date())
+    first = first_day(settings, now.date())
     config = SimulatorConfig(
         start=first,
         days=max((now.date() - first).days + 1, 0),

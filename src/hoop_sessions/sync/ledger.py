@@ -336,3 +336,48 @@ def record_failed(ledger: Ledger, day: date, error: str, *, at: datetime) -> Non
         "last_at": _iso(at),
     }
     ledger.put(entry)
+
+
+def table_rows(
+    ledger: Ledger, *, settle: timedelta
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of the warehouse's ``sync_ledger`` (one per day) and ``sync_ledger_sessions``
+    (one per session still open or failing), as ``warehouse.load.replace_ledger`` takes them."""
+    days: list[dict[str, Any]] = []
+    sessions: list[dict[str, Any]] = []
+    for entry in ledger.entries():
+        failing = entry.failing_sessions()
+        still_open = entry.open_sessions()
+        error = entry.error or {}
+        days.append(
+            {
+                "start_day": entry.day.isoformat(),
+                "listed_at": entry.listed_at,
+                "read_at": entry.read_at,
+                "settled": entry.settled(settle),
+                "loaded": entry.loaded,
+                "sessions": len(entry.sessions),
+                "sessions_open": len(still_open),
+                "sessions_failing": len(failing),
+                "gaps": len(entry.gaps),
+                "error": error.get("error"),
+                "error_failures": error.get("failures"),
+                "error_since": error.get("since"),
+            }
+        )
+        for sid in sorted(set(still_open) | set(failing)):
+            s = entry.sessions[sid]
+            sessions.append(
+                {
+                    "session_id": sid,
+                    "start_day": entry.day.isoformat(),
+                    "read_at": s.read_at,
+                    "final_from": s.final_from,
+                    "failures": s.failures,
+                    "last_error": s.last_error,
+                    "failing_since": s.failing_since,
+                    "stale_since": s.stale_since,
+                    "gone_since": s.gone_since,
+                }
+            )
+    return days, sessions

@@ -54,10 +54,12 @@ def last_closed_day(now: datetime, margin: timedelta) -> date:
     return (now - margin).astimezone(UTC).date() - timedelta(days=1)
 
 
-def first_day(settings: Settings, today: date) -> date:
-    """HOOP_SYNC_START_DATE, else the day recorded by the first run, else 30 days before today."""
+def first_day(settings: Settings, today: date | None = None) -> date:
+    """The first day of the daily partitions: HOOP_SYNC_START_DATE, else the day recorded by the
+    first run in the sync ledger, else 30 days before today (by default, the UTC date now)."""
     if settings.sync_start_date is not None:
         return settings.sync_start_date
+    today = today or datetime.now(UTC).date()
     return Ledger(settings.data_dir).first_day() or today - timedelta(days=30)
 
 

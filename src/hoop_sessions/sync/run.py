@@ -35,6 +35,7 @@ from hoop_sessions.sync.ledger import (
     record_failed,
     record_read,
     same_stamp,
+    table_rows,
 )
 from hoop_sessions.sync.plan import SyncPlan, nightly_plan, plan_days, record_first_day
 from hoop_sessions.sync.worker import BuildWorker
@@ -418,9 +419,10 @@ def refresh_ledger_tables(settings: Settings) -> None:
             # Only once per warehouse: creating tables imports the contract's Arrow schemas,
             # which the process that reads hoop otherwise never loads.
             warehouse.ensure_schema(con)
-        warehouse.refresh_ledger(
-            con, Ledger(settings.data_dir), settle=timedelta(hours=settings.settle_hours)
+        days, sessions = table_rows(
+            Ledger(settings.data_dir), settle=timedelta(hours=settings.settle_hours)
         )
+        warehouse.replace_ledger(con, days, sessions)
 
 
 def _record_read(ledger: Ledger, extracted: ExtractResult, gateway_now: datetime) -> None:

@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,6 @@ import duckdb
 
 from hoop_sessions.errors import WarehouseLockedError
 from hoop_sessions.paths import sql_dir
-from hoop_sessions.sync.ledger import Ledger
 
 if TYPE_CHECKING:
     from hoop_sessions.build import schema
@@ -379,48 +378,11 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return counts
 
 
-def refresh_ledger(
-    con: duckdb.DuckDBPyConnection, ledger: Ledger, *, settle: timedelta
+def replace_ledger(
+    con: duckdb.DuckDBPyConnection, days: list[dict[str, Any]], sessions: list[dict[str, Any]]
 ) -> tuple[int, int]:
-    """Replace ``sync_ledger`` and ``sync_ledger_sessions`` with the ledger's content, in one
-    transaction. Returns the numbers of days and of open or failing sessions."""
-    days: list[dict[str, Any]] = []
-    sessions: list[dict[str, Any]] = []
-    for entry in ledger.entries():
-        failing = entry.failing_sessions()
-        still_open = entry.open_sessions()
-        error = entry.error or {}
-        days.append(
-            {
-                "start_day": entry.day.isoformat(),
-                "listed_at": entry.listed_at,
-                "read_at": entry.read_at,
-                "settled": entry.settled(settle),
-                "loaded": entry.loaded,
-                "sessions": len(entry.sessions),
-                "sessions_open": len(still_open),
-                "sessions_failing": len(failing),
-                "gaps": len(entry.gaps),
-                "error": error.get("error"),
-                "error_failures": error.get("failures"),
-                "error_since": error.get("since"),
-            }
-        )
-        for sid in sorted(set(still_open) | set(failing)):
-            s = entry.sessions[sid]
-            sessions.append(
-                {
-                    "session_id": sid,
-                    "start_day": entry.day.isoformat(),
-                    "read_at": s.read_at,
-                    "final_from": s.final_from,
-                    "failures": s.failures,
-                    "last_error": s.last_error,
-                    "failing_since": s.failing_since,
-                    "stale_since": s.stale_since,
-                    "gone_since": s.gone_since,
-                }
-            )
+    """Replace ``sync_ledger`` and ``sync_ledger_sessions`` with these rows (``ledger.table_rows``),
+    in one transaction. Returns the numbers of days and of open or failing sessions."""
     with transaction(con):
         con.execute("DELETE FROM sync_ledger")
         con.execute("DELETE FROM sync_ledger_sessions")
