@@ -13,9 +13,8 @@ gateway sent back.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
-import random
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -224,7 +223,8 @@ class HoopClient:
                 raise RetriesExhaustedError(
                     f"GET {path} failed ({exc.reason}) and retries are off (HOOP_RETRY_ATTEMPTS=1)"
                 ) from None
-        # Most requests succeed at once: the retry machinery is built only after a failure.
+        # Most requests succeed at once: the retry machinery is built only after a failure, and
+        # that failure is its first attempt, so one policy (tenacity) makes every wait and stop.
         settings = self._settings
         attempts = 1
         retrying = AsyncRetrying(
@@ -232,13 +232,15 @@ class HoopClient:
             stop=_StopAfter(settings.retry_attempts) | stop_after_delay(settings.retry_max_seconds),
             wait=_wait_retry_after_or_backoff,
             reraise=True,
-            before_sleep=_log_retry,
+            before_sleep=functools.partial(_log_retry, path),
         )
-        log.info("retrying GET %s: %s", path, first_failure.reason)
-        await asyncio.sleep(_first_wait(first_failure))
+        failed: TransientApiError | None = first_failure
         try:
             async for attempt in retrying:
                 with attempt:
+                    if failed is not None:  # the attempt made above, before any machinery
+                        failure, failed = failed, None
+                        raise failure
                     stats.retries += 1
                     stats.requests += 1
                     self.totals.requests += 1
@@ -390,7 +392,7 @@ class _StopAfter(stop_base):
         limit = self.budget
         if isinstance(exc, TransientApiError) and exc.kind in RETRY_POLICY:
             limit = min(limit, RETRY_POLICY[exc.kind][0])
-        return retry_state.attempt_number + 1 >= limit  # the first attempt was made before tenacity
+        return retry_state.attempt_number >= limit
 
 
 def _ends_document(body: bytes) -> bool:
@@ -444,23 +446,17 @@ _backoff = wait_exponential_jitter(multiplier=0.2, max=20.0, jitter=0.5)
 
 
 def _wait_retry_after_or_backoff(state: RetryCallState) -> float:
+    """The wait after attempt n: the failure kind's own doubling (RETRY_POLICY), else the server's
+    Retry-After, else an exponential backoff with jitter (0.2 s doubling, plus up to 0.5 s)."""
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, TransientApiError) and exc.kind in RETRY_POLICY:
-        return RETRY_POLICY[exc.kind][1] * 2.0**state.attempt_number
+        return RETRY_POLICY[exc.kind][1] * 2.0 ** (state.attempt_number - 1)
     backoff = float(_backoff(state))
     if isinstance(exc, TransientApiError) and exc.retry_after is not None:
         return max(exc.retry_after, backoff * 0.25)
     return backoff
 
 
-def _first_wait(exc: TransientApiError) -> float:
-    """The pause before the first retry: the server's Retry-After, else a short jittered one."""
-    if exc.kind in RETRY_POLICY:
-        return RETRY_POLICY[exc.kind][1]
-    backoff = 0.2 + random.uniform(0, 0.5)  # noqa: S311 (jitter, not a secret)
-    return max(exc.retry_after, backoff * 0.25) if exc.retry_after is not None else backoff
-
-
-def _log_retry(state: RetryCallState) -> None:
+def _log_retry(path: str, state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
-    log.info("retrying after attempt %d: %s", state.attempt_number, exc)
+    log.info("retrying after attempt %d of GET %s: %s", state.attempt_number, path, exc)
