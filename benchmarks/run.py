@@ -45,7 +45,8 @@ from benchmarks.gateway import Workload, gateway, large_day_gateway
 from benchmarks.report import markdown_report, targets
 
 # sync-s3: the same backfill into a bucket of an S3 server on loopback (moto, its own process).
-CONTENDERS = ("floor", "floor-lanes", "sync", "sync-s3", "dlt")
+# sync-baseline: the same backfill run by the code of --baseline-ref, side by side.
+CONTENDERS = ("floor", "floor-lanes", "sync", "sync-baseline", "sync-s3", "dlt")
 # Days of very large sessions, each measured with this code and with BASELINE_REF's.
 MEMORY_ROWS = ("ten-streams", "rdp")
 # The last commit before a day's events were written as they are built and the reader's
@@ -114,7 +115,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        default=",".join(CONTENDERS + MEMORY_ROWS),
+        default=",".join(c for c in CONTENDERS + MEMORY_ROWS if c != "sync-baseline"),
         help=f"contenders and memory rows to run, comma-separated from "
         f"{','.join(CONTENDERS + MEMORY_ROWS)} (ten-streams: a day of ten 100 MiB "
         "streams; rdp: a day with one 128 MiB RDP recording)",
@@ -258,6 +259,11 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
         with contextlib.ExitStack() as stack:
             sync_dir = stack.enter_context(scratch_dir("sync"))
             store = None
+            baseline_src = (
+                stack.enter_context(baseline_checkout(args.baseline_ref))
+                if "sync-baseline" in args.only and args.baseline_ref != "none"
+                else None
+            )
             if "sync-s3" in args.only:
                 from tests.s3.server import s3_server
 
@@ -287,6 +293,19 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
                             concurrency=args.concurrency,
                             timeout_s=args.timeout,
                         )
+                    elif name == "sync-baseline":
+                        if baseline_src is None:
+                            result = Result(name, "not run", note="--baseline-ref none")
+                        else:
+                            result = run_sync_backfill(
+                                gw,
+                                workload,
+                                sync_dir / f"baseline-{i}",
+                                concurrency=args.concurrency,
+                                timeout_s=args.timeout,
+                                pythonpath=baseline_src,
+                                name=f"hoop-sessions backfill, baseline {args.baseline_ref}",
+                            )
                     elif name == "sync-s3":
                         with scratch_dir("sync-s3") as work:
                             result = run_sync_to_store(
