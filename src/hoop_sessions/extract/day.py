@@ -28,6 +28,7 @@ from hoop_sessions.errors import (
 )
 from hoop_sessions.extract.client import HoopClient, RequestStats
 from hoop_sessions.extract.listing import (
+    WindowResult,
     list_day,
     listed_before,
     queued,
@@ -150,6 +151,164 @@ def body_digest(body: bytes) -> str:
     return hashlib.blake2b(body.rstrip(b"\r\n"), digest_size=16).hexdigest()
 
 
+class _Reads:
+    """The gets of one day's sessions, each failure kept to its own session.
+
+    A session read before keeps its previous body (``STALE``), a 404 marks it gone; one never
+    read becomes a ``get`` reject; the ledger retries both on later runs. Only a token or settings
+    error, or ``FAILURES_IN_A_ROW`` failures with no success between them, stop the day.
+    """
+
+    def __init__(
+        self,
+        client: HoopClient,
+        owner: dict[str, WindowResult],
+        old: _PreviousBodies,
+        *,
+        day: date,
+        store_output: str,
+        rejects: list[dict[str, Any]],
+    ) -> None:
+        self._client = client
+        self._owner = owner
+        self._old = old
+        self._day = day
+        self._store_output = store_output
+        self._in_a_row = 0
+        self.rejects = rejects
+        self.failures: dict[str, str] = {}
+        self.stale: set[str] = set()
+        self.gone: set[str] = set()
+
+    async def fetch(self, sid: str) -> tuple[str, bytes | None]:
+        stats = self._owner[sid].stats
+        try:
+            body = await self._client.get_session(sid, stats)
+            self._in_a_row = 0
+            if self._store_output != "full":
+                body = protect_output(body, self._store_output)
+            return sid, body
+        except (AuthenticationError, ConfigError):
+            raise  # the run cannot go on: the token or the settings are wrong
+        except HoopSessionsError as exc:
+            error = exc
+        cause = _failure_cause(error)
+        self.failures[sid] = cause
+        self._in_a_row += 1
+        if self._in_a_row >= FAILURES_IN_A_ROW and len(self.failures) >= FAILURES_IN_A_ROW:
+            # Not one bad session but the gateway failing every read: give the day up (its
+            # previous content stays) instead of retrying each of its sessions in turn.
+            raise RetriesExhaustedError(
+                f"{self._in_a_row} sessions in a row could not be read (last: {sid}: {cause})"
+            )
+        if sid in self._old.ids:
+            # Read before: the session keeps its previous body and rows, marked stale in the
+            # ledger; one bad answer never deletes audit evidence.
+            self.stale.add(sid)
+            if isinstance(error, NotFoundError):
+                self.gone.add(sid)
+            log.warning(
+                "%s: session %s could not be read again, its previous copy is kept: %s",
+                self._day,
+                sid,
+                cause,
+            )
+            return sid, STALE
+        self.rejects.append(reject_row(sid, "get", cause, None))
+        return sid, None
+
+
+class _DayOutput:
+    """The bodies of a day, in listing order, into its raw file; and whether the day changed.
+
+    A re-read day that may turn out unchanged (the nightly case) is held, not written, while it
+    looks unchanged: bodies are compared with the previous file's digests, and only once something
+    differs are the bodies so far written, the reused ones copied from the previous file. An
+    unchanged day then costs no decompression or compression at all. A previous file without
+    digests (older versions) is compared body by body as it is written.
+    """
+
+    def __init__(
+        self,
+        writer: RawDayWriter,
+        old: _PreviousBodies,
+        *,
+        day: date,
+        store_output: str,
+        reprotect: bool,
+        changed: bool,
+        hold: bool,
+    ) -> None:
+        self._writer = writer
+        self._old = old
+        self._day = day
+        self._store_output = store_output
+        self._reprotect = reprotect
+        self._held: list[tuple[str, bytes | None]] | None = [] if hold else None
+        self._held_bytes = 0
+        self.changed = changed
+        self.fetched: list[str] = []
+        self.digests: dict[str, str] = {}
+        self.reused = 0
+
+    def take(self, sid: str, body: bytes | None) -> None:
+        """A result of ``_Reads.fetch`` (or ``REUSE``): the body read, ``REUSE``, ``STALE``, or
+        None for a session that could not be read and has no previous body."""
+        if body is None:
+            self.changed = True
+        elif body is REUSE:
+            self.reused += 1
+        if self._held is not None:
+            self._hold(sid, body)
+        else:
+            self._write_compared(sid, body)
+
+    def _hold(self, sid: str, body: bytes | None) -> None:
+        assert self._held is not None
+        if body is REUSE or body is STALE:
+            self._held.append((sid, None))
+            self.digests[sid] = self._old.digests[sid]
+            self.fetched.append(sid)
+        elif body is not None:
+            self.digests[sid] = body_digest(body)
+            self.changed = self.changed or self.digests[sid] != self._old.digests.get(sid)
+            self._held.append((sid, body))
+            self._held_bytes += len(body)
+            self.fetched.append(sid)
+        if self.changed or self._held_bytes > HELD_BYTES:
+            for held_sid, held_body in self._held:
+                self._write(held_sid, held_body)
+            self._held = None
+
+    def _write(self, sid: str, body: bytes | None) -> None:
+        """Write ``body``, or with None the previous file's body of ``sid``."""
+        if body is None:
+            body = self._old.body(sid)
+            if body is None:
+                raise RawDataError(
+                    f"the previous raw file of {self._day} lost the body of {sid}: sync it again"
+                )
+            if self._reprotect:
+                body = protect_output(body, self._store_output)
+        self._writer.write(body)
+
+    def _write_compared(self, sid: str, body: bytes | None) -> None:
+        previous_body = self._old.body(sid)
+        if body is REUSE or body is STALE:
+            body = previous_body
+        elif body is not None and body.rstrip(b"\r\n") != previous_body:
+            self.changed = True
+        if body is None:
+            self.changed = True
+            return
+        if self._reprotect and body is previous_body:
+            body = protect_output(body, self._store_output)
+        self._writer.write(body)
+        reused_digest = self._old.digests.get(sid) if body is previous_body else None
+        self.digests[sid] = reused_digest or body_digest(body)
+        self.fetched.append(sid)
+
+
 async def extract_day(
     client: HoopClient,
     *,
@@ -181,55 +340,19 @@ async def extract_day(
     else:
         windows, listed, order = before
     progress.day_listed(day, len(order), listed=before is None)
-    owner = {sid: listed.by_id[sid][1] for sid in order}
     rejects = list(listed.rejects)
+    reads = _Reads(
+        client,
+        {sid: listed.by_id[sid][1] for sid in order},
+        old,
+        day=day,
+        store_output=store_output,
+        rejects=rejects,
+    )
 
     def reusable(sid: str) -> tuple[str, bytes | None] | None:
         return (sid, REUSE) if old.reusable(sid, listed.fingerprints[sid]) else None
 
-    failures: dict[str, str] = {}
-    in_a_row = [0]
-    stale: set[str] = set()
-    gone: set[str] = set()
-
-    async def fetch(sid: str) -> tuple[str, bytes | None]:
-        stats = owner[sid].stats
-        try:
-            body = await client.get_session(sid, stats)
-            in_a_row[0] = 0
-            return sid, protect_output(body, store_output) if store_output != "full" else body
-        except (AuthenticationError, ConfigError):
-            raise  # the run cannot go on: the token or the settings are wrong
-        except HoopSessionsError as exc:
-            error = exc
-        cause = _failure_cause(error)
-        failures[sid] = cause
-        in_a_row[0] += 1
-        if in_a_row[0] >= FAILURES_IN_A_ROW and len(failures) >= FAILURES_IN_A_ROW:
-            # Not one bad session but the gateway failing every read: give the day up (its
-            # previous content stays) instead of retrying each of its sessions in turn.
-            raise RetriesExhaustedError(
-                f"{in_a_row[0]} sessions in a row could not be read (last: {sid}: {cause})"
-            )
-        if sid in old.ids:
-            # Read before: the session keeps its previous body and rows, marked stale in the
-            # ledger; one bad answer never deletes audit evidence.
-            stale.add(sid)
-            if isinstance(error, NotFoundError):
-                gone.add(sid)
-            log.warning(
-                "%s: session %s could not be read again, its previous copy is kept: %s",
-                day,
-                sid,
-                cause,
-            )
-            return sid, STALE
-        rejects.append(reject_row(sid, "get", cause, None))
-        return sid, None
-
-    fetched: list[str] = []
-    digests: dict[str, str] = {}
-    reused = 0
     # Bodies copied forward from a raw file written under a mode that kept more output are
     # reduced again: a switch to a stricter HOOP_STORE_OUTPUT applies to every body written.
     reprotect = bool(
@@ -238,72 +361,27 @@ async def extract_day(
     changed = (
         set(order) != old.ids
         or bool(rejects)
-        or bool(reprotect)
+        or reprotect
         or (previous is not None and (not previous.raw_is_loaded or previous.rebuild))
     )
-    # A re-read day that may turn out unchanged (the nightly case) is not written while it looks
-    # unchanged: bodies are compared with the previous file's digests, and only once something
-    # differs are the bodies so far written, the reused ones copied from the previous file. An
-    # unchanged day then costs no decompression or compression at all (it was about half of a
-    # nightly run's CPU). A previous file without digests (older versions) is compared body by body.
-    held: list[tuple[str, bytes | None]] | None = (
-        [] if previous is not None and not changed and old.ids <= old.digests.keys() else None
-    )
-    held_bytes = 0
     with RawDayWriter(raw_dir, day) as writer:
-
-        def write(sid: str, body: bytes | None) -> None:
-            """Write ``body``, or with None the previous file's body of ``sid``."""
-            if body is None:
-                body = old.body(sid)
-                if body is None:
-                    raise RawDataError(
-                        f"the previous raw file of {day} lost the body of {sid}: sync it again"
-                    )
-                if reprotect:
-                    body = protect_output(body, store_output)
-            writer.write(body)
-
+        output = _DayOutput(
+            writer,
+            old,
+            day=day,
+            store_output=store_output,
+            reprotect=reprotect,
+            changed=changed,
+            hold=previous is not None and not changed and old.ids <= old.digests.keys(),
+        )
         async with aclosing(
-            ordered_map(order, fetch, limit=queued(concurrency), ready=reusable)
+            ordered_map(order, reads.fetch, limit=queued(concurrency), ready=reusable)
         ) as results:
             async for sid, body in results:
                 progress.session_fetched(day)
-                if body is None:
-                    changed = True
-                elif body is REUSE:
-                    reused += 1
-                if held is not None:
-                    if body is REUSE or body is STALE:
-                        held.append((sid, None))
-                        digests[sid] = old.digests[sid]
-                        fetched.append(sid)
-                    elif body is not None:
-                        digests[sid] = body_digest(body)
-                        changed = changed or digests[sid] != old.digests.get(sid)
-                        held.append((sid, body))
-                        held_bytes += len(body)
-                        fetched.append(sid)
-                    if changed or held_bytes > HELD_BYTES:
-                        for held_sid, held_body in held:
-                            write(held_sid, held_body)
-                        held = None
-                    continue
-                previous_body = old.body(sid)
-                if body is REUSE or body is STALE:
-                    body = previous_body
-                elif body is not None and body.rstrip(b"\r\n") != previous_body:
-                    changed = True
-                if body is not None:
-                    if reprotect and body is previous_body:
-                        body = protect_output(body, store_output)
-                    writer.write(body)
-                    reused_digest = old.digests.get(sid) if body is previous_body else None
-                    digests[sid] = reused_digest or body_digest(body)
-                    fetched.append(sid)
-                else:
-                    changed = True
-        changed = changed or bool(rejects)
+                output.take(sid, body)
+        changed = output.changed or bool(rejects)
+        fetched = output.fetched
         header: RawHeader = {
             "format": 1,
             "start_day": day.isoformat(),
@@ -314,7 +392,7 @@ async def extract_day(
             "finished_at": datetime.now(UTC).isoformat(),
             "order": fetched,
             "fingerprints": {sid: listed.fingerprints[sid] for sid in fetched},
-            "digests": digests,
+            "digests": output.digests,
             "windows": [w.to_json() for w in windows],
             "rejects": rejects,
             "gaps": listed.gaps,
@@ -338,14 +416,14 @@ async def extract_day(
         requests=total.requests,
         retries=total.retries,
         windows=len(windows),
-        reused=reused,
+        reused=output.reused,
         changed=changed or previous is None,
         listed_again=before is None,
         stamp=stamp,
         listed_ids=tuple(order),
-        read_ids=tuple(sid for sid in fetched if sid not in stale),
-        failures=failures,
-        stale=frozenset(stale),
-        gone=frozenset(gone),
+        read_ids=tuple(sid for sid in fetched if sid not in reads.stale),
+        failures=reads.failures,
+        stale=frozenset(reads.stale),
+        gone=frozenset(reads.gone),
         gaps=tuple(listed.gaps),
     )
