@@ -20,7 +20,9 @@ from hoop_sessions.compliance.report import (
 from hoop_sessions.compliance.rules import load_rules
 from hoop_sessions.warehouse import load as warehouse
 
-from .mixed_dataset import DAYS, HOSTILE_TEXT, PERIOD
+from .conftest import Load
+from .hoop_records import at, session
+from .mixed_dataset import DAYS, HOSTILE_TEXT, PERIOD, mixed_records
 
 GENERATED_AT = dt.datetime(2025, 3, 8, 6, 0, tzinfo=dt.UTC)
 
@@ -39,6 +41,29 @@ def html_text(mixed_data_dir: Path) -> str:
 def test_the_report_escapes_values_from_the_warehouse(html_text: str) -> None:
     assert HOSTILE_TEXT not in html_text
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in html_text
+    assert "<script" not in html_text.lower()
+
+
+def test_a_hostile_connection_or_environment_name_stays_text_in_tables_and_charts(
+    load: Load,
+) -> None:
+    hostile = '<script>alert(1)</script> "quoted" & co'
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &quot;quoted&quot; &amp; co"
+    records = [
+        *mixed_records(),
+        # A failed production session: its connection name is shown in failed_prod_session's rows.
+        session("hostile-connection", start=at("08:00", DAYS[1]), connection=hostile, exit_code=1),
+        # Its environment names a series of the sessions-per-day chart and its legend.
+        session("hostile-environment", start=at("09:00", DAYS[1]), environment=hostile),
+    ]
+    html_text = report_html(load(records))
+
+    section = re.search(r'<section id="rule-failed_prod_session">.*?</section>', html_text, re.S)
+    legend = re.search(r'<div class="legend">.*?</div>', html_text, re.S)
+    assert section and f'<td class="">{escaped}</td>' in section.group()
+    assert legend and escaped in legend.group()
+    assert f"{escaped}: 1</title>" in html_text  # the chart's tooltip for that day
+    assert hostile not in html_text and '"quoted"' not in html_text
     assert "<script" not in html_text.lower()
 
 

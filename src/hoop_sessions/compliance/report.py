@@ -6,8 +6,11 @@ rows. The file opens offline: CSS is inlined, the charts are SVG drawn here, not
 and nothing runs. Every value from the warehouse is HTML-escaped: session data is user input
 (connection names, guardrail rule names, typed text) and must not become markup.
 
-The queries behind the coverage section and the charts are SQL files in ``report_assets/``; the
-findings come from the rules themselves (``compliance.run_rule``), run for the period.
+The page is Jinja2 templates in ``report_assets/`` (``report.html.j2`` and the building blocks
+in ``macros.html.j2``), rendered with autoescaping on, so escaping is the engine's default and not
+something each line of markup must remember. The queries behind the coverage section and the
+charts are SQL files there too; the findings come from the rules themselves
+(``compliance.run_rule``), run for the period.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 from decimal import Decimal
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from string import Template
-from typing import Any
+from typing import Any, Self
 
 import duckdb
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from hoop_sessions.compliance.rules import Rule, RuleResult, bind_each, load_rules, run_rule
 from hoop_sessions.errors import HoopSessionsError
@@ -204,12 +209,22 @@ def format_value(value: object) -> str:
     return str(value)
 
 
-def _e(value: object) -> str:
-    """Escaped for HTML text and attribute values."""
-    return html.escape(value if isinstance(value, str) else format_value(value), quote=True)
+class _Html(Markup):
+    """Markup whose ``format``, ``join`` and ``+`` escape what they insert as the report always
+    has: a value as ``format_value`` shows it, through ``html.escape`` (``&quot;`` for a quote,
+    where MarkupSafe writes ``&#34;``). Markup already (a macro's output, a chart) goes in as it is.
+    """
+
+    @classmethod
+    def escape(cls, s: Any, /) -> Self:
+        if hasattr(s, "__html__"):
+            return cls(s.__html__())
+        return cls(html.escape(format_value(s), quote=True))
 
 
 # --- SVG charts ---------------------------------------------------------------------------
+# Drawn here, where the geometry is computed, as markup: ``_Html(...).format(...)`` escapes each
+# value it inserts (labels are session data), so the finished SVG goes into the page as it is.
 
 
 def _nice_ceiling(value: float) -> tuple[float, float]:
@@ -223,16 +238,18 @@ def _nice_ceiling(value: float) -> tuple[float, float]:
     return step * math.ceil(value / step), step
 
 
-def _svg_open(width: int, height: int, title: str) -> list[str]:
+def _svg_open(width: int, height: int, title: str) -> list[Markup]:
     return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{_e(title)}">',
-        f"<title>{_e(title)}</title>",
+        _Html(
+            '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" role="img" '
+            'aria-label="{}">'
+        ).format(width, height, title),
+        _Html("<title>{}</title>").format(title),
     ]
 
 
 def _y_axis(
-    parts: list[str],
+    parts: list[Markup],
     *,
     top: float,
     left: float,
@@ -244,16 +261,22 @@ def _y_axis(
     tick = 0.0
     while tick <= y_max + 1e-9:
         y = top + plot_h - plot_h * tick / y_max
-        parts.append(f'<line class="axis" x1="{left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(
-            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:g}</text>'
+            _Html('<line class="axis" x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}"/>').format(
+                left, right, y, y
+            )
+        )
+        parts.append(
+            _Html('<text class="tick" x="{}" y="{:.1f}" text-anchor="end">{:g}</text>').format(
+                left - 6, y + 4, tick
+            )
         )
         tick += step
 
 
 def stacked_bars_svg(
     days: Sequence[dt.date], series: Mapping[str, Sequence[int]], *, title: str
-) -> str:
+) -> Markup:
     """Vertical bars per day, stacked by series (environment), with a y axis."""
     width, height, left, top, bottom = 760, 260, 44, 12, 40
     plot_w, plot_h = width - left - 12, height - top - bottom
@@ -272,23 +295,28 @@ def stacked_bars_svg(
                 h = plot_h * values[i] / y_max
                 y -= h
                 parts.append(
-                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                    f'fill="{colour}"><title>{_e(day)} {_e(name)}: {values[i]}</title></rect>'
+                    _Html(
+                        '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}">'
+                        "<title>{} {}: {}</title></rect>"
+                    ).format(x, y, bar, h, colour, day, name, values[i])
                 )
         if i % label_every == 0:
             parts.append(
-                f'<text class="tick" x="{x + bar / 2:.1f}" y="{height - bottom + 16}" '
-                f'text-anchor="middle">{_e(day.strftime("%m-%d"))}</text>'
+                _Html('<text class="tick" x="{:.1f}" y="{}" text-anchor="middle">{}</text>').format(
+                    x + bar / 2, height - bottom + 16, day.strftime("%m-%d")
+                )
             )
-    parts.append("</svg>")
-    legend = "".join(
-        f'<span><span class="swatch" style="background:{colour}"></span>{_e(name)}</span>'
+    parts.append(_Html("</svg>"))
+    legend = _Html("").join(
+        _Html('<span><span class="swatch" style="background:{}"></span>{}</span>').format(
+            colour, name
+        )
         for name, colour in zip(series, PALETTE * 4, strict=False)
     )
-    return "".join(parts) + f'<div class="legend">{legend}</div>'
+    return _Html("").join(parts) + _Html('<div class="legend">{}</div>').format(legend)
 
 
-def columns_svg(labels: Sequence[str], counts: Sequence[int], *, title: str) -> str:
+def columns_svg(labels: Sequence[str], counts: Sequence[int], *, title: str) -> Markup:
     """A histogram: one labelled column per bucket, the count above it."""
     width, height, left, top, bottom = 760, 240, 44, 18, 36
     plot_w, plot_h = width - left - 12, height - top - bottom
@@ -300,22 +328,26 @@ def columns_svg(labels: Sequence[str], counts: Sequence[int], *, title: str) -> 
         h = plot_h * count / y_max
         x, y = left + i * slot + slot * 0.15, top + plot_h - h
         parts.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" '
-            f'fill="{PALETTE[0]}"><title>{_e(label)}: {count}</title></rect>'
+            _Html(
+                '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}">'
+                "<title>{}: {}</title></rect>"
+            ).format(x, y, slot * 0.7, h, PALETTE[0], label, count)
         )
         parts.append(
-            f'<text x="{x + slot * 0.35:.1f}" y="{y - 4:.1f}" text-anchor="middle" '
-            f'font-size="11">{count}</text>'
+            _Html(
+                '<text x="{:.1f}" y="{:.1f}" text-anchor="middle" font-size="11">{}</text>'
+            ).format(x + slot * 0.35, y - 4, count)
         )
         parts.append(
-            f'<text class="tick" x="{x + slot * 0.35:.1f}" y="{height - bottom + 16}" '
-            f'text-anchor="middle">{_e(label)}</text>'
+            _Html('<text class="tick" x="{:.1f}" y="{}" text-anchor="middle">{}</text>').format(
+                x + slot * 0.35, height - bottom + 16, label
+            )
         )
-    parts.append("</svg>")
-    return "".join(parts)
+    parts.append(_Html("</svg>"))
+    return _Html("").join(parts)
 
 
-def hbars_svg(rows: Sequence[tuple[str, int, str]], *, title: str) -> str:
+def hbars_svg(rows: Sequence[tuple[str, int, str]], *, title: str) -> Markup:
     """Horizontal bars (label, count, colour), one per row, count at the end of the bar."""
     row_h, left, right = 22, 210, 50
     width = 760
@@ -326,135 +358,27 @@ def hbars_svg(rows: Sequence[tuple[str, int, str]], *, title: str) -> str:
         y = 5 + i * row_h
         w = (width - left - right) * count / top_count
         parts.append(
-            f'<text x="{left - 8}" y="{y + 14}" text-anchor="end" font-size="12">{_e(label)}</text>'
+            _Html('<text x="{}" y="{}" text-anchor="end" font-size="12">{}</text>').format(
+                left - 8, y + 14, label
+            )
         )
         parts.append(
-            f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{colour}">'
-            f"<title>{_e(label)}: {count}</title></rect>"
+            _Html(
+                '<rect x="{}" y="{}" width="{:.1f}" height="{}" fill="{}">'
+                "<title>{}: {}</title></rect>"
+            ).format(left, y + 3, w, row_h - 8, colour, label, count)
         )
-        parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 14}" font-size="12">{count}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-# --- HTML ---------------------------------------------------------------------------------
-
-
-def _table(
-    columns: Sequence[str], rows: Sequence[Sequence[object]], *, bad: Sequence[bool] | None = None
-) -> str:
-    numeric = [
-        all(
-            isinstance(r[i], int | float | Decimal) and not isinstance(r[i], bool)
-            for r in rows
-            if r[i] is not None
-        )
-        and any(r[i] is not None for r in rows)
-        for i in range(len(columns))
-    ]
-    mono = [c.endswith("_id") for c in columns]
-    # A column name may break after an underscore (and only there): a wide table's header row
-    # no longer sets its width.
-    names = [_e(c).replace("_", "_<wbr>") for c in columns]
-    head = "".join(
-        f'<th class="num">{names[i]}</th>' if numeric[i] else f"<th>{names[i]}</th>"
-        for i in range(len(columns))
-    )
-    body = []
-    for n, row in enumerate(rows):
-        cells = "".join(
-            f'<td class="{"num" if numeric[i] else "mono" if mono[i] else ""}">{_e(v)}</td>'
-            for i, v in enumerate(row)
-        )
-        marker = ' class="bad"' if bad and bad[n] else ""
-        body.append(f"<tr{marker}>{cells}</tr>")
-    return (
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
-    )
-
-
-def _badge(severity: str) -> str:
-    return f'<span class="badge {_e(severity)}">{_e(severity)}</span>'
-
-
-def _card(label: str, figure: object, tone: str = "") -> str:
-    return (
-        f'<div class="card {tone}"><div class="figure">{_e(figure)}</div>'
-        f'<div class="label">{_e(label)}</div></div>'
-    )
-
-
-def _coverage(data: ReportData) -> str:
-    synced = [d for d in data.days if d.synced]
-    missing = data.days_without_data
-    unreconciled = [d for d in synced if not d.reconciled]
-    listed = sum(d.sessions_listed for d in synced)
-    loaded = sum(d.sessions_loaded for d in synced)
-    rejected = sum(d.sessions_rejected for d in synced)
-    parts = [
-        '<h2 id="coverage">Coverage</h2>',
-        '<p class="muted">A day counts as synced when the sync ledger (<code>sync_windows</code>) '
-        "holds it. It reconciles when every session hoop listed was loaded or rejected "
-        "(listed = loaded + rejected) and the warehouse holds the loaded ones.</p>",
-        '<div class="cards">',
-        _card("days in period", len(data.days)),
-        _card("days synced", len(synced), "good" if not missing else "alert"),
-        _card("sessions listed", listed),
-        _card("sessions loaded", loaded),
-        _card("sessions rejected", rejected, "alert" if rejected else ""),
-        _card(
-            "days not reconciled",
-            len(unreconciled),
-            "alert" if unreconciled else "good",
-        ),
-        "</div>",
-    ]
-    if missing:
         parts.append(
-            f'<p><span class="badge high">gap</span> {len(missing)} day(s) of the period have no '
-            f"sync ledger, so their sessions are not in this report: "
-            f"{_e(', '.join(d.isoformat() for d in missing))}.</p>"
+            _Html('<text x="{:.1f}" y="{}" font-size="12">{}</text>').format(
+                left + w + 6, y + 14, count
+            )
         )
-    if data.principals:
-        parts.append("<h3>Sync identity</h3>")
-        parts.append(
-            _table(("principal", "api_url", "days", "first_day", "last_day"), data.principals)
-        )
-    parts.append("<details><summary>Per-day ledger</summary>")
-    columns = (
-        "day",
-        "synced",
-        "sessions_listed",
-        "sessions_loaded",
-        "sessions_rejected",
-        "sessions_in_warehouse",
-        "sessions_not_final",
-        "reject_rows",
-        "synced_at",
-        "reconciled",
-    )
-    rows = [
-        (
-            d.day,
-            d.synced,
-            d.sessions_listed,
-            d.sessions_loaded,
-            d.sessions_rejected,
-            d.sessions_in_warehouse,
-            d.sessions_not_final,
-            d.reject_rows,
-            d.synced_at,
-            d.reconciled,
-        )
-        for d in data.days
-    ]
-    parts.append(_table(columns, rows, bad=[not d.reconciled for d in data.days]))
-    parts.append("</details>")
-    return "\n".join(parts)
+    parts.append(_Html("</svg>"))
+    return _Html("").join(parts)
 
 
-def _charts(data: ReportData) -> str:
+def _charts(data: ReportData) -> dict[str, str]:
+    """The three charts of the page, and the approval latency figures beneath the second."""
     days = [d.day for d in data.days]
     index = {day: i for i, day in enumerate(days)}
     totals: dict[str, int] = {}
@@ -474,21 +398,14 @@ def _charts(data: ReportData) -> str:
         else "no approvals in the period"
     )
     per_rule = [(r.rule.id, len(r.rows), SEVERITY_COLOURS[r.rule.severity]) for r in data.findings]
-    return "\n".join(
-        [
-            '<h2 id="charts">Charts</h2><div class="charts">',
-            "<figure><figcaption>Sessions per day by environment</figcaption>",
-            stacked_bars_svg(days, series, title="Sessions per UTC day, stacked by environment"),
-            "</figure>",
-            "<figure><figcaption>Approval latency (review requested to group approval)"
-            "</figcaption>",
-            columns_svg(labels, counts, title="Approvals by latency bucket"),
-            f'<p class="note">{_e(stats)}</p></figure>',
-            "<figure><figcaption>Findings per rule</figcaption>",
-            hbars_svg(per_rule, title="Findings per rule, coloured by severity"),
-            "</figure></div>",
-        ]
-    )
+    return {
+        "sessions_per_day": stacked_bars_svg(
+            days, series, title="Sessions per UTC day, stacked by environment"
+        ),
+        "approval_latency": columns_svg(labels, counts, title="Approvals by latency bucket"),
+        "approval_stats": stats,
+        "findings_per_rule": hbars_svg(per_rule, title="Findings per rule, coloured by severity"),
+    }
 
 
 def _minutes(value: object) -> str:
@@ -498,90 +415,77 @@ def _minutes(value: object) -> str:
     return f"{minutes:.1f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-def _rule_overview(data: ReportData) -> str:
-    rows = []
-    for result in data.findings:
-        rule = result.rule
-        count = len(result.rows)
-        rows.append(
-            f'<tr class="{"bad" if count and rule.severity == "high" else ""}">'
-            f'<td><a href="#rule-{_e(rule.id)}">{_e(rule.id)}</a></td>'
-            f"<td>{_badge(rule.severity)}</td><td>{_e(rule.question)}</td>"
-            f'<td class="controls">{_e("; ".join(rule.controls))}</td>'
-            f'<td class="num">{count}</td></tr>'
+# --- HTML ---------------------------------------------------------------------------------
+
+
+def _column_classes(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """Per column, the class of its cells: ``num`` (numbers, right-aligned), ``mono`` (ids)."""
+    classes = []
+    for i, name in enumerate(columns):
+        values = [r[i] for r in rows if r[i] is not None]
+        numeric = bool(values) and all(
+            isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in values
         )
-    return (
-        '<h2 id="findings">Findings per rule</h2><div class="scroll"><table><thead><tr>'
-        '<th>rule</th><th>severity</th><th>question</th><th>controls</th><th class="num">'
-        f"findings</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-    )
+        classes.append("num" if numeric else "mono" if name.endswith("_id") else "")
+    return classes
 
 
-def _rule_section(result: RuleResult, max_rows: int) -> str:
-    rule = result.rule
-    shown = result.rows[:max_rows]
-    settings = ", ".join(
-        f"{name}={format_value(value) or '(none)'}" for name, value in result.params.items()
+def _break_at_underscores(name: str) -> Markup:
+    """A column name that may break after an underscore (and only there): a wide table's header
+    row no longer sets its width."""
+    return _Html.escape(name).replace("_", Markup("_<wbr>"))
+
+
+@cache
+def _templates() -> Environment:
+    """The report's templates, loaded once per process."""
+    environment = Environment(
+        loader=PackageLoader("hoop_sessions.compliance", "report_assets"),
+        # Session data is user input (connection names, guardrail rule names, typed text): every
+        # value a template prints is escaped unless it is markup already. ``finalize`` escapes
+        # first, as the report always has (see _Html); autoescape stays on behind it.
+        autoescape=True,
+        finalize=_Html.escape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-    parts = [
-        f'<section id="rule-{_e(rule.id)}"><h3>{_e(rule.title)} {_badge(rule.severity)} '
-        f'<span class="muted">({len(result.rows)})</span></h3>',
-        f'<p class="question">{_e(rule.question)}</p>',
-        f'<p class="controls">{_e("; ".join(rule.controls))} &middot; rule <code>'
-        f"{_e(rule.id)}</code> &middot; {_e(settings)}</p>",
-    ]
-    if rule.note:
-        parts.append(f'<p class="note">{_e(rule.note)}</p>')
-    if not result.rows:
-        parts.append('<p><span class="badge ok">none</span> nothing found in the period.</p>')
-    else:
-        parts.append(_table(result.columns, shown))
-        if len(result.rows) > len(shown):
-            parts.append(
-                f'<p class="note">{len(result.rows) - len(shown)} more row(s) not shown; all of '
-                f"them: <code>hoop-sessions query {_e(rule.id)} --format csv</code> with the "
-                "same period.</p>"
-            )
-    parts.append("</section>")
-    return "\n".join(parts)
+    environment.filters["format_value"] = format_value
+    environment.filters["break_at_underscores"] = _break_at_underscores
+    environment.globals["column_classes"] = _column_classes
+    return environment
 
 
 def render(data: ReportData, *, max_rows: int = MAX_ROWS_PER_RULE) -> str:
     """The report as one HTML document."""
-    findings = sum(len(r.rows) for r in data.findings)
-    high = sum(len(r.rows) for r in data.findings if r.rule.severity == "high")
-    sessions = sum(d.sessions_in_warehouse for d in data.days)
-    rules_hit = sum(1 for r in data.findings if r.rows)
-    content = [
-        '<div class="cards">',
-        _card("sessions in period", sessions),
-        _card("findings", findings, "alert" if findings else "good"),
-        _card("high-severity findings", high, "alert" if high else "good"),
-        _card("rules with findings", f"{rules_hit} / {len(data.findings)}"),
-        "</div>",
-        _coverage(data),
-        _charts(data),
-        _rule_overview(data),
-        '<h2 id="evidence">Evidence by rule</h2>',
-        *(_rule_section(r, max_rows) for r in data.findings),
-        '<h2 id="summaries">Access reviews</h2>',
-        *(_rule_section(r, max_rows) for r in data.summaries),
-    ]
-    period = f"{data.start.isoformat()} to {data.end.isoformat()}"
+    synced = [d for d in data.days if d.synced]
     extra = {k: v for k, v in data.params.items() if k not in ("start", "end")}
-    settings = ", ".join(f"{k}={format_value(v)}" for k, v in sorted(extra.items()))
-    generated = data.generated_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return Template(_asset("report.html")).substitute(
-        title=_e(f"hoop sessions: compliance evidence, {period}"),
-        subtitle=_e(
-            f"Sessions started on UTC days {period} (inclusive). Generated {generated}"
-            + (f"; parameters: {settings}" if settings else "")
-            + "."
-        ),
-        style=_asset("report.css"),
-        content="\n".join(content),
-        footer=_e(
-            "Generated by hoop-sessions from its DuckDB warehouse; each rule is a SQL file in "
-            "sql/compliance whose header names the question, controls and severity."
-        ),
+    template = _templates().get_template("report.html.j2")
+    return template.render(
+        data=data,
+        max_rows=max_rows,
+        period=f"{data.start.isoformat()} to {data.end.isoformat()}",
+        generated=data.generated_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        settings=", ".join(f"{k}={format_value(v)}" for k, v in sorted(extra.items())),
+        totals={
+            "sessions": sum(d.sessions_in_warehouse for d in data.days),
+            "findings": sum(len(r.rows) for r in data.findings),
+            "high": sum(len(r.rows) for r in data.findings if r.rule.severity == "high"),
+            "rules_hit": sum(1 for r in data.findings if r.rows),
+        },
+        coverage={
+            "synced": len(synced),
+            "listed": sum(d.sessions_listed for d in synced),
+            "loaded": sum(d.sessions_loaded for d in synced),
+            "rejected": sum(d.sessions_rejected for d in synced),
+            "unreconciled": sum(1 for d in synced if not d.reconciled),
+        },
+        # The per-day ledger table: one column per DayCoverage field, a row per day.
+        ledger={
+            "columns": tuple(f.name for f in fields(DayCoverage)),
+            "rows": [astuple(d) for d in data.days],
+            "bad": [not d.reconciled for d in data.days],
+        },
+        charts=_charts(data),
     )
