@@ -10,7 +10,7 @@ The page is Jinja2 templates in ``report_assets/`` (``report.html.j2`` and the b
 in ``macros.html.j2``), rendered with autoescaping on, so escaping is the engine's default and not
 something each line of markup must remember. The queries behind the coverage section and the
 charts are SQL files there too; the findings come from the rules themselves
-(``compliance.run_rule``), run for the period.
+(``compliance.rules.run_rule``), run for the period.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class RawWindow(TypedDict):
 class RawHeader(TypedDict):
     """The extract record at the head of a raw file: what the reading process tells the builder.
 
-    Written by ``extract.extract_day`` and ``ingest.ingest_records``; the keys only the extractor
+    Written by ``extract.day.extract_day`` and ``sync.ingest.ingest_records``; the keys only the extractor
     writes are not required. A record read back from disk is not checked against this shape
     (older files may lack keys), so its readers still use ``get`` and check what they find.
     """
