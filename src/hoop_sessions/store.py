@@ -9,8 +9,8 @@ client itself (for S3: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_S
 identity or an instance's role); nothing here reads or prints them.
 
 Why not ``pyarrow.fs``, which came first: the process that reads hoop publishes each day, and
-Arrow's filesystem cost it 80 MiB (importing Arrow, the AWS SDK, buffers its allocator kept;
-measured on 7 days x 2,000 sessions); this client costs it about 10 MiB.
+Arrow's filesystem cost it several times the memory of this client (importing Arrow, the AWS
+SDK, buffers its allocator kept; the figures are in docs/design.md).
 
 An object store replaces one object atomically but has no rename. An upload here becomes the
 object only when all of it has arrived (a multipart upload is completed last, and aborted on an

@@ -2,8 +2,8 @@
 
 The client sends thousands of small GETs to one origin with a fixed number in flight. A general
 connection pool (httpx's) scans all its connections and checks each socket for every request it
-places, and parses every URL from text: measured here on 4,000 session gets with 8 in flight,
-about 1.7 ms of CPU per request against 0.75 ms for this module, which gives each request slot its
+places, and parses every URL from text; that cost more CPU per session get than anything else
+in a sync (the figures are in docs/performance.md). This module gives each request slot its
 own connection (httpcore's HTTP/1.1 connection, reopened when the server closes it or it idles
 out) and builds request targets from parts.
 

@@ -3,7 +3,7 @@
 The run starts it with ``subprocess`` and sends it pickled requests over its standard input; the
 answers come back over a pipe of their own (the worker's standard output goes to its standard
 error, so that nothing printed by a library can corrupt them). Not ``multiprocessing``: its spawn
-start method also starts multiprocessing's resource tracker, a third Python process of 12 MiB,
+start method also starts multiprocessing's resource tracker, a third Python process,
 for the semaphores of the pool's queues, and this worker needs none.
 
 Requests are ``(settings, day, changed)``; answers ``("ok", (BuildResult | None, rows))`` or
@@ -118,14 +118,13 @@ class _NoPandas:
 
 
 def lean_build_process() -> None:
-    """Keep the build worker's memory down (measured on 3 days x 2,000 sessions x 30 events).
+    """Keep the build worker's memory down (the figures are in docs/performance.md).
 
     - pyarrow imports pandas, when it is installed, on its first ``pa.array`` call only to ask
-      whether the values are a pandas object: 378 modules and about 35 MiB that building Arrow
-      arrays from Python lists never uses. Refusing the import makes pyarrow treat pandas as
-      absent (peak 216 -> 181 MiB).
+      whether the values are a pandas object: hundreds of modules that building Arrow arrays
+      from Python lists never uses. Refusing the import makes pyarrow treat pandas as absent.
     - Arrow's default allocator (mimalloc) keeps freed pages between days; the system allocator,
-      trimmed after each day (``build.release_memory``), returns them (181 -> 150 MiB).
+      trimmed after each day (``build.day.release_memory``), returns them.
       It must be chosen before pyarrow is imported, so this runs first in the worker.
     """
     sys.meta_path.insert(0, _NoPandas())
