@@ -17,7 +17,6 @@ killed half-way through a re-link leaves). Where the chain is broken it is left 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from filelock import FileLock
 
 from hoop_sessions.extract.raw import raw_path
 from hoop_sessions.paths import file_sha256, table_path
@@ -125,12 +125,10 @@ def record_day(data_dir: Path, day: date) -> None:
     """
     folder = manifest_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+b") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            _record_day(data_dir, day)
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    # A new FileLock per call: its own open file, so that two threads of one process exclude
+    # each other as two processes do (flock locks belong to the open file).
+    with FileLock(folder / ".lock"):
+        _record_day(data_dir, day)
 
 
 def _link_holds(
