@@ -50,6 +50,7 @@ from tests.reliability.test_crashes import (
     kill_moments,
     measured_run,
     start_backfill,
+    warm_up,
 )
 from tests.s3.lake import commits, committed_keys, lake_objects, store_lake
 from tests.s3.proxy import FaultProxy
@@ -187,6 +188,7 @@ def sequence(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> S
             )
             assert old.returncode == 0, old.stderr
         with serve(SimulatorConfig(start=FIRST_DAY, now=NOW, **SHAPE)) as gateway:
+            warm_up(gateway, tmp / "warm")
             # The uninterrupted run, into a bucket of its own: its phases and its uploads.
             work = next(works)
             wire.arm(None)
