@@ -22,7 +22,7 @@ from hoop_sessions.sync.ledger import Ledger
 from hoop_sessions.sync.run import nightly_days, sync_days
 from tests.conftest import settings_for as shared_settings_for
 from tests.records import b64, session_record
-from tests.reliability.conftest import cli_env, run_cli
+from tests.reliability.conftest import backfill, cli_env, run_cli
 from tests.reliability.hostile import HostileGateway, Reply, error_reply
 
 TODAY = datetime.now(UTC).date()
@@ -253,9 +253,7 @@ def test_one_sync_catches_up_six_missed_nights_then_reads_only_what_is_new(
     )
     env = cli_env(gateway.url, gateway.token, tmp_path, HOOP_SYNC_START_DATE=str(first))
     # Three nights ran, then the host was down for six.
-    done = run_cli(
-        "backfill", "--start", str(first), "--end", str(first + timedelta(days=2)), env=env
-    )
+    done = backfill(first, first + timedelta(days=2), env=env)
     assert done.returncode == 0, done.stderr
 
     caught_up = run_cli("sync", env=env)
@@ -282,7 +280,7 @@ def test_two_always_failing_gets_load_the_rest_exit_1_and_a_plain_rerun_reads_th
     broken = gateway_factory(**shape, failing_sessions=frozenset(ids[:2]))
     env = cli_env(broken.url, broken.token, tmp_path, HOOP_RETRY_ATTEMPTS="2")
 
-    failed = run_cli("backfill", "--start", str(day), "--end", str(day), env=env)
+    failed = backfill(day, day, env=env)
 
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "2 item(s) in 1 day(s) are incomplete" in failed.stderr
@@ -295,14 +293,7 @@ def test_two_always_failing_gets_load_the_rest_exit_1_and_a_plain_rerun_reads_th
     assert status.returncode == 1 and all(s in status.stdout for s in ids[:2])
 
     healthy = gateway_factory(**shape)
-    again = run_cli(
-        "backfill",
-        "--start",
-        str(day),
-        "--end",
-        str(day),
-        env=cli_env(healthy.url, healthy.token, tmp_path),
-    )
+    again = backfill(day, day, env=cli_env(healthy.url, healthy.token, tmp_path))
 
     assert again.returncode == 0, again.stderr
     assert {r[0] for r in rows(tmp_path, "SELECT session_id FROM sessions")} == set(ids)
@@ -337,7 +328,7 @@ def test_a_command_run_waits_for_another_writer_of_the_data_directory_and_says_w
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         env = cli_env(gateway.url, gateway.token, tmp_path, HOOP_WAREHOUSE_LOCK_TIMEOUT="1")
-        waited = run_cli("backfill", "--start", str(day), "--end", str(day), env=env)
+        waited = backfill(day, day, env=env)
         assert waited.returncode == 1
         assert "Dagster run of 2026-11-30" in waited.stderr and "Traceback" not in waited.stderr
         assert not (tmp_path / "warehouse.duckdb").exists()
@@ -346,14 +337,7 @@ def test_a_command_run_waits_for_another_writer_of_the_data_directory_and_says_w
         holder.stdin.write("\n")
         holder.stdin.close()
         holder.wait(timeout=30)
-    done = run_cli(
-        "backfill",
-        "--start",
-        str(day),
-        "--end",
-        str(day),
-        env=cli_env(gateway.url, gateway.token, tmp_path),
-    )
+    done = backfill(day, day, env=cli_env(gateway.url, gateway.token, tmp_path))
     assert done.returncode == 0, done.stderr
 
 
@@ -361,14 +345,7 @@ def test_the_run_summary_names_the_record_warnings_of_a_day(hostile, tmp_path):
     day = TODAY - timedelta(days=4)
     newer = record(1, day, identity_type="sidecar")  # a value a newer gateway sends
     hostile.add_day(day, [newer, record(2, day)])
-    done = run_cli(
-        "backfill",
-        "--start",
-        str(day),
-        "--end",
-        str(day),
-        env=cli_env(hostile.url, hostile.token, tmp_path),
-    )
+    done = backfill(day, day, env=cli_env(hostile.url, hostile.token, tmp_path))
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if "record warning(s)" in line)
     assert line.startswith(str(day)) and 'identity_type="sidecar"' in line

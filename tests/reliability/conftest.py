@@ -92,6 +92,13 @@ def run_cli(
     )
 
 
+def backfill(
+    first: date, last: date, *flags: str, env: dict[str, str], **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """``hoop-sessions backfill --start FIRST --end LAST [FLAGS]``, run as ``run_cli`` runs it."""
+    return run_cli("backfill", "--start", str(first), "--end", str(last), *flags, env=env, **kwargs)
+
+
 def cli_env(url: str, token: str, data_dir: Path, **extra: str) -> dict[str, str]:
     return {
         "HOOP_API_URL": url,

@@ -33,7 +33,7 @@ import pytest
 
 from hoop_sessions.simulator import SimulatorConfig, serve
 from tests.conftest import FIRST_DAY, NOW
-from tests.reliability.conftest import cli_env, content_hash, run_cli
+from tests.reliability.conftest import backfill, cli_env, content_hash, run_cli
 
 DAYS = [FIRST_DAY + timedelta(days=i) for i in range(3)]
 PHASES = ("listing", "fetching", "parquet", "loading")
@@ -241,14 +241,7 @@ def warm_up(gateway: Any, data_dir: Path) -> None:
     """An unmeasured backfill first: the simulator makes each day on its first request, so a
     measured run on a cold gateway lists for longer than the runs killed after it, and kills
     aimed at its listing land in the fetching that follows."""
-    warmed = run_cli(
-        "backfill",
-        "--start",
-        str(DAYS[0]),
-        "--end",
-        str(DAYS[-1]),
-        env=cli_env(gateway.url, gateway.token, data_dir),
-    )
+    warmed = backfill(DAYS[0], DAYS[-1], env=cli_env(gateway.url, gateway.token, data_dir))
     assert warmed.returncode == 0, warmed.stderr
 
 
@@ -346,14 +339,7 @@ def crash_sequence(tmp: Path, kills: int) -> Sequence:
     log = tmp / "backfills.log"
     crashed, measured = tmp / "crashed", tmp / "measured"
     with serve(SimulatorConfig(start=FIRST_DAY, now=NOW, **OLD)) as gateway:
-        old_run = run_cli(
-            "backfill",
-            "--start",
-            str(DAYS[0]),
-            "--end",
-            str(DAYS[-1]),
-            env=cli_env(gateway.url, gateway.token, crashed),
-        )
+        old_run = backfill(DAYS[0], DAYS[-1], env=cli_env(gateway.url, gateway.token, crashed))
         assert old_run.returncode == 0, old_run.stderr
     old = signatures(crashed / "warehouse.duckdb")
     shutil.copytree(crashed, measured)
@@ -387,9 +373,7 @@ def crash_sequence(tmp: Path, kills: int) -> Sequence:
                 done.append(kill_at(env, log, phases, order, aimed, after))
             leftovers = temp_files(crashed)
             plant_decoys(crashed)
-            rerun = run_cli(
-                "backfill", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--redo", env=env
-            )
+            rerun = backfill(DAYS[0], DAYS[-1], "--redo", env=env)
         finally:
             stop.touch()
             try:

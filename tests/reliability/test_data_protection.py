@@ -9,16 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIRST_DAY
-from tests.reliability.conftest import cli_env, run_cli
+from tests.reliability.conftest import backfill, cli_env
 
 
 def backfill_with_umask(gateway, data_dir: Path, umask: int):
-    return run_cli(
-        "backfill",
-        "--start",
-        str(FIRST_DAY),
-        "--end",
-        str(FIRST_DAY),
+    return backfill(
+        FIRST_DAY,
+        FIRST_DAY,
         env=cli_env(gateway.url, gateway.token, data_dir),
         preexec_fn=lambda: os.umask(umask),
     )

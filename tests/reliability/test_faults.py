@@ -16,7 +16,7 @@ from hoop_sessions.simulator import Dataset
 from hoop_sessions.simulator.config import FAULT_KINDS
 from hoop_sessions.sync.run import sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for
-from tests.reliability.conftest import cli_env, content_hash, run_cli
+from tests.reliability.conftest import backfill, cli_env, content_hash
 
 # Seed 4 draws every fault kind at both default sizes (checked by the tests themselves).
 SEED = 4
@@ -65,24 +65,16 @@ def test_a_day_that_keeps_failing_is_named_with_its_cause_keeps_its_old_rows_and
     # were still running or waiting for review: it differs from today's.
     early = datetime.combine(failing + timedelta(days=1), time(0, 1), tzinfo=UTC)
     before = gateway_factory(days=3, sessions_per_day=30, seed=8, now=early)
-    done = run_cli(
-        "backfill",
-        "--start",
-        str(failing),
-        "--end",
-        str(failing),
-        env=cli_env(before.url, before.token, data, HOOP_CLOSE_MARGIN_MINUTES="0"),
+    done = backfill(
+        failing, failing, env=cli_env(before.url, before.token, data, HOOP_CLOSE_MARGIN_MINUTES="0")
     )
     assert done.returncode == 0, done.stderr
     failing_before = content_hash(data / "warehouse.duckdb", day=failing)
 
     broken = gateway_factory(days=3, sessions_per_day=30, seed=8, failing_days=frozenset({failing}))
-    failed = run_cli(
-        "backfill",
-        "--start",
-        str(days[0]),
-        "--end",
-        str(days[-1]),
+    failed = backfill(
+        days[0],
+        days[-1],
         "--redo",
         env=cli_env(broken.url, broken.token, data, HOOP_RETRY_ATTEMPTS="3"),
     )
@@ -114,14 +106,7 @@ def test_a_day_that_keeps_failing_is_named_with_its_cause_keeps_its_old_rows_and
 
     # The same command against a healthy gateway completes the day it could not read.
     healthy = gateway_factory(days=3, sessions_per_day=30, seed=8)
-    again = run_cli(
-        "backfill",
-        "--start",
-        str(days[0]),
-        "--end",
-        str(days[-1]),
-        env=cli_env(healthy.url, healthy.token, data),
-    )
+    again = backfill(days[0], days[-1], env=cli_env(healthy.url, healthy.token, data))
     assert again.returncode == 0, again.stderr
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         loaded = {

@@ -40,7 +40,7 @@ from hoop_sessions.sync.ingest import ingest_records
 from hoop_sessions.sync.run import sync_days
 from tests.conftest import FIRST_DAY, NOW, settings_for
 from tests.records import session_record
-from tests.reliability.conftest import cli_env, run_cli
+from tests.reliability.conftest import backfill, cli_env, run_cli
 from tests.reliability.hostile import ADMIN_USERINFO, HostileGateway, Reply
 
 REVIEWER = TokenIdentity(email="rita@acme.example", name="Rita", subject="rita", groups=("sre",))
@@ -358,7 +358,7 @@ def test_plain_http_to_a_host_that_is_not_loopback_is_refused_before_any_request
         sync_days(Settings.from_env(env), [FIRST_DAY], now=NOW, transport=recorder)
     assert recorder.requests == []
     assert canary not in exception_text(info.value)
-    done = run_cli("backfill", "--start", str(FIRST_DAY), "--end", str(FIRST_DAY), env=env)
+    done = backfill(FIRST_DAY, FIRST_DAY, env=env)
     assert done.returncode == 1 and "HOOP_ALLOW_HTTP" in done.stderr
     assert canary not in done.stdout + done.stderr
 

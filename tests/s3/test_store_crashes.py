@@ -36,7 +36,7 @@ import pytest
 from hoop_sessions.simulator import SimulatorConfig, serve
 from hoop_sessions.store import ObjectStore
 from tests.conftest import FIRST_DAY, NOW
-from tests.reliability.conftest import cli_env, content_hash, run_cli
+from tests.reliability.conftest import backfill, cli_env, content_hash
 from tests.reliability.test_crashes import (
     DAYS,
     OLD,
@@ -178,12 +178,9 @@ def sequence(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> S
     with FaultProxy((s3_server.host, s3_server.port)) as proxy:
         wire = Tripwire(proxy)
         with serve(SimulatorConfig(start=FIRST_DAY, now=NOW, **OLD)) as gateway:
-            old = run_cli(
-                "backfill",
-                "--start",
-                str(DAYS[0]),
-                "--end",
-                str(DAYS[-1]),
+            old = backfill(
+                DAYS[0],
+                DAYS[-1],
                 env=store_env(gateway, s3_server, crashed_url, next(works), proxy),
             )
             assert old.returncode == 0, old.stderr
@@ -227,9 +224,7 @@ def sequence(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> S
                     kill_at(env_of_run, log, PhaseWatch(gateway, work), order, aimed, after)
                 )
 
-            final = run_cli(
-                "backfill", "--start", str(DAYS[0]), "--end", str(DAYS[-1]), "--redo", env=env()
-            )
+            final = backfill(DAYS[0], DAYS[-1], "--redo", env=env())
     done = Sequence(phase_kills, store_kills, upload_count, final, measured_url, crashed_url)
     print(done.describe())
     return done
