@@ -19,7 +19,6 @@ import datetime as dt
 import html
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from decimal import Decimal
@@ -34,7 +33,7 @@ from markupsafe import Markup
 
 from hoop_sessions.compliance.rules import Rule, RuleResult, bind_each, load_rules, run_rule
 from hoop_sessions.errors import HoopSessionsError
-from hoop_sessions.tempfiles import aside
+from hoop_sessions.tempfiles import write_atomic
 
 MAX_ROWS_PER_RULE = 500
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies, and in greyscale print.
@@ -165,19 +164,10 @@ def write_report(
     data = collect(con, start=start, end=end, params=params)
     document = render(data, max_rows=max_rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # A sibling temporary file, then a rename: same file system, so the rename is atomic. The
-    # report holds session data (who, where, what they typed), like the data directory, whose
-    # files are the owner's only: created 0600, whatever the umask; sharing it is a choice.
-    tmp = aside(out)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # an older file of the same name keeps its mode through O_TRUNC
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(document)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # Written aside and renamed (a reader never sees half a file). The report holds session data
+    # (who, where, what they typed), like the data directory, whose files are the owner's only:
+    # 0600 whatever the umask; sharing it is a choice.
+    write_atomic(out, document.encode("utf-8"), private=True)
     return data
 
 
