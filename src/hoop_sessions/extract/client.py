@@ -216,7 +216,7 @@ class HoopClient:
         try:
             return await self._once(path, params, validate_json)
         except TransientApiError as exc:
-            first_failure = exc
+            failed: TransientApiError | None = exc
             if self._settings.retry_attempts <= 1 and exc.kind in RETRY_POLICY:
                 raise self._exhausted(path, exc, 1) from None
             if self._settings.retry_attempts <= 1:
@@ -234,7 +234,6 @@ class HoopClient:
             reraise=True,
             before_sleep=functools.partial(_log_retry, path),
         )
-        failed: TransientApiError | None = first_failure
         try:
             async for attempt in retrying:
                 with attempt:
