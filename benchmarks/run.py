@@ -259,9 +259,10 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
         with contextlib.ExitStack() as stack:
             sync_dir = stack.enter_context(scratch_dir("sync"))
             store = None
+            # The baseline's code, extracted once for the contender and the nightly that run it.
             baseline_src = (
                 stack.enter_context(baseline_checkout(args.baseline_ref))
-                if "sync-baseline" in args.only and args.baseline_ref != "none"
+                if args.baseline_ref != "none" and ("sync-baseline" in args.only or args.nightly)
                 else None
             )
             if "sync-s3" in args.only:
@@ -342,9 +343,9 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
                             full.wall_s / workload.days
                         )
                     out["nightly"] = nightly.to_json()
-                    if args.baseline_ref != "none":
+                    if baseline_src is not None:
                         out["nightly_baseline"] = _baseline_nightly(
-                            args, gw, sync_data, workload, full_wall=full.wall_s
+                            args, gw, sync_data, workload, baseline_src, full_wall=full.wall_s
                         ).to_json()
                 else:
                     out["nightly"] = Result(
@@ -368,12 +369,18 @@ def run_contenders(args: argparse.Namespace, out: dict[str, Any]) -> None:
 
 
 def _baseline_nightly(
-    args: argparse.Namespace, gw: Any, data: Path, workload: Workload, *, full_wall: float | None
+    args: argparse.Namespace,
+    gw: Any,
+    data: Path,
+    workload: Workload,
+    src: Path,
+    *,
+    full_wall: float | None,
 ) -> Result:
     """The same nightly run by the baseline's code, on a copy of the same data directory (the
     baseline reads its state from the warehouse and the raw files, which are the same)."""
     _log(f"nightly sync with nothing new, baseline code ({args.baseline_ref})")
-    with baseline_checkout(args.baseline_ref) as src, scratch_dir("nightly-baseline") as where:
+    with scratch_dir("nightly-baseline") as where:
         copy = where / "data"
         shutil.copytree(data, copy)
         result = run_sync_nightly(
