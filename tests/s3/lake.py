@@ -4,9 +4,6 @@ in a form two runs can be compared in: rows sorted, the columns that say when a 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -68,7 +65,6 @@ def store_lake(store: ObjectStore) -> dict[str, Rows]:
 def arrow_s3() -> Any:
     """Arrow's own S3 client, on the test server's variables: a reader independent of the
     project's store client."""
-    import os
     from urllib.parse import urlsplit
 
     from pyarrow import fs
@@ -86,25 +82,3 @@ def local_lake(lake_dir: Path) -> dict[str, Rows]:
         files = sorted(str(p) for p in (lake_dir / table.name).glob("start_day=*/*.parquet"))
         out[table.name] = _rows(ds.dataset(files, format="parquet").to_table())
     return out
-
-
-def backfill_cli(
-    first: date, last: date, *, env: Mapping[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """``hoop-sessions backfill`` as a user runs it, in its own process."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hoop_sessions",
-            "backfill",
-            "--start",
-            str(first),
-            "--end",
-            str(last),
-        ],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )

@@ -20,9 +20,8 @@ from hoop_sessions.build import schema
 from hoop_sessions.simulator import SimulatorConfig, serve
 from hoop_sessions.store import ObjectStore
 from tests.conftest import FIRST_DAY, NOW
-from tests.reliability.conftest import cli_env, content_hash, run_cli
+from tests.reliability.conftest import backfill, cli_env, content_hash, run_cli
 from tests.s3.lake import (
-    backfill_cli,
     commits,
     committed_keys,
     lake_objects,
@@ -49,7 +48,7 @@ def gateway() -> Iterator[Any]:
 def local_run(gateway: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reference: the same backfill into a local data directory."""
     data_dir = tmp_path_factory.mktemp("local") / "data"
-    done = backfill_cli(DAYS[0], DAYS[-1], env=cli_env(gateway.url, gateway.token, data_dir))
+    done = backfill(DAYS[0], DAYS[-1], env=cli_env(gateway.url, gateway.token, data_dir))
     assert done.returncode == 0, done.stderr
     return data_dir
 
@@ -76,7 +75,7 @@ def store_run(gateway: Any, s3_server: S3Server, tmp_path_factory: pytest.TempPa
     """The backfill into a bucket; its ``s3://`` URL."""
     url = s3_server.new_bucket()
     work = tmp_path_factory.mktemp("store-run") / "work"
-    done = backfill_cli(DAYS[0], DAYS[-1], env=store_env(gateway, s3_server, url, work))
+    done = backfill(DAYS[0], DAYS[-1], env=store_env(gateway, s3_server, url, work))
     assert done.returncode == 0, done.stderr
     return url
 
@@ -143,7 +142,7 @@ def test_a_rerun_in_an_empty_working_directory_skips_every_done_day_and_restores
 ) -> None:
     before = gateway.stats.requests
     work = tmp_path / "fresh-work"
-    done = backfill_cli(DAYS[0], DAYS[-1], env=store_env(gateway, s3_server, store_run, work))
+    done = backfill(DAYS[0], DAYS[-1], env=store_env(gateway, s3_server, store_run, work))
     assert done.returncode == 0, done.stderr
     after = gateway.stats.requests
     # No day is listed again; only the sessions that were not final are read again, by id, as a
@@ -182,7 +181,7 @@ def test_a_backfill_whose_uploads_partly_fail_ends_complete_and_equal(
         proxy.inject("PUT", "slowdown", every=5)
         proxy.inject("PUT", "drop-half", nth={3, 17})
         proxy.inject("PUT", "internal", nth={8})
-        done = backfill_cli(
+        done = backfill(
             DAYS[0], DAYS[-1], env=store_env(gateway, s3_server, url, tmp_path / "work", proxy.url)
         )
     assert done.returncode == 0, done.stderr
