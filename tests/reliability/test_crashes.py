@@ -69,7 +69,10 @@ import duckdb
 warehouse, stop, out, sql = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 seen, errors, reads, refused = {}, [], 0, 0
 rng = random.Random(5)
-while not stop.exists():
+while True:
+    # One read more after the stop file appears: it comes after the rerun, so it sees the
+    # warehouse that run published, however the sleeps fell.
+    last = stop.exists()
     try:
         with duckdb.connect(warehouse, read_only=True) as con:
             rows = con.execute(sql).fetchall()
@@ -82,6 +85,8 @@ while not stop.exists():
         for row in rows:
             key = json.dumps([None if v is None else str(v) for v in row])
             seen[key] = seen.get(key, 0) + 1
+    if last:
+        break
     time.sleep(rng.uniform(0.005, 0.03))
 out.write_text(json.dumps({"reads": reads, "refused": refused, "errors": errors[:20], "seen": seen}))
 """
