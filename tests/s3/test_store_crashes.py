@@ -124,30 +124,56 @@ class Tripwire:
             self.seen += 1
             if self.pid is None or self.seen != self.nth:
                 return False
-            os.kill(self.pid, signal.SIGKILL)
+            # Named before the kill: the test wakes as the run dies and reads it (under the lock).
             self.killed_on = f"{method} {path.split('/', 3)[-1]}"
+            os.kill(self.pid, signal.SIGKILL)
             return True
+
+    def killed(self) -> str | None:
+        with self.lock:
+            return self.killed_on
 
 
 @dataclass
 class StoreKill:
     aimed: str
     killed_on: str | None  # the request the run was sending when it was killed; None: it finished
+    returncode: int | None = None
+    requests: tuple[str, ...] = ()  # what the run sent through the proxy, in order
+    log_tail: str = ""  # the end of what the run wrote on stderr
+
+    def __repr__(self) -> str:
+        if self.killed_on is not None:
+            return f"StoreKill(aimed={self.aimed!r}, killed_on={self.killed_on!r})"
+        return (
+            f"StoreKill(aimed={self.aimed!r}, not killed: exit {self.returncode}, "
+            f"{len(self.requests)} request(s): {list(self.requests)}, stderr ends: {self.log_tail!r})"
+        )
 
 
 def kill_in_publishing(
-    env: dict[str, str], log: Path, wire: Tripwire, aimed: str, match: Match, nth: int
+    env: dict[str, str],
+    log: Path,
+    wire: Tripwire,
+    proxy: FaultProxy,
+    aimed: str,
+    match: Match,
+    nth: int,
 ) -> StoreKill:
     wire.arm(None)
+    logged = log.stat().st_size if log.exists() else 0
+    sent = len(proxy.counts.log)
     process = start_backfill(env, log)
     try:
         wire.arm(process.pid, match, nth)
         process.wait()
-        killed_on = wire.killed_on
+        killed_on = wire.killed()
     finally:
         end_session(process.pid)
         wire.arm(None)
-    return StoreKill(aimed, killed_on)
+    requests = tuple(f"{method} {target[:100]}" for method, target, _ in proxy.counts.log[sent:])
+    tail = log.read_bytes()[logged:].decode(errors="replace")[-3000:]
+    return StoreKill(aimed, killed_on, process.returncode, requests, tail)
 
 
 def published_content(store: ObjectStore, into: Path) -> dict[str, str]:
@@ -204,7 +230,7 @@ def sequence(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> S
             # files differ from the last run's (they say when they were synced), so each commit
             # replaces objects.
             store_kills = [
-                kill_in_publishing(env(), log, wire, aimed, match, nth)
+                kill_in_publishing(env(), log, wire, proxy, aimed, match, nth)
                 for aimed, match, nth in (
                     ("the second upload (day 1's raw file)", uploads, 2),
                     ("between a commit and the removal of what it replaced", removal, 1),
