@@ -95,6 +95,11 @@ class WarehouseLockedError(HoopSessionsError):
     """Another process held the DuckDB file for longer than the lock timeout."""
 
 
+class LoadMemoryError(HoopSessionsError):
+    """A day's load did not fit in DuckDB's memory even under the highest limit tried (half of
+    the machine's); it was rolled back, so the day keeps what it held."""
+
+
 class DayFailedError(HoopSessionsError):
     """A day could not be synced; its previous content is untouched."""
 

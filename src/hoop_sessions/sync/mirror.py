@@ -211,11 +211,10 @@ def rebuild_warehouse(settings: Settings) -> list[date]:
     )
     pull_days(settings, days, lake=True)
     ledger = Ledger(settings.data_dir)
-    with connect_writer(settings) as con:
-        for day in days:
-            duck.load_day(con, settings.lake_dir, day)
-            header = read_header(settings.raw_dir, day)
-            record_loaded(ledger, day, header_stamp(header) if header else None)
+    for day in days:
+        duck.load_day_fitting(lambda: connect_writer(settings), settings.lake_dir, day)
+        header = read_header(settings.raw_dir, day)
+        record_loaded(ledger, day, header_stamp(header) if header else None)
     log.info(
         "warehouse rebuilt from %d day(s) of the lake in %.1f s",
         len(days),

@@ -13,11 +13,13 @@ other tables for every session.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from hoop_sessions.errors import WarehouseLockedError
+from hoop_sessions.errors import LoadMemoryError, WarehouseLockedError
 from hoop_sessions.paths import sql_dir
 
 if TYPE_CHECKING:
@@ -269,7 +271,10 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # A COMMIT that failed has already rolled back (DuckDB then has no transaction to roll
+        # back, and saying so would hide why the commit failed).
+        with contextlib.suppress(duckdb.TransactionException):
+            con.execute("ROLLBACK")
         raise
 
 
@@ -280,24 +285,93 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
-# Under this limit DuckDB spills a day of large streams to its temporary directory and loads it
-# in the same time as under twice the limit, with a clearly lower peak; half of it failed to
-# commit. The README's performance section has the figures.
-LOAD_MEMORY_LIMIT = "256MB"
+# Under this limit DuckDB spills a day of many large streams to its temporary directory and loads
+# it in the same time as under twice the limit, with a clearly lower peak. A day whose events are
+# few but large (one 100 MiB stream in 534 events: 200 MiB of payload and text in fewer rows than
+# one DuckDB row group) cannot commit under it, and is loaded again under twice the limit, up to
+# half the machine's memory. docs/performance.md has the figures.
+LOAD_MEMORY_LIMIT_MB = 256
 
 
-def load_day(con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date) -> dict[str, int]:
+def _memory_ceiling_mb() -> int:
+    """Half of the machine's physical memory, in MB (the load's limit never goes above it)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return 4 * LOAD_MEMORY_LIMIT_MB
+    return max(LOAD_MEMORY_LIMIT_MB, total // 2 // 1_000_000)
+
+
+def _out_of_memory(exc: duckdb.Error) -> bool:
+    """DuckDB ran out of its memory limit: while inserting, or while committing (it then names a
+    block it could not pin)."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return True
+    text = str(exc)
+    return "failed to pin block" in text or "Out of Memory" in text
+
+
+def load_day_fitting(
+    connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
+    lake_dir: Path,
+    day: date,
+) -> dict[str, int]:
+    """``load_day`` under ``LOAD_MEMORY_LIMIT_MB``; a day that does not fit is loaded again under
+    twice the limit, up to half the machine's memory, each time on a new connection from
+    ``connect``. Past that, ``LoadMemoryError`` says how much was tried.
+
+    A new connection per attempt: on the connection whose commit ran out of memory, DuckDB 2.0.0
+    loaded the same day again with rows of some sessions twice and of others not at all.
+    """
+    limit, ceiling = LOAD_MEMORY_LIMIT_MB, _memory_ceiling_mb()
+    while True:
+        try:
+            with connect() as con:
+                return load_day(con, lake_dir, day, memory_limit_mb=limit)
+        except LoadMemoryError as exc:
+            if limit >= ceiling:
+                raise LoadMemoryError(
+                    f"{exc}; {limit} MB is half of this machine's memory, the most a load is given: "
+                    "sync this day on a machine with more memory"
+                ) from exc.__cause__
+            higher = min(limit * 2, ceiling)
+            log.warning("%s; loading it again under %d MB", exc, higher)
+            limit = higher
+
+
+def load_day(
+    con: duckdb.DuckDBPyConnection,
+    lake_dir: Path,
+    day: date,
+    *,
+    memory_limit_mb: int = LOAD_MEMORY_LIMIT_MB,
+) -> dict[str, int]:
     """Replace one day of every day table with the day's lake files, in one transaction.
 
     Rows need not keep the files' order, and DuckDB is held to a memory limit and one thread.
     The first two lower the peak memory of loading a day with a large stream (DuckDB spills
     instead). The events are read from the day's Parquet file by DuckDB itself, a row group at a
-    time: they never pass through Python or Arrow here.
+    time: they never pass through Python or Arrow here. A day that does not fit the limit raises
+    ``LoadMemoryError``, rolled back; close the connection then (``load_day_fitting`` does).
     """
+    try:
+        return _load_day(con, lake_dir, day, memory_limit_mb)
+    except (duckdb.OutOfMemoryException, duckdb.TransactionException) as exc:
+        if not _out_of_memory(exc):
+            raise
+        raise LoadMemoryError(
+            f"{day} did not fit in {memory_limit_mb} MB of DuckDB memory and was rolled back "
+            f"(DuckDB: {str(exc).splitlines()[0]})"
+        ) from exc
+
+
+def _load_day(
+    con: duckdb.DuckDBPyConnection, lake_dir: Path, day: date, limit_mb: int
+) -> dict[str, int]:
     from hoop_sessions.build import schema
     from hoop_sessions.paths import table_path
 
-    con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = '{limit_mb}MB'")
     con.execute("SET preserve_insertion_order = false")
     # One thread: each DuckDB thread keeps its own buffers; on a few days of ordinary sessions a
     # load takes the same time with one thread as with several and the build worker's peak

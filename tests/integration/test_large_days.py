@@ -1,0 +1,134 @@
+"""A day whose events are few but large: one 100 MiB stream, in 534 events of 192 KiB.
+
+DuckDB holds a transaction's rows in memory until they fill a row group (122,880 rows); the
+day's payload and text (200 MiB) then do not fit the load's memory limit at commit. The load rolls
+back and tries again under a higher limit; past half the machine's memory it says so, and the day
+keeps what it held.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from hoop_sessions.errors import LoadMemoryError
+from hoop_sessions.simulator import SimulatorConfig, serve
+from hoop_sessions.warehouse import load
+from tests.conftest import FIRST_DAY, NOW
+from tests.integration.test_backfill import run_cli
+
+MIB = 1 << 20
+STREAM_BYTES = 100 * MIB
+SESSIONS = 200
+
+
+@pytest.fixture(scope="module")
+def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path, Any]]:
+    """(the gateway's config, the data directory, the finished backfill) of a day with the stream."""
+    data = tmp_path_factory.mktemp("large-day")
+    config = SimulatorConfig(
+        start=FIRST_DAY,
+        now=NOW,
+        days=1,
+        sessions_per_day=SESSIONS,
+        events_per_session=30,  # more events than DuckDB reads in one go (4,096 rows)
+        large_streams=1,
+        large_stream_bytes=STREAM_BYTES,
+    )
+    with serve(config) as gateway:
+        done = run_cli(
+            "backfill",
+            "--start",
+            str(FIRST_DAY),
+            "--end",
+            str(FIRST_DAY),
+            gateway=gateway,
+            data_dir=data,
+        )
+        yield config, data, done
+
+
+EVENTS = (
+    "SELECT session_id, seq, event_type, payload_bytes, sha256(payload), sha256(payload_text) "
+    "FROM {source} ORDER BY session_id, seq"
+)
+
+
+def events(con: duckdb.DuckDBPyConnection, source: str = "session_events") -> list[tuple[Any, ...]]:
+    """Every event of the day, with digests of its payload and text, in a stable order."""
+    return con.execute(EVENTS.format(source=source)).fetchall()
+
+
+def lake_events(lake: Path) -> list[tuple[Any, ...]]:
+    files = sorted((lake / "session_events").glob(f"start_day={FIRST_DAY}/*.parquet"))
+    assert len(files) == 1, files
+    with duckdb.connect() as con:
+        return events(con, f"read_parquet('{files[0]}')")
+
+
+def stream_bytes(rows: list[tuple[Any, ...]]) -> int:
+    """Bytes of payload of the session with the most."""
+    per_session: dict[str, int] = {}
+    for session, _, _, size, _, _ in rows:
+        per_session[session] = per_session.get(session, 0) + (size or 0)
+    return max(per_session.values())
+
+
+def test_a_day_with_a_100_mib_stream_is_synced_whole(synced: tuple[Any, Path, Any]) -> None:
+    _, data, done = synced
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        sessions = con.execute("SELECT count(*) FROM sessions").fetchone()
+        loaded = events(con)
+    assert sessions == (SESSIONS,)
+    assert stream_bytes(loaded) == STREAM_BYTES
+    assert loaded == lake_events(data / "lake")
+
+
+def test_a_day_that_does_not_fit_the_limit_is_loaded_again_under_a_higher_one(
+    synced: tuple[Any, Path, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, data, done = synced
+    assert done.returncode == 0, done.stderr
+    lake = shutil.copytree(data / "lake", tmp_path / "lake")
+    path = str(tmp_path / "w.duckdb")
+    with caplog.at_level(logging.WARNING, logger=load.__name__):
+        counts = load.load_day_fitting(lambda: duckdb.connect(path), lake, FIRST_DAY)
+    with duckdb.connect(path, read_only=True) as con:  # as a reader finds it: checkpointed
+        loaded = events(con)
+    assert loaded == lake_events(lake)
+    assert stream_bytes(loaded) == STREAM_BYTES
+    assert counts["sessions"] == SESSIONS
+    assert counts["session_events"] == len(loaded)
+    retries = [r.getMessage() for r in caplog.records if "loading it again" in r.getMessage()]
+    assert retries, "the day fitted under the first limit: this test no longer shows a retry"
+    assert f"did not fit in {load.LOAD_MEMORY_LIMIT_MB} MB" in retries[0]
+
+
+def test_past_the_ceiling_the_load_says_so_and_the_day_keeps_what_it_held(
+    synced: tuple[Any, Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, data, done = synced
+    assert done.returncode == 0, done.stderr
+    lake = shutil.copytree(data / "lake", tmp_path / "lake")
+    path = str(tmp_path / "w.duckdb")
+    load.load_day_fitting(lambda: duckdb.connect(path), lake, FIRST_DAY)
+    with duckdb.connect(path, read_only=True) as con:
+        before = events(con)
+    monkeypatch.setattr(load, "_memory_ceiling_mb", lambda: load.LOAD_MEMORY_LIMIT_MB)
+    with pytest.raises(LoadMemoryError) as failed:
+        load.load_day_fitting(lambda: duckdb.connect(path), lake, FIRST_DAY)
+    with duckdb.connect(path, read_only=True) as con:
+        after = events(con)
+    message = str(failed.value)
+    assert str(FIRST_DAY) in message
+    assert f"did not fit in {load.LOAD_MEMORY_LIMIT_MB} MB of DuckDB memory" in message
+    assert "half of this machine's memory" in message
+    assert after == before == lake_events(lake)
