@@ -9,6 +9,7 @@ keeps what it held.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +133,30 @@ def test_past_the_ceiling_the_load_says_so_and_the_day_keeps_what_it_held(
     assert f"did not fit in {load.LOAD_MEMORY_LIMIT_MB} MB of DuckDB memory" in message
     assert "half of this machine's memory" in message
     assert after == before == lake_events(lake)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected_mb"),
+    [
+        ({"memory.max": "2000000000\n"}, 1000),  # cgroup v2: a pod limited to 2 GB
+        ({"memory/memory.limit_in_bytes": "1000000000\n"}, 500),  # cgroup v1
+        ({"memory.max": "100000000\n"}, load.LOAD_MEMORY_LIMIT_MB),  # never below the first limit
+    ],
+)
+def test_the_ceiling_is_half_of_a_containers_memory_limit(
+    tmp_path: Path, files: dict[str, str], expected_mb: int
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert load._memory_ceiling_mb(tmp_path) == expected_mb
+
+
+@pytest.mark.parametrize("files", [{}, {"memory.max": "max\n"}])
+def test_without_a_container_limit_the_ceiling_is_half_of_the_machine(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert load._memory_ceiling_mb(tmp_path) == machine // 2 // 1_000_000

@@ -293,12 +293,25 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 LOAD_MEMORY_LIMIT_MB = 256
 
 
-def _memory_ceiling_mb() -> int:
-    """Half of the machine's physical memory, in MB (the load's limit never goes above it)."""
+# Where a container's memory limit is read: cgroup v2, then v1 ("max" or a huge number: none).
+CGROUP_LIMIT_FILES = ("memory.max", "memory/memory.limit_in_bytes")
+
+
+def _memory_ceiling_mb(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """Half of the memory this process may use, in MB: the machine's, or its container's limit
+    when lower (a pod's limit is far below the node's). The load's limit never goes above it."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (OSError, ValueError):
-        return 4 * LOAD_MEMORY_LIMIT_MB
+        total = 8 * LOAD_MEMORY_LIMIT_MB * 1_000_000
+    for name in CGROUP_LIMIT_FILES:
+        try:
+            text = (cgroup_root / name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+        break
     return max(LOAD_MEMORY_LIMIT_MB, total // 2 // 1_000_000)
 
 
