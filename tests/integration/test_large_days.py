@@ -82,15 +82,17 @@ def stream_bytes(rows: list[tuple[Any, ...]]) -> int:
     return max(per_session.values())
 
 
-@pytest.fixture
-def lake_and_warehouse(synced: tuple[Path, Any], tmp_path: Path) -> tuple[Path, str]:
-    """A copy of the synced day's lake, and a path for a warehouse of its own."""
+@pytest.fixture(scope="module")
+def lake_rows(synced: tuple[Path, Any]) -> list[tuple[Any, ...]]:
+    """The events of the synced day's lake file (a load only reads the lake)."""
     data, done = synced
     assert done.returncode == 0, done.stderr
-    return shutil.copytree(data / "lake", tmp_path / "lake"), str(tmp_path / "w.duckdb")
+    return lake_events(data / "lake")
 
 
-def test_a_day_with_a_100_mib_stream_is_synced_whole(synced: tuple[Path, Any]) -> None:
+def test_a_day_with_a_100_mib_stream_is_synced_whole(
+    synced: tuple[Path, Any], lake_rows: list[tuple[Any, ...]]
+) -> None:
     data, done = synced
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
@@ -99,18 +101,21 @@ def test_a_day_with_a_100_mib_stream_is_synced_whole(synced: tuple[Path, Any]) -
         loaded = events(con)
     assert sessions == (SESSIONS,)
     assert stream_bytes(loaded) == STREAM_BYTES
-    assert loaded == lake_events(data / "lake")
+    assert loaded == lake_rows
 
 
 def test_a_day_that_does_not_fit_the_limit_is_loaded_again_under_a_higher_one(
-    lake_and_warehouse: tuple[Path, str], caplog: pytest.LogCaptureFixture
+    synced: tuple[Path, Any],
+    lake_rows: list[tuple[Any, ...]],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    lake, path = lake_and_warehouse
+    lake, path = synced[0] / "lake", str(tmp_path / "w.duckdb")
     with caplog.at_level(logging.WARNING, logger=load.__name__):
         counts = load.load_day_fitting(lambda: duckdb.connect(path), lake, FIRST_DAY)
     with duckdb.connect(path, read_only=True) as con:  # as a reader finds it: checkpointed
         loaded = events(con)
-    assert loaded == lake_events(lake)
+    assert loaded == lake_rows
     assert stream_bytes(loaded) == STREAM_BYTES
     assert counts["sessions"] == SESSIONS
     assert counts["session_events"] == len(loaded)
@@ -120,10 +125,14 @@ def test_a_day_that_does_not_fit_the_limit_is_loaded_again_under_a_higher_one(
 
 
 def test_past_the_ceiling_the_load_says_so_and_the_day_keeps_what_it_held(
-    lake_and_warehouse: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+    synced: tuple[Path, Any],
+    lake_rows: list[tuple[Any, ...]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    lake, path = lake_and_warehouse
-    load.load_day_fitting(lambda: duckdb.connect(path), lake, FIRST_DAY)
+    # The warehouse the backfill loaded the day into, which the failed load must leave as it is.
+    lake, path = synced[0] / "lake", str(tmp_path / "w.duckdb")
+    shutil.copyfile(synced[0] / "warehouse.duckdb", path)
     with duckdb.connect(path, read_only=True) as con:
         before = events(con)
     monkeypatch.setattr(load, "_memory_ceiling_mb", lambda: load.LOAD_MEMORY_LIMIT_MB)
@@ -135,7 +144,7 @@ def test_past_the_ceiling_the_load_says_so_and_the_day_keeps_what_it_held(
     assert str(FIRST_DAY) in message
     assert f"did not fit in {load.LOAD_MEMORY_LIMIT_MB} MB of DuckDB memory" in message
     assert "half of this machine's memory" in message
-    assert after == before == lake_events(lake)
+    assert after == before == lake_rows
 
 
 @pytest.mark.parametrize(
