@@ -112,7 +112,7 @@ def test_a_day_that_does_not_fit_the_limit_is_loaded_again_under_a_higher_one(
 ) -> None:
     lake, path = synced[0] / "lake", str(tmp_path / "w.duckdb")
     with caplog.at_level(logging.WARNING, logger=load.__name__):
-        counts = load.load_day_fitting(lambda: duckdb.connect(path), lake, FIRST_DAY)
+        counts = load.load_day(lambda: duckdb.connect(path), lake, FIRST_DAY)
     with duckdb.connect(path, read_only=True) as con:  # as a reader finds it: checkpointed
         loaded = events(con)
     assert loaded == lake_rows
@@ -137,7 +137,7 @@ def test_past_the_ceiling_the_load_says_so_and_the_day_keeps_what_it_held(
         before = events(con)
     monkeypatch.setattr(load, "_memory_ceiling_mb", lambda: load.LOAD_MEMORY_LIMIT_MB)
     with pytest.raises(LoadMemoryError) as failed:
-        load.load_day_fitting(lambda: duckdb.connect(path), lake, FIRST_DAY)
+        load.load_day(lambda: duckdb.connect(path), lake, FIRST_DAY)
     with duckdb.connect(path, read_only=True) as con:
         after = events(con)
     message = str(failed.value)

@@ -53,9 +53,7 @@ def load_and_record(settings: Settings, day: date) -> dict[str, int]:
     """
     manifest.record_day(settings.data_dir, day)
     header = read_header(settings.raw_dir, day)
-    counts = warehouse.load_day_fitting(
-        lambda: snapshot.connect_writer(settings), settings.lake_dir, day
-    )
+    counts = warehouse.load_day(lambda: snapshot.connect_writer(settings), settings.lake_dir, day)
     # The lake files were built from the raw file there now (a reader of hoop replaces it only
     # under the one-writer lock, never while a day is loaded).
     record_loaded(Ledger(settings.data_dir), day, header_stamp(header) if header else None)

@@ -212,7 +212,7 @@ def rebuild_warehouse(settings: Settings) -> list[date]:
     pull_days(settings, days, lake=True)
     ledger = Ledger(settings.data_dir)
     for day in days:
-        duck.load_day_fitting(lambda: connect_writer(settings), settings.lake_dir, day)
+        duck.load_day(lambda: connect_writer(settings), settings.lake_dir, day)
         header = read_header(settings.raw_dir, day)
         record_loaded(ledger, day, header_stamp(header) if header else None)
     log.info(

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import date, datetime
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -324,58 +324,44 @@ def _out_of_memory(exc: duckdb.Error) -> bool:
     return "failed to pin block" in text or "Out of Memory" in text
 
 
-def load_day_fitting(
+def load_day(
     connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
     lake_dir: Path,
     day: date,
-) -> dict[str, int]:
-    """``load_day`` under ``LOAD_MEMORY_LIMIT_MB``; a day that does not fit is loaded again under
-    twice the limit, up to half the machine's memory, each time on a new connection from
-    ``connect``. Past that, ``LoadMemoryError`` says how much was tried.
-
-    A new connection per attempt: on the connection whose commit ran out of memory, DuckDB 2.0.0
-    loaded the same day again with rows of some sessions twice and of others not at all.
-    """
-    limit, ceiling = LOAD_MEMORY_LIMIT_MB, _memory_ceiling_mb()
-    while True:
-        try:
-            with connect() as con:
-                return load_day(con, lake_dir, day, memory_limit_mb=limit)
-        except LoadMemoryError as exc:
-            if limit >= ceiling:
-                raise LoadMemoryError(
-                    f"{exc}; {limit} MB is half of this machine's memory, the most a load is given: "
-                    "sync this day on a machine with more memory"
-                ) from exc.__cause__
-            higher = min(limit * 2, ceiling)
-            log.warning("%s; loading it again under %d MB", exc, higher)
-            limit = higher
-
-
-def load_day(
-    con: duckdb.DuckDBPyConnection,
-    lake_dir: Path,
-    day: date,
-    *,
-    memory_limit_mb: int = LOAD_MEMORY_LIMIT_MB,
 ) -> dict[str, int]:
     """Replace one day of every day table with the day's lake files, in one transaction.
 
     Rows need not keep the files' order, and DuckDB is held to a memory limit and one thread.
     The first two lower the peak memory of loading a day with a large stream (DuckDB spills
     instead). The events are read from the day's Parquet file by DuckDB itself, a row group at a
-    time: they never pass through Python or Arrow here. A day that does not fit the limit raises
-    ``LoadMemoryError``, rolled back; close the connection then (``load_day_fitting`` does).
+    time: they never pass through Python or Arrow here.
+
+    A day that does not fit ``LOAD_MEMORY_LIMIT_MB`` is rolled back and loaded again under twice
+    the limit, up to half the memory the process may use, each time on a new connection from
+    ``connect``: on the connection whose commit ran out of memory, DuckDB 2.0.0 loaded the same
+    day again with rows of some sessions twice and of others not at all. Past the ceiling,
+    ``LoadMemoryError`` says how much was tried.
     """
-    try:
-        return _load_day(con, lake_dir, day, memory_limit_mb)
-    except (duckdb.OutOfMemoryException, duckdb.TransactionException) as exc:
-        if not _out_of_memory(exc):
-            raise
-        raise LoadMemoryError(
-            f"{day} did not fit in {memory_limit_mb} MB of DuckDB memory and was rolled back "
-            f"(DuckDB: {str(exc).splitlines()[0]})"
-        ) from exc
+    limit = LOAD_MEMORY_LIMIT_MB
+    while True:
+        try:
+            with connect() as con:
+                return _load_day(con, lake_dir, day, limit)
+        except (duckdb.OutOfMemoryException, duckdb.TransactionException) as exc:
+            if not _out_of_memory(exc):
+                raise
+            failed = (
+                f"{day} did not fit in {limit} MB of DuckDB memory and was rolled back "
+                f"(DuckDB: {str(exc).splitlines()[0]})"
+            )
+            ceiling = _memory_ceiling_mb()
+            if limit >= ceiling:
+                raise LoadMemoryError(
+                    f"{failed}; {limit} MB is half of this machine's memory, the most a load is "
+                    "given: sync this day on a machine with more memory"
+                ) from exc
+            limit = min(limit * 2, ceiling)
+            log.warning("%s; loading it again under %d MB", failed, limit)
 
 
 def _load_day(
@@ -406,50 +392,6 @@ def _load_day(
             counts[table.name] = int(row[0]) if row else 0
         fill_session_summary(con, day, day)
     return counts
-
-
-def non_final_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> list[date]:
-    """Days in [since, until] that hold at least one session that may still change."""
-    if not has_table(con, "sessions"):
-        return []
-    rows = con.execute(
-        "SELECT DISTINCT start_day FROM sessions WHERE NOT is_final AND start_day BETWEEN ? AND ? "
-        "ORDER BY start_day",
-        [since, until],
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def loaded_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> list[date]:
-    """Days in [since, until] that have been synced (they have ledger rows)."""
-    if not has_table(con, "sync_windows"):
-        return []
-    rows = con.execute(
-        "SELECT DISTINCT start_day FROM sync_windows WHERE start_day BETWEEN ? AND ? ORDER BY 1",
-        [since, until],
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def loaded_stamps(con: duckdb.DuckDBPyConnection, since: date, until: date) -> dict[date, datetime]:
-    """For each loaded day in [since, until], when the read it was loaded from finished."""
-    if not has_table(con, "sync_windows"):
-        return {}
-    rows = con.execute(
-        "SELECT start_day, max(finished_at) FROM sync_windows WHERE start_day BETWEEN ? AND ? GROUP BY 1",
-        [since, until],
-    ).fetchall()
-    return {r[0]: r[1] for r in rows}
-
-
-def final_session_ids(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:
-    """Sessions of ``day`` that were final when last read."""
-    if not has_table(con, "sessions"):
-        return []
-    rows = con.execute(
-        "SELECT session_id FROM sessions WHERE start_day = ? AND is_final", [day]
-    ).fetchall()
-    return [r[0] for r in rows]
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
