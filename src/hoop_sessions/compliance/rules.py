@@ -607,22 +607,15 @@ def refresh_findings(
     else:
         warehouse.ensure_session_summary(con)
     counts: dict[str, int] = {}
-    with _rule_settings(con):
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(schema.ddl(schema.COMPLIANCE_FINDINGS))
-            con.execute(
-                f"CREATE OR REPLACE TEMPORARY TABLE {_NEW_FINDINGS} AS "
-                "FROM compliance_findings LIMIT 0"
-            )
-            for rule in findings:
-                counts[rule.id] = _insert_findings(con, rule, bound[rule.id], found_at)
-            _replace_findings(con, found_at)
-            con.execute(f"DROP TABLE {_NEW_FINDINGS}")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    with _rule_settings(con), warehouse.transaction(con):
+        con.execute(schema.ddl(schema.COMPLIANCE_FINDINGS))
+        con.execute(
+            f"CREATE OR REPLACE TEMPORARY TABLE {_NEW_FINDINGS} AS FROM compliance_findings LIMIT 0"
+        )
+        for rule in findings:
+            counts[rule.id] = _insert_findings(con, rule, bound[rule.id], found_at)
+        _replace_findings(con, found_at)
+        con.execute(f"DROP TABLE {_NEW_FINDINGS}")
     return FindingsRefresh(found_at=found_at, counts=counts)
 
 
