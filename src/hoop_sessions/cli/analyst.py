@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from hoop_sessions.cli.options import DAY
 from hoop_sessions.compliance.report import format_value, write_report
 from hoop_sessions.compliance.rules import (
     ParameterValueError,
@@ -85,15 +86,6 @@ def _print(table: Table) -> None:
     natural = _natural_width(table)
     console = Console(highlight=False, width=natural if width is None else min(width, natural))
     console.print(table)
-
-
-def _parse_day(_ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param=param) from None
 
 
 def _parse_params(values: Sequence[str]) -> dict[str, str]:
@@ -185,8 +177,8 @@ def rules_command(rule_id: str | None) -> None:
 
 @click.command("query")
 @click.argument("rule_id", metavar="RULE")
-@click.option("--start", callback=_parse_day, help="First UTC start day, YYYY-MM-DD.")
-@click.option("--end", callback=_parse_day, help="Last UTC start day (inclusive).")
+@click.option("--start", type=DAY, help="First UTC start day, YYYY-MM-DD.")
+@click.option("--end", type=DAY, help="Last UTC start day (inclusive).")
 @click.option(
     "-p",
     "--param",
@@ -337,8 +329,8 @@ def _echo_vertical(
 
 
 @click.command("report")
-@click.option("--start", callback=_parse_day, help="First UTC day; default: the first loaded.")
-@click.option("--end", callback=_parse_day, help="Last UTC day (inclusive); default: the last.")
+@click.option("--start", type=DAY, help="First UTC day; default: the first loaded.")
+@click.option("--end", type=DAY, help="Last UTC day (inclusive); default: the last.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import click
 
 from hoop_sessions.build.result import warning_line
+from hoop_sessions.cli.options import DAY
 from hoop_sessions.config import Settings
 from hoop_sessions.errors import HoopSessionsError
 from hoop_sessions.progress import LogProgress, Progress, RichProgress
@@ -124,23 +125,6 @@ def _days_text(days: list[date]) -> str:
     if len(days) <= 6:
         return ", ".join(str(d) for d in days)
     return f"{days[0]} .. {days[-1]}, {len(days)} days"
-
-
-class _Day(click.DateTime):
-    """A UTC day typed YYYY-MM-DD: click parses it and words the error, this returns the date."""
-
-    name = "day"
-
-    def __init__(self) -> None:
-        super().__init__(formats=["%Y-%m-%d"])
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, date) and not isinstance(value, datetime):
-            return value
-        return super().convert(value, param, ctx).date()
-
-
-DAY = _Day()
 
 
 class LazyGroup(click.Group):
