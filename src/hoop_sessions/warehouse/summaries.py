@@ -7,7 +7,7 @@ turns it into Dagster metadata.
 
 from __future__ import annotations
 
-import gzip
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -42,13 +41,13 @@ class RawDay:
 
 
 def raw_day(raw_dir: Path, day: date) -> RawDay:
-    path = raw.raw_path(raw_dir, day)
-    with gzip.open(path, "rb") as fh:
-        header: raw.RawHeader = orjson.loads(fh.readline())[raw.HEADER_KEY]
+    reader = raw.RawDay(raw_dir, day)  # the header only: RawDataError when it is unreadable
+    reader.close()
+    header = reader.header
     windows = header.get("windows") or []
     principal = header.get("principal") or {}
     return RawDay(
-        path=path,
+        path=reader.path,
         sessions=len(header.get("order") or []),
         sessions_listed=sum(len(w.get("session_ids") or []) for w in windows),
         sessions_rejected=len(header.get("rejects") or []),
@@ -83,10 +82,7 @@ class TableDay:
 
 
 def counts_by(values: Sequence[Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[str(value)] = counts.get(str(value), 0) + 1
-    return dict(sorted(counts.items()))
+    return dict(sorted(Counter(str(value) for value in values).items()))
 
 
 def lake_table_day(
@@ -98,7 +94,7 @@ def lake_table_day(
     rows = first.to_pylist() if first is not None else []
     counts: dict[str, Any] = {}
     if table == "sessions":
-        statuses = pq.read_table(path, columns=["status", "stream_status", "is_final"])
+        statuses = file.read(columns=["status", "stream_status", "is_final"])
         counts["sessions_by_status"] = counts_by(statuses.column("status").to_pylist())
         counts["sessions_by_stream_status"] = counts_by(
             statuses.column("stream_status").to_pylist()
