@@ -185,9 +185,7 @@ class _Reads:
         try:
             body = await self._client.get_session(sid, stats)
             self._in_a_row = 0
-            if self._store_output != "full":
-                body = protect_output(body, self._store_output)
-            return sid, body
+            return sid, protect_output(body, self._store_output)
         except (AuthenticationError, ConfigError):
             raise  # the run cannot go on: the token or the settings are wrong
         except HoopSessionsError as exc:
@@ -380,7 +378,8 @@ async def extract_day(
             async for sid, body in results:
                 progress.session_fetched(day)
                 output.take(sid, body)
-        changed = output.changed or bool(rejects)
+        # Written unless nothing changed since the previous read of the day.
+        changed = output.changed or bool(rejects) or previous is None
         fetched = output.fetched
         header: RawHeader = {
             "format": 1,
@@ -397,7 +396,7 @@ async def extract_day(
             "rejects": rejects,
             "gaps": listed.gaps,
         }
-        if changed or previous is None:
+        if changed:
             path = writer.commit(header)
             stamp = header_stamp(header)
         else:
@@ -417,7 +416,7 @@ async def extract_day(
         retries=total.retries,
         windows=len(windows),
         reused=output.reused,
-        changed=changed or previous is None,
+        changed=changed,
         listed_again=before is None,
         stamp=stamp,
         listed_ids=tuple(order),

@@ -52,6 +52,11 @@ def load_and_record(settings: Settings, day: date) -> dict[str, int]:
     an object store: the caller publishes (``mirror.publish_day``, ``mirror.push_day_records``).
     """
     manifest.record_day(settings.data_dir, day)
+    return load_into_warehouse(settings, day)
+
+
+def load_into_warehouse(settings: Settings, day: date) -> dict[str, int]:
+    """The day's lake files into the writer's copy, and the ledger told which read they hold."""
     header = read_header(settings.raw_dir, day)
     counts = warehouse.load_day(lambda: snapshot.connect_writer(settings), settings.lake_dir, day)
     # The lake files were built from the raw file there now (a reader of hoop replaces it only

@@ -198,10 +198,7 @@ def rebuild_warehouse(settings: Settings) -> list[date]:
     days = committed_days(settings)
     if not days:
         return []
-    from hoop_sessions.extract.raw import header_stamp, read_header
-    from hoop_sessions.sync.ledger import Ledger, record_loaded
-    from hoop_sessions.warehouse import load as duck
-    from hoop_sessions.warehouse.snapshot import connect_writer
+    from hoop_sessions.sync.day import load_into_warehouse
 
     started = time.monotonic()
     log.warning(
@@ -210,11 +207,8 @@ def rebuild_warehouse(settings: Settings) -> list[date]:
         len(days),
     )
     pull_days(settings, days, lake=True)
-    ledger = Ledger(settings.data_dir)
-    for day in days:
-        duck.load_day(lambda: connect_writer(settings), settings.lake_dir, day)
-        header = read_header(settings.raw_dir, day)
-        record_loaded(ledger, day, header_stamp(header) if header else None)
+    for day in days:  # not record_day: hydrate pulled the tamper manifests with the ledger
+        load_into_warehouse(settings, day)
     log.info(
         "warehouse rebuilt from %d day(s) of the lake in %.1f s",
         len(days),
