@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -161,12 +162,8 @@ def _record_day(data_dir: Path, day: date) -> None:
     files = {
         name: file_sha256(path) for name, path in _day_files(data_dir, day).items() if path.exists()
     }
-    history: list[dict[str, dict[str, str]]] = []
-
-    def rewrites() -> dict[str, dict[str, str]]:
-        if not history:
-            history.append(_rewrites(folder))
-        return history[0]
+    # Read once, and only if a link does not name the manifest found before it.
+    rewrites = cache(lambda: _rewrites(folder))
 
     previous: tuple[date, str] | None = None  # the chain as written now
     found: tuple[date, str] | None = None  # the manifest before, as it was found on disk
