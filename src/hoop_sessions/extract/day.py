@@ -37,7 +37,13 @@ from hoop_sessions.extract.listing import (
 from hoop_sessions.extract.ordered import ordered_map
 from hoop_sessions.extract.principal import Principal
 from hoop_sessions.extract.protect import protect_output, stricter
-from hoop_sessions.extract.raw import RawDay, RawDayWriter, RawHeader, header_stamp
+from hoop_sessions.extract.raw import (
+    RawDay,
+    RawDayWriter,
+    RawHeader,
+    content_end,
+    header_stamp,
+)
 from hoop_sessions.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
@@ -148,7 +154,12 @@ HELD_BYTES = 64 * 1024 * 1024
 
 def body_digest(body: bytes) -> str:
     """The digest of a body as the raw file keeps it (without hoop's trailing newline)."""
-    return hashlib.blake2b(body.rstrip(b"\r\n"), digest_size=16).hexdigest()
+    return hashlib.blake2b(memoryview(body)[: content_end(body)], digest_size=16).hexdigest()
+
+
+def _same_content(body: bytes, previous: bytes | None) -> bool:
+    """Whether ``body`` without hoop's trailing newline is ``previous``, compared in place."""
+    return previous is not None and content_end(body) == len(previous) and body.startswith(previous)
 
 
 class _Reads:
@@ -294,7 +305,7 @@ class _DayOutput:
         previous_body = self._old.body(sid)
         if body is REUSE or body is STALE:
             body = previous_body
-        elif body is not None and body.rstrip(b"\r\n") != previous_body:
+        elif body is not None and not _same_content(body, previous_body):
             self.changed = True
         if body is None:
             self.changed = True

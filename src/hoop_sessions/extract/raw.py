@@ -88,6 +88,15 @@ def raw_days(raw_dir: Path) -> list[date]:
     return days
 
 
+def content_end(body: bytes | memoryview) -> int:
+    """Where ``body`` ends without the trailing newline hoop sends. Bodies can be 150 MB: slice
+    a ``memoryview`` to this length rather than copy the body with ``rstrip``."""
+    end = len(body)
+    while end and body[end - 1] in b"\r\n":
+        end -= 1
+    return end
+
+
 def read_header(raw_dir: Path, day: date) -> RawHeader | None:
     """The extract record of a day's raw file, or None when there is no readable one."""
     try:
@@ -143,10 +152,7 @@ class RawDayWriter:
 
     def write(self, body: bytes) -> None:
         assert self._file is not None
-        # Bodies can be 150 MB: trim the trailing newline hoop sends through a view, not a copy.
-        end = len(body)
-        while end and body[end - 1] in b"\r\n":
-            end -= 1
+        end = content_end(body)
         if body.find(b"\n", 0, end) != -1:
             # Pretty-printed JSON would break the one-body-a-line format: store it compacted.
             # Invalid JSON cannot be compacted: its line breaks become spaces (it is rejected later).
